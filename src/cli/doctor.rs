@@ -1,0 +1,177 @@
+//! `coffer doctor`: what is configured, what works, and the one command that fixes what does not.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::paths::Paths;
+use crate::protocol::PROGRAM;
+use crate::store::file::FileStore;
+use crate::unlock::{Unlocker, passphrase};
+
+struct Report {
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str) {
+        println!("  ok    {what}");
+    }
+
+    fn problem(&mut self, what: &str, fix: &str) {
+        self.problems += 1;
+        println!("  FIX   {what}\n        -> {fix}");
+    }
+
+    fn note(&mut self, what: &str) {
+        println!("  note  {what}");
+    }
+}
+
+pub fn run(paths: &Paths) -> ExitCode {
+    let mut report = Report { problems: 0 };
+    println!("{}", crate::protocol::version());
+
+    println!("docker:");
+    check_docker_config(&mut report);
+
+    println!("helper:");
+    match find_on_path(PROGRAM) {
+        Some(path) => report.ok(&format!("{PROGRAM} is on PATH at {}", path.display())),
+        None => report.problem(
+            &format!("{PROGRAM} is not on PATH, so docker cannot run it"),
+            "run ./install.sh, or add its folder to PATH",
+        ),
+    }
+
+    println!("vault:");
+    check_vault(&mut report, paths);
+
+    if report.problems == 0 {
+        println!("everything looks right");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} problem(s) found", report.problems);
+        ExitCode::FAILURE
+    }
+}
+
+fn docker_config_path() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
+        None => directories::BaseDirs::new().map(|d| d.home_dir().join(".docker/config.json")),
+    }
+}
+
+fn check_docker_config(report: &mut Report) {
+    let Some(path) = docker_config_path() else {
+        report.problem(
+            "cannot tell where docker's config.json is",
+            "set DOCKER_CONFIG or HOME",
+        );
+        return;
+    };
+    let config: serde_json::Value = match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(value) => value,
+            Err(_) => {
+                report.problem(
+                    &format!("{} is not valid JSON", path.display()),
+                    "repair or move the file aside",
+                );
+                return;
+            }
+        },
+        Err(_) => serde_json::Value::Null,
+    };
+    let setting = r#"set "credsStore": "coffer" in"#;
+    match config.get("credsStore").and_then(|v| v.as_str()) {
+        Some("coffer") => report.ok(&format!("credsStore is coffer in {}", path.display())),
+        Some(other) => report.problem(
+            &format!(
+                "credsStore is {other:?} in {}: docker uses that helper, not coffer",
+                path.display()
+            ),
+            &format!("{setting} {}", path.display()),
+        ),
+        None => report.problem(
+            &format!("credsStore is not set in {}", path.display()),
+            &format!("{setting} {}", path.display()),
+        ),
+    }
+    if let Some(helpers) = config.get("credHelpers").and_then(|v| v.as_object()) {
+        let ours = helpers
+            .values()
+            .filter(|v| v.as_str() == Some("coffer"))
+            .count();
+        if ours > 0 {
+            report.note(&format!("{ours} registries use coffer through credHelpers"));
+        }
+    }
+    let plaintext = config
+        .get("auths")
+        .and_then(|v| v.as_object())
+        .map_or(0, |auths| {
+            auths
+                .values()
+                .filter(|a| a.get("auth").or_else(|| a.get("identitytoken")).is_some())
+                .count()
+        });
+    if plaintext > 0 {
+        report.problem(
+            &format!(
+                "{plaintext} credential(s) sit unencrypted in the auths of {}",
+                path.display()
+            ),
+            "log in again through coffer (docker login), then remove them from auths",
+        );
+    }
+}
+
+fn check_vault(report: &mut Report, paths: &Paths) {
+    let vault = paths.vault();
+    let store = FileStore::new(paths.clone(), Unlocker::default());
+    if !store.exists() {
+        report.note(&format!(
+            "no vault yet at {} (the first docker login creates it)",
+            vault.display()
+        ));
+        if passphrase::available_source().is_none() {
+            report.problem(
+                "no passphrase source is available",
+                "set COFFER_PASSPHRASE_FILE, or run in a terminal",
+            );
+        }
+        return;
+    }
+    report.ok(&format!("vault at {}", vault.display()));
+    match passphrase::available_source() {
+        Some(source) => report.ok(&format!("passphrase from {source}")),
+        None => {
+            report.problem(
+                "no passphrase source: docker pulls will fail",
+                "run `coffer unlock`, or set COFFER_PASSPHRASE_FILE",
+            );
+            return;
+        }
+    }
+    match store.verify() {
+        Ok(count) => report.ok(&format!(
+            "vault opens and every record authenticates ({count} entries)"
+        )),
+        Err(error) => report.problem(
+            &format!("the vault does not open: {error}"),
+            "follow the advice in the message above",
+        ),
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

@@ -1,0 +1,55 @@
+//! The library's errors. Each message is one line that says what happened and what to do.
+
+use std::path::PathBuf;
+
+use crate::server_url::UrlError;
+use crate::vault::VaultError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("{}: {source}", path.display())]
+    Vault { path: PathBuf, source: VaultError },
+    #[error(
+        "the vault is locked and no passphrase is available: run `coffer unlock`, \
+         or set COFFER_PASSPHRASE_FILE to a file holding the passphrase"
+    )]
+    Locked,
+    #[error("no vault yet at {}: run `coffer init` (or `docker login`, which creates it)", path.display())]
+    NoVault { path: PathBuf },
+    #[error("a vault already exists at {}; use `coffer passwd` to change its passphrase", path.display())]
+    VaultExists { path: PathBuf },
+    #[error("{} is accessible by other users; run `chmod {mode:o} {}` and try again", path.display(), path.display())]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another coffer process held the vault lock for {0} s; if none is running, try again")]
+    LockTimeout(u64),
+    #[error("{0}")]
+    Passphrase(String),
+    #[error("cannot find a home directory for the vault; set COFFER_HOME")]
+    NoHome,
+    #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
+    Entry(String),
+}
+
+impl Error {
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! coffer: a Docker credential helper with an encrypted vault behind it.
+//!
+//! - [`protocol`]: the credential-helper wire protocol, as a function over `Read`/`Write`.
+//! - [`server_url`]: how clients name registries, and which stored key answers a query.
+//! - [`credentials`]: credentials by server URL over any [`store`].
+//! - [`store`]: the store contract, the encrypted file store and an in-memory store.
+//! - [`vault`]: the vault file format and its cryptography.
+//! - [`unlock`]: where the key to open a vault comes from.
+//! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
+//! - [`cli`]: the `coffer` command for people.
+
+pub mod cli;
+pub mod credentials;
+pub mod error;
+pub mod files;
+pub mod hardening;
+pub mod paths;
+pub mod protocol;
+pub mod server_url;
+pub mod store;
+pub mod unlock;
+pub mod vault;
+
+pub use error::{Error, Result};

@@ -1,0 +1,279 @@
+//! The embedded default store: an encrypted vault file that needs no other service.
+//!
+//! Reads take no lock: writers replace the file atomically, so a reader sees the old or the new
+//! vault, whole. Every read-modify-write holds the vault lock, so parallel `docker login`s
+//! never lose an entry.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use zeroize::Zeroizing;
+
+use super::{Entry, Store, Summary};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::paths::Paths;
+use crate::server_url::ServerUrl;
+use crate::unlock::Unlocker;
+use crate::vault::{self, OpenVault, VaultError, VaultKey};
+
+#[derive(Debug)]
+pub struct FileStore {
+    paths: Paths,
+    unlocker: Unlocker,
+}
+
+impl FileStore {
+    pub fn new(paths: Paths, unlocker: Unlocker) -> Self {
+        FileStore { paths, unlocker }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub fn exists(&self) -> bool {
+        self.paths.vault().exists()
+    }
+
+    /// Creates an empty vault; refuses to replace one.
+    pub fn init(&self) -> Result<()> {
+        self.with_lock(|| {
+            if self.read_bytes()?.is_some() {
+                return Err(Error::VaultExists {
+                    path: self.paths.vault(),
+                });
+            }
+            let key = self.unlocker.new_vault_key()?;
+            self.write(&key, &BTreeMap::new())
+        })
+    }
+
+    /// Opens the vault and checks every record: the deep check `coffer doctor` runs.
+    pub fn verify(&self) -> Result<usize> {
+        let bytes = self.read_bytes()?.ok_or_else(|| Error::NoVault {
+            path: self.paths.vault(),
+        })?;
+        let key = self.vault_key(&bytes)?;
+        Ok(self.decode_all(&bytes, &key)?.len())
+    }
+
+    /// Re-wraps the data key (a passphrase change); every entry is kept as it is.
+    pub fn rekey(&self, rewrap: impl FnOnce(&VaultKey) -> VaultKey) -> Result<usize> {
+        self.with_lock(|| {
+            let bytes = self.read_bytes()?.ok_or_else(|| Error::NoVault {
+                path: self.paths.vault(),
+            })?;
+            let old_key = self.vault_key(&bytes)?;
+            let entries = self.decode_all(&bytes, &old_key)?;
+            self.write(&rewrap(&old_key), &entries)?;
+            Ok(entries.len())
+        })
+    }
+
+    /// The vault file's bytes, after checking that nobody else can read them.
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.paths.vault();
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io {
+                    action: "open",
+                    path,
+                    source: e,
+                });
+            }
+        };
+        let home = self.paths.home();
+        files::check_private(
+            home,
+            &fs::metadata(home).map_err(Error::io("inspect", home))?,
+        )?;
+        files::check_private(
+            &path,
+            &file.metadata().map_err(Error::io("inspect", &path))?,
+        )?;
+        let mut bytes = Vec::new();
+        (&file)
+            .read_to_end(&mut bytes)
+            .map_err(Error::io("read", &path))?;
+        Ok(Some(bytes))
+    }
+
+    fn vault_key(&self, bytes: &[u8]) -> Result<VaultKey> {
+        let header = vault::key_header(bytes).map_err(|e| self.damaged(e))?;
+        self.unlocker.vault_key(&self.paths.vault(), &header)
+    }
+
+    fn open<'b>(&self, bytes: &'b [u8], key: &VaultKey) -> Result<OpenVault<'b>> {
+        OpenVault::open(bytes, key).map_err(|e| self.damaged(e))
+    }
+
+    fn decode_all(&self, bytes: &[u8], key: &VaultKey) -> Result<BTreeMap<String, Entry>> {
+        let vault = self.open(bytes, key)?;
+        let records = vault.records().map_err(|e| self.damaged(e))?;
+        records
+            .iter()
+            .map(|(_, plain)| decode(plain).and_then(|entry| Ok((entry_key(&entry)?, entry))))
+            .collect()
+    }
+
+    fn write(&self, key: &VaultKey, entries: &BTreeMap<String, Entry>) -> Result<()> {
+        let plain: Vec<(&str, Zeroizing<Vec<u8>>)> = entries
+            .iter()
+            .map(|(name, entry)| Ok((name.as_str(), encode(entry)?)))
+            .collect::<Result<_>>()?;
+        let bytes = vault::encode(
+            key,
+            plain.iter().map(|(name, json)| (*name, json.as_slice())),
+        );
+        files::write_atomic(&self.paths.vault(), &bytes)
+    }
+
+    fn with_lock<T>(&self, action: impl FnOnce() -> Result<T>) -> Result<T> {
+        files::ensure_private_dir(self.paths.home())?;
+        let _lock = files::lock(&self.paths.lock(), files::LOCK_TIMEOUT)?;
+        files::remove_stale_temps(&self.paths.vault());
+        action()
+    }
+
+    /// Read-modify-write under the lock; creates the vault on first use.
+    fn modify<T>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, Entry>, &VaultKey) -> T,
+    ) -> Result<T> {
+        self.with_lock(|| {
+            let (key, mut entries) = match self.read_bytes()? {
+                Some(bytes) => {
+                    let key = self.vault_key(&bytes)?;
+                    let entries = self.decode_all(&bytes, &key)?;
+                    (key, entries)
+                }
+                None => (self.unlocker.new_vault_key()?, BTreeMap::new()),
+            };
+            let outcome = change(&mut entries, &key);
+            self.write(&key, &entries)?;
+            Ok(outcome)
+        })
+    }
+
+    fn damaged(&self, source: VaultError) -> Error {
+        Error::Vault {
+            path: self.paths.vault(),
+            source,
+        }
+    }
+
+    fn used_mark(&self, tag: &[u8]) -> PathBuf {
+        self.paths
+            .used_marks()
+            .join(tag.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    /// Records a use by touching an empty per-entry file: no rewrite of the vault on the hot path.
+    fn mark_used(&self, tag: &[u8]) {
+        let path = self.used_mark(tag);
+        let touch = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+        };
+        let file = touch().or_else(|_| {
+            files::ensure_private_dir(&self.paths.used_marks())
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            touch()
+        });
+        if let Ok(file) = file {
+            let _ = file.set_modified(SystemTime::now());
+        }
+    }
+
+    fn last_used(&self, tag: &[u8]) -> Option<u64> {
+        let modified = fs::metadata(self.used_mark(tag))
+            .and_then(|m| m.modified())
+            .ok()?;
+        modified
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+}
+
+impl Store for FileStore {
+    fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(None);
+        };
+        let key = self.vault_key(&bytes)?;
+        let vault = self.open(&bytes, &key)?;
+        let Some((index, plain)) = vault.find(keys).map_err(|e| self.damaged(e))? else {
+            return Ok(None);
+        };
+        self.mark_used(&vault.tag(&keys[index]));
+        decode(&plain).map(Some)
+    }
+
+    fn put(&self, key: &str, mut entry: Entry) -> Result<()> {
+        self.modify(|entries, _| {
+            if let Some(old) = entries.get(key) {
+                entry.created = old.created;
+            }
+            entries.insert(key.to_owned(), entry);
+        })
+    }
+
+    fn remove(&self, keys: &[String]) -> Result<Option<String>> {
+        if !self.exists() {
+            return Ok(None);
+        }
+        self.modify(|entries, vault_key| {
+            let (key, entry) = keys.iter().find_map(|key| entries.remove_entry(key))?;
+            let _ = fs::remove_file(self.used_mark(&vault_key.lookup_tag(&key)));
+            Some(entry.server_url)
+        })
+    }
+
+    fn list(&self) -> Result<Vec<Summary>> {
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(Vec::new());
+        };
+        let key = self.vault_key(&bytes)?;
+        let vault = self.open(&bytes, &key)?;
+        let mut list = vault
+            .records()
+            .map_err(|e| self.damaged(e))?
+            .iter()
+            .map(|(tag, plain)| {
+                Ok(Summary {
+                    last_used: self.last_used(tag),
+                    ..Summary::from(&decode(plain)?)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        list.sort_by(|a, b| a.server_url.cmp(&b.server_url));
+        Ok(list)
+    }
+}
+
+fn decode(plain: &[u8]) -> Result<Entry> {
+    serde_json::from_slice(plain)
+        .map_err(|e| Error::Entry(format!("{:?} at column {}", e.classify(), e.column())))
+}
+
+fn encode(entry: &Entry) -> Result<Zeroizing<Vec<u8>>> {
+    serde_json::to_vec(entry)
+        .map(Zeroizing::new)
+        .map_err(|e| Error::Entry(format!("{:?}", e.classify())))
+}
+
+fn entry_key(entry: &Entry) -> Result<String> {
+    Ok(ServerUrl::parse(&entry.server_url)?.key())
+}

@@ -1,0 +1,70 @@
+//! Turning a vault's key header into its data key: from an unlock cache when one holds it,
+//! else from a passphrase.
+
+pub mod passphrase;
+
+use std::path::Path;
+
+use secrecy::ExposeSecret;
+
+use crate::error::{Error, Result};
+use crate::vault::crypto::{self, KdfParams};
+use crate::vault::format::{KeyHeader, Sealing};
+use crate::vault::{self, NewSealing, VaultKey};
+
+/// Obtains vault keys for the file store.
+#[derive(Debug, Default)]
+pub struct Unlocker {
+    /// Argon2id work factors for a vault created by this process.
+    pub new_vault_params: Option<KdfParams>,
+}
+
+impl Unlocker {
+    /// The data key of the existing vault at `path`.
+    pub fn vault_key(&self, path: &Path, header: &KeyHeader) -> Result<VaultKey> {
+        let in_vault = |source| Error::Vault {
+            path: path.to_path_buf(),
+            source,
+        };
+        match header.sealing {
+            Sealing::Passphrase(_) => {
+                let passphrase =
+                    passphrase::read("coffer vault passphrase: ", false)?.ok_or(Error::Locked)?;
+                let kek = vault::derive_kek(passphrase.expose_secret().as_bytes(), header)
+                    .map_err(in_vault)?;
+                VaultKey::unwrap(header, &kek).map_err(in_vault)
+            }
+            Sealing::Keychain => Err(Error::Passphrase(
+                "this vault is sealed by a key in the OS keychain, which this build cannot reach"
+                    .into(),
+            )),
+        }
+    }
+
+    /// A key for a new vault, sealed by a passphrase from the usual sources.
+    pub fn new_vault_key(&self) -> Result<VaultKey> {
+        let passphrase =
+            passphrase::read("new coffer vault passphrase: ", true)?.ok_or(Error::Locked)?;
+        let params = self.new_vault_params.unwrap_or(KdfParams::DEFAULT);
+        Ok(key_for_new_passphrase(
+            passphrase.expose_secret(),
+            params,
+            None,
+        ))
+    }
+}
+
+/// A passphrase-sealed key: a new data key, or `existing` re-wrapped (passphrase change).
+pub fn key_for_new_passphrase(
+    passphrase: &str,
+    params: KdfParams,
+    existing: Option<&VaultKey>,
+) -> VaultKey {
+    let salt = crypto::random_bytes();
+    let kek = crypto::derive_from_passphrase(passphrase.as_bytes(), &salt, params);
+    let sealing = NewSealing::Passphrase(params);
+    match existing {
+        Some(key) => key.rewrap(sealing, salt, &kek),
+        None => VaultKey::generate(sealing, salt, &kek),
+    }
+}

@@ -1,0 +1,145 @@
+//! Where a passphrase comes from, in order: `COFFER_PASSPHRASE_FILE`, systemd's
+//! `$CREDENTIALS_DIRECTORY/coffer-passphrase`, `COFFER_PASSPHRASE` (least safe: the
+//! environment is visible to the user's other processes), then a prompt on `/dev/tty`.
+//! The prompt talks to the terminal directly because docker gives helpers a pipe for stdin.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result};
+
+pub const FILE_VAR: &str = "COFFER_PASSPHRASE_FILE";
+pub const VALUE_VAR: &str = "COFFER_PASSPHRASE";
+pub const SYSTEMD_CREDENTIAL: &str = "coffer-passphrase";
+
+/// Which source a passphrase came from, for `coffer doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    SystemdCredential(PathBuf),
+    Environment,
+    Terminal,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{FILE_VAR} ({})", path.display()),
+            Source::SystemdCredential(path) => write!(f, "systemd credential ({})", path.display()),
+            Source::Environment => write!(f, "{VALUE_VAR} (least safe)"),
+            Source::Terminal => f.write_str("a prompt on /dev/tty"),
+        }
+    }
+}
+
+/// The first non-interactive source that is configured, or the terminal when there is one.
+pub fn available_source() -> Option<Source> {
+    if let Some(path) = std::env::var_os(FILE_VAR).filter(|v| !v.is_empty()) {
+        return Some(Source::File(path.into()));
+    }
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let path = Path::new(&dir).join(SYSTEMD_CREDENTIAL);
+        if path.exists() {
+            return Some(Source::SystemdCredential(path));
+        }
+    }
+    if std::env::var_os(VALUE_VAR).is_some_and(|v| !v.is_empty()) {
+        return Some(Source::Environment);
+    }
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()
+        .map(|_| Source::Terminal)
+}
+
+/// Reads the passphrase from the first available source; `None` when there is none.
+/// `confirm` asks twice on a terminal (for a new passphrase).
+pub fn read(prompt: &str, confirm: bool) -> Result<Option<SecretString>> {
+    let Some(source) = available_source() else {
+        return Ok(None);
+    };
+    let passphrase = match &source {
+        Source::File(path) | Source::SystemdCredential(path) => {
+            first_line(path, matches!(source, Source::File(_)))?
+        }
+        Source::Environment => SecretString::from(
+            std::env::var(VALUE_VAR)
+                .map_err(|_| Error::Passphrase(format!("{VALUE_VAR} is not valid UTF-8")))?,
+        ),
+        Source::Terminal => prompt_terminal(prompt, confirm)?,
+    };
+    if passphrase.expose_secret().is_empty() {
+        return Err(Error::Passphrase(format!(
+            "the passphrase from {source} is empty"
+        )));
+    }
+    Ok(Some(passphrase))
+}
+
+fn first_line(path: &Path, require_private: bool) -> Result<SecretString> {
+    let metadata = fs::metadata(path).map_err(Error::io("read the passphrase file", path))?;
+    if require_private && metadata.permissions().mode() & 0o077 != 0 {
+        return Err(Error::Permissions {
+            path: path.to_path_buf(),
+            mode: 0o600,
+        });
+    }
+    let content = zeroize::Zeroizing::new(
+        fs::read(path).map_err(Error::io("read the passphrase file", path))?,
+    );
+    let line = content.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = std::str::from_utf8(line).map_err(|_| {
+        Error::Passphrase(format!(
+            "the passphrase in {} is not valid UTF-8",
+            path.display()
+        ))
+    })?;
+    Ok(SecretString::from(text))
+}
+
+fn prompt_terminal(prompt: &str, confirm: bool) -> Result<SecretString> {
+    let ask = |text: &str| {
+        rpassword::prompt_password(text)
+            .map(SecretString::from)
+            .map_err(|e| {
+                Error::Passphrase(format!("cannot read the passphrase from the terminal: {e}"))
+            })
+    };
+    let first = ask(prompt)?;
+    if confirm && ask("Repeat the passphrase: ")?.expose_secret() != first.expose_secret() {
+        return Err(Error::Passphrase(
+            "the two passphrases differ; nothing was changed".into(),
+        ));
+    }
+    Ok(first)
+}
+
+pub const NEW_FILE_VAR: &str = "COFFER_NEW_PASSPHRASE_FILE";
+
+/// A new passphrase for `coffer passwd`: `COFFER_NEW_PASSPHRASE_FILE`, or asked twice on the terminal.
+pub fn read_new() -> Result<SecretString> {
+    let passphrase = if let Some(path) = std::env::var_os(NEW_FILE_VAR).filter(|v| !v.is_empty()) {
+        first_line(Path::new(&path), true)?
+    } else if fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
+    {
+        prompt_terminal("new passphrase: ", true)?
+    } else {
+        return Err(Error::Passphrase(format!(
+            "no terminal to ask for the new passphrase; set {NEW_FILE_VAR} to a file holding it"
+        )));
+    };
+    if passphrase.expose_secret().is_empty() {
+        return Err(Error::Passphrase("the new passphrase is empty".into()));
+    }
+    Ok(passphrase)
+}
