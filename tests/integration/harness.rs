@@ -1,0 +1,295 @@
+//! A temp home per test, the built binaries with a scrubbed environment, and real registries.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// Fails the test, naming the tool, when a real client or server it needs is missing.
+pub fn require(tool: &str) {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|dir| dir.join(tool).is_file());
+    assert!(found, "`{tool}` is not installed; run scripts/test, which installs what the tests need");
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "coffer" => PathBuf::from(env!("CARGO_BIN_EXE_coffer")),
+        "docker-credential-coffer" => PathBuf::from(env!("CARGO_BIN_EXE_docker-credential-coffer")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+/// A throw-away HOME holding the vault, docker's config and the passphrase file.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A home whose vault is created with the cheapest allowed Argon2id parameters.
+    pub fn new() -> Env {
+        let env = Env::empty();
+        env.coffer(&["init", "--kdf-memory-mib", "19", "--kdf-iterations", "2"]).success();
+        env
+    }
+
+    /// A home with a passphrase file but no vault.
+    pub fn empty() -> Env {
+        let dir = tempfile::Builder::new().prefix("coffer-test-").tempdir().expect("temp dir");
+        for sub in ["home", "coffer", "docker"] {
+            fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let env = Env { dir };
+        env.write_private(&env.passphrase_file(), &format!("{PASSPHRASE}\n"));
+        env
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+
+    pub fn coffer_home(&self) -> PathBuf {
+        self.root().join("coffer")
+    }
+
+    pub fn docker_config(&self) -> PathBuf {
+        self.root().join("docker")
+    }
+
+    pub fn vault(&self) -> PathBuf {
+        self.coffer_home().join("vault.coffer")
+    }
+
+    pub fn passphrase_file(&self) -> PathBuf {
+        self.root().join("passphrase")
+    }
+
+    pub fn write_private(&self, path: &Path, content: &str) {
+        fs::write(path, content).expect("write");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+
+    /// A command with only the variables the test sets: none of the developer's own config leaks in.
+    /// It runs in a new session, so it never has a terminal to prompt on.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("setsid");
+        cmd.arg("--wait").arg(program);
+        let bin_dir = bin("coffer").parent().expect("bin dir").to_path_buf();
+        let path = std::env::join_paths(
+            std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .expect("PATH");
+        cmd.env_clear()
+            .env("PATH", path)
+            .env("HOME", self.home())
+            .env("COFFER_HOME", self.coffer_home())
+            .env("DOCKER_CONFIG", self.docker_config())
+            .env("XDG_RUNTIME_DIR", self.root())
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        // Removing the passphrase file is how a test takes the passphrase away.
+        if self.passphrase_file().exists() {
+            cmd.env("COFFER_PASSPHRASE_FILE", self.passphrase_file());
+        }
+        cmd
+    }
+
+    pub fn coffer(&self, args: &[&str]) -> Run {
+        Run::of(self.command(bin("coffer")).args(args), "")
+    }
+
+    /// Runs the helper with one action and `input` on stdin.
+    pub fn helper(&self, action: &str, input: &str) -> Run {
+        Run::of(self.command(bin("docker-credential-coffer")).arg(action), input)
+    }
+
+    /// Every file under the temp root whose bytes contain `needle`.
+    pub fn files_containing(&self, needle: &str) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.root().to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).expect("read dir").flatten() {
+                let path = entry.path();
+                let kind = entry.file_type().expect("file type");
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if kind.is_file() {
+                    let bytes = fs::read(&path).unwrap_or_default();
+                    if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                        found.push(path);
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+/// A finished process: its exit status and output, with assertions that show both on failure.
+pub struct Run {
+    pub output: Output,
+    pub what: String,
+}
+
+impl Run {
+    pub fn of(cmd: &mut Command, input: &str) -> Run {
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.as_bytes().to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let output = child.wait_with_output().expect("wait");
+        let _ = writer.join();
+        Run { output, what }
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn success(&self) -> &Self {
+        assert!(
+            self.output.status.success(),
+            "{} failed ({:?})\nstdout: {}\nstderr: {}",
+            self.what,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    pub fn failure(&self) -> &Self {
+        assert_eq!(self.code(), Some(1), "{} should exit 1\nstdout: {}\nstderr: {}", self.what, self.stdout(), self.stderr());
+        self
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{what} did not listen on {port} within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Debian's docker-registry (distribution 2.8) on a free loopback port, stopped on drop.
+pub struct Registry {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// A registry that takes Basic auth from an htpasswd file holding `user`/`password`.
+    pub fn htpasswd(user: &str, password: &str) -> Registry {
+        require("htpasswd");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let htpasswd = dir.path().join("htpasswd");
+        let mut child = Command::new("htpasswd")
+            .args(["-niB", user])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("htpasswd");
+        child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password");
+        let out = child.wait_with_output().expect("htpasswd");
+        assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+        fs::write(&htpasswd, &out.stdout).expect("write htpasswd");
+        let auth = format!("  htpasswd:\n    realm: coffer-test\n    path: {}\n", htpasswd.display());
+        Registry::start(dir, &auth)
+    }
+
+    /// A registry with the given `auth:` section (YAML, indented by two spaces).
+    pub fn start(dir: tempfile::TempDir, auth: &str) -> Registry {
+        require("docker-registry");
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n{auth}",
+            dir.path().join("data").display()
+        );
+        fs::write(&config, yaml).expect("config");
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        wait_for_port(port, &mut child, "docker-registry");
+        Registry { port, child, _dir: dir }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal OCI image layout (one empty layer) for skopeo to push.
+pub fn oci_layout(dir: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let layout = dir.join("oci");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).expect("mkdir");
+    let put = |bytes: &[u8]| {
+        let digest = format!("{:x}", Sha256::digest(bytes));
+        fs::write(blobs.join(&digest), bytes).expect("blob");
+        (format!("sha256:{digest}"), bytes.len())
+    };
+    let (layer, layer_size) = put(&[0u8; 1024]);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+    );
+    let (config, config_size) = put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_size}}}]}}"#
+    );
+    let (manifest, manifest_size) = put(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest}","size":{manifest_size},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
+    );
+    fs::write(layout.join("index.json"), index).expect("index");
+    fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    layout
+}
