@@ -156,6 +156,11 @@ pub fn key_header(bytes: &[u8]) -> Result<KeyHeader, VaultError> {
     Layout::parse(bytes).map(|layout| layout.key_header)
 }
 
+/// Decrypted bytes of one record, wiped when dropped.
+pub type Plaintext = Zeroizing<Vec<u8>>;
+/// A record's lookup tag.
+pub type Tag = [u8; LOOKUP_TAG_LEN];
+
 /// A vault file whose header and table have been authenticated.
 #[derive(Debug)]
 pub struct OpenVault<'a> {
@@ -199,10 +204,7 @@ impl<'a> OpenVault<'a> {
     }
 
     /// The plaintext stored under the first of `names` that is present.
-    pub fn find(
-        &self,
-        names: &[String],
-    ) -> Result<Option<(usize, Zeroizing<Vec<u8>>)>, VaultError> {
+    pub fn find(&self, names: &[String]) -> Result<Option<(usize, Plaintext)>, VaultError> {
         for (index, name) in names.iter().enumerate() {
             if let Some(row) = self.layout.row(&self.tag(name)) {
                 return self.decrypt(row).map(|plain| Some((index, plain)));
@@ -212,14 +214,14 @@ impl<'a> OpenVault<'a> {
     }
 
     /// Every record's tag and plaintext, in table order.
-    pub fn records(&self) -> Result<Vec<([u8; LOOKUP_TAG_LEN], Zeroizing<Vec<u8>>)>, VaultError> {
+    pub fn records(&self) -> Result<Vec<(Tag, Plaintext)>, VaultError> {
         self.layout
             .rows()
             .map(|row| Ok((row.tag, self.decrypt(row)?)))
             .collect()
     }
 
-    fn decrypt(&self, row: Row) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    fn decrypt(&self, row: Row) -> Result<Plaintext, VaultError> {
         let (nonce, sealed) = self.layout.record(row)?;
         crypto::open(&self.records_key, nonce, sealed, &row.tag).map_err(|_| VaultError::Damaged)
     }
@@ -235,7 +237,7 @@ pub fn encode<'n>(
         .into_iter()
         .map(|(name, plain)| (crypto::lookup_tag(&lookup_key, name), plain))
         .collect();
-    records.sort_by(|a, b| a.0.cmp(&b.0));
+    records.sort_by_key(|record| record.0);
     records.dedup_by(|a, b| a.0 == b.0);
 
     let write_salt: [u8; SALT_LEN] = crypto::random_bytes();

@@ -14,8 +14,12 @@ pub const PASSPHRASE: &str = "correct horse battery staple";
 
 /// Fails the test, naming the tool, when a real client or server it needs is missing.
 pub fn require(tool: &str) {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|dir| dir.join(tool).is_file());
-    assert!(found, "`{tool}` is not installed; run scripts/test, which installs what the tests need");
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|dir| dir.join(tool).is_file());
+    assert!(
+        found,
+        "`{tool}` is not installed; run scripts/test, which installs what the tests need"
+    );
 }
 
 pub fn bin(name: &str) -> PathBuf {
@@ -35,13 +39,17 @@ impl Env {
     /// A home whose vault is created with the cheapest allowed Argon2id parameters.
     pub fn new() -> Env {
         let env = Env::empty();
-        env.coffer(&["init", "--kdf-memory-mib", "19", "--kdf-iterations", "2"]).success();
+        env.coffer(&["init", "--kdf-memory-mib", "19", "--kdf-iterations", "2"])
+            .success();
         env
     }
 
     /// A home with a passphrase file but no vault.
     pub fn empty() -> Env {
-        let dir = tempfile::Builder::new().prefix("coffer-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("coffer-test-")
+            .tempdir()
+            .expect("temp dir");
         for sub in ["home", "coffer", "docker"] {
             fs::create_dir(dir.path().join(sub)).expect("mkdir");
         }
@@ -85,9 +93,9 @@ impl Env {
         let mut cmd = Command::new("setsid");
         cmd.arg("--wait").arg(program);
         let bin_dir = bin("coffer").parent().expect("bin dir").to_path_buf();
-        let path = std::env::join_paths(
-            std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
+        let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )))
         .expect("PATH");
         cmd.env_clear()
             .env("PATH", path)
@@ -110,7 +118,10 @@ impl Env {
 
     /// Runs the helper with one action and `input` on stdin.
     pub fn helper(&self, action: &str, input: &str) -> Run {
-        Run::of(self.command(bin("docker-credential-coffer")).arg(action), input)
+        Run::of(
+            self.command(bin("docker-credential-coffer")).arg(action),
+            input,
+        )
     }
 
     /// Every file under the temp root whose bytes contain `needle`.
@@ -185,13 +196,24 @@ impl Run {
     }
 
     pub fn failure(&self) -> &Self {
-        assert_eq!(self.code(), Some(1), "{} should exit 1\nstdout: {}\nstderr: {}", self.what, self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            Some(1),
+            "{} should exit 1\nstdout: {}\nstderr: {}",
+            self.what,
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -200,7 +222,10 @@ pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited early with {status}");
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "{what} did not listen on {port} within 20 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what} did not listen on {port} within 20 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -225,11 +250,23 @@ impl Registry {
             .stderr(Stdio::piped())
             .spawn()
             .expect("htpasswd");
-        child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(password.as_bytes())
+            .expect("write password");
         let out = child.wait_with_output().expect("htpasswd");
-        assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "htpasswd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         fs::write(&htpasswd, &out.stdout).expect("write htpasswd");
-        let auth = format!("  htpasswd:\n    realm: coffer-test\n    path: {}\n", htpasswd.display());
+        let auth = format!(
+            "  htpasswd:\n    realm: coffer-test\n    path: {}\n",
+            htpasswd.display()
+        );
         Registry::start(dir, &auth)
     }
 
@@ -251,7 +288,11 @@ impl Registry {
             .spawn()
             .expect("start docker-registry");
         wait_for_port(port, &mut child, "docker-registry");
-        Registry { port, child, _dir: dir }
+        Registry {
+            port,
+            child,
+            _dir: dir,
+        }
     }
 
     pub fn host(&self) -> String {
@@ -290,6 +331,10 @@ pub fn oci_layout(dir: &Path) -> PathBuf {
         r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest}","size":{manifest_size},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
     );
     fs::write(layout.join("index.json"), index).expect("index");
-    fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
     layout
 }
