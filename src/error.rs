@@ -34,6 +34,8 @@ pub enum Error {
     LockTimeout(u64),
     #[error("{0}")]
     Passphrase(String),
+    #[error("{}: {message}; fix or remove the file", path.display())]
+    Config { path: PathBuf, message: String },
     #[error("cannot find a home directory for the vault; set COFFER_HOME")]
     NoHome,
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]

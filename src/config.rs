@@ -1,0 +1,60 @@
+//! `config.toml`: coffer's non-secret settings, next to the vault (or in the platform's config
+//! directory). A missing file means every default.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::files;
+use crate::paths::Paths;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {}
+
+impl Config {
+    pub fn load(paths: &Paths) -> Result<Config> {
+        let path = paths.config();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| Error::Config {
+                path,
+                message: e.message().to_owned(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(Error::Io {
+                action: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Writes the whole file atomically (0600 in a 0700 folder).
+    pub fn save(&self, paths: &Paths) -> Result<()> {
+        let path = paths.config();
+        if let Some(dir) = path.parent() {
+            files::ensure_private_dir(dir)?;
+        }
+        let text = toml::to_string_pretty(self).map_err(|e| Error::Config {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        files::write_atomic(&path, text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_the_default_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = Paths::new(dir.path());
+        assert_eq!(Config::load(&paths).expect("load"), Config::default());
+        std::fs::write(paths.config(), "colour = \"blue\"\n").expect("write");
+        let error = Config::load(&paths).expect_err("unknown key");
+        assert!(error.to_string().contains("colour"), "{error}");
+        Config::default().save(&paths).expect("save");
+        assert_eq!(Config::load(&paths).expect("load"), Config::default());
+    }
+}
