@@ -18,10 +18,12 @@ pub struct Credentials {
 impl Credentials {
     /// The user's store, as the environment configures it.
     pub fn from_env() -> Result<Self> {
-        Ok(Credentials::new(FileStore::new(
-            Paths::from_env()?,
-            Unlocker::default(),
-        )))
+        Credentials::open(Paths::from_env()?)
+    }
+
+    /// The store kept at `paths`.
+    pub fn open(paths: Paths) -> Result<Self> {
+        Ok(Credentials::new(FileStore::new(paths, Unlocker::default())))
     }
 
     pub fn new(store: impl Store + 'static) -> Self {

@@ -36,6 +36,14 @@ pub enum Error {
     Passphrase(String),
     #[error("{}: {message}; fix or remove the file", path.display())]
     Config { path: PathBuf, message: String },
+    #[error("nothing is stored for {0}; `coffer ls` shows what is")]
+    NothingStored(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(
+        "invalid profile name {0:?}: use up to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+    )]
+    Profile(String),
     #[error("cannot find a home directory for the vault; set COFFER_HOME")]
     NoHome,
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]

@@ -19,16 +19,46 @@ impl Paths {
         }
     }
 
-    /// `COFFER_HOME` if set, otherwise e.g. `~/.local/share/coffer` and `~/.config/coffer`.
+    /// `COFFER_HOME` if set, otherwise e.g. `~/.local/share/coffer` and `~/.config/coffer`;
+    /// then the profile named by `COFFER_PROFILE`, if any.
     pub fn from_env() -> Result<Self> {
-        if let Some(home) = std::env::var_os("COFFER_HOME").filter(|home| !home.is_empty()) {
-            return Ok(Paths::new(home));
+        let profile = std::env::var("COFFER_PROFILE")
+            .ok()
+            .filter(|p| !p.is_empty());
+        Self::for_profile(profile.as_deref())
+    }
+
+    /// The user's paths, narrowed to `profile` when one is given.
+    pub fn for_profile(profile: Option<&str>) -> Result<Self> {
+        let base =
+            if let Some(home) = std::env::var_os("COFFER_HOME").filter(|home| !home.is_empty()) {
+                Paths::new(home)
+            } else {
+                let dirs = directories::ProjectDirs::from("", "", "coffer").ok_or(Error::NoHome)?;
+                Paths {
+                    home: dirs.data_local_dir().to_path_buf(),
+                    config_dir: dirs.config_dir().to_path_buf(),
+                }
+            };
+        match profile {
+            Some(name) => base.profile(name),
+            None => Ok(base),
         }
-        let dirs = directories::ProjectDirs::from("", "", "coffer").ok_or(Error::NoHome)?;
-        Ok(Paths {
-            home: dirs.data_local_dir().to_path_buf(),
-            config_dir: dirs.config_dir().to_path_buf(),
-        })
+    }
+
+    /// A profile: an isolated set of credentials (its own vault, key, config and log) under
+    /// `profiles/NAME`, so one service's credentials are not every service's.
+    pub fn profile(&self, name: &str) -> Result<Self> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.starts_with('.');
+        if !valid {
+            return Err(Error::Profile(name.to_owned()));
+        }
+        Ok(Paths::new(self.home.join("profiles").join(name)))
     }
 
     /// The folder holding the vault, its lock and its non-secret state.
@@ -51,5 +81,27 @@ impl Paths {
 
     pub fn config(&self) -> PathBuf {
         self.config_dir.join("config.toml")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_are_separate_homes_with_safe_names() {
+        let base = Paths::new("/base");
+        let ci = base.profile("ci-runner_2").expect("valid");
+        assert_eq!(
+            ci.vault(),
+            Path::new("/base/profiles/ci-runner_2/vault.coffer")
+        );
+        assert_eq!(
+            ci.config(),
+            Path::new("/base/profiles/ci-runner_2/config.toml")
+        );
+        for bad in ["", "..", ".hidden", "a/b", "x y", &"n".repeat(65)] {
+            assert!(base.profile(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

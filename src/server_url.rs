@@ -109,6 +109,30 @@ impl ServerUrl {
         self.scheme
     }
 
+    /// Empty for a registry root, else `/segment/...`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn is_docker_hub(&self) -> bool {
+        self.host == DOCKER_HUB_HOST
+    }
+
+    /// The registry and repository as containers tools key `auth.json` and kubelets match
+    /// images: `docker.io` for Docker Hub, else `host[:port]`, plus any repository path.
+    pub fn registry_path(&self) -> String {
+        if self.is_docker_hub() {
+            let repository = if self.path == DOCKER_HUB_ROOT {
+                ""
+            } else {
+                self.path.as_str()
+            };
+            format!("docker.io{repository}")
+        } else {
+            format!("{}{}", self.host, self.path)
+        }
+    }
+
     /// Stored keys that answer a `get` for this URL, best match first.
     pub fn lookup_keys(&self) -> Vec<String> {
         let mut paths = vec![self.path.as_str()];
@@ -331,6 +355,23 @@ mod tests {
                 ServerUrl::parse(query).expect(query).lookup_keys(),
                 want,
                 "lookup of {query:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn registry_paths_as_containers_tools_write_them() {
+        let table = [
+            ("https://index.docker.io/v1/", "docker.io"),
+            ("docker.io/library/alpine", "docker.io/library/alpine"),
+            ("https://127.0.0.1:5000", "127.0.0.1:5000"),
+            ("ghcr.io/org/image", "ghcr.io/org/image"),
+        ];
+        for (raw, want) in table {
+            assert_eq!(
+                ServerUrl::parse(raw).expect(raw).registry_path(),
+                want,
+                "{raw}"
             );
         }
     }

@@ -9,12 +9,15 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
+use std::io::{IsTerminal, Write};
+
 use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::store::Summary;
 use crate::store::file::FileStore;
 use crate::unlock::{self, Unlocker, passphrase};
 use crate::vault::crypto::KdfParams;
+use crate::{export, files, kubelet};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +26,9 @@ use crate::vault::crypto::KdfParams;
     about = "Manage the encrypted vault behind docker-credential-coffer"
 )]
 pub struct Cli {
+    /// Use an isolated set of credentials (its own vault), e.g. one per service.
+    #[arg(long, global = true, env = "COFFER_PROFILE", value_name = "NAME")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,11 +66,39 @@ enum Command {
     /// Check the set-up: docker's configuration, the helper on PATH, the vault.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+    /// Write credentials for hosts without a helper: docker config, Kubernetes Secret, podman
+    /// auth.json, rkt, Mesos or Butane.
+    #[command(
+        after_help = "Examples:\n  coffer export k8s-secret --registry ghcr.io --name regcred --namespace apps | kubectl apply -f -\n  coffer export docker-config --out /srv/ci/.docker/config.json\n  coffer export rkt --out /etc/rkt/auth.d"
+    )]
+    Export {
+        format: export::Format,
+        /// Only this registry (repeat for several); all when absent.
+        #[arg(long = "registry", value_name = "REGISTRY")]
+        registries: Vec<String>,
+        /// Write to this file (0600, atomically) instead of stdout; a folder for rkt.
+        #[arg(long, value_name = "PATH")]
+        out: Option<std::path::PathBuf>,
+        /// The Secret's name (k8s-secret).
+        #[arg(long, default_value = "regcred")]
+        name: String,
+        /// The Secret's namespace (k8s-secret).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Where the Butane config writes the docker config (butane).
+        #[arg(long, default_value = "/root/.docker/config.json")]
+        path: String,
+    },
+    /// Answer a kubelet's CredentialProviderRequest (stdin) with a CredentialProviderResponse.
+    #[command(
+        after_help = "Example (what a kubelet does):\n  echo '{\"apiVersion\":\"credentialprovider.kubelet.k8s.io/v1\",\"kind\":\"CredentialProviderRequest\",\"image\":\"ghcr.io/org/app:1\"}' | coffer kubelet-credential-provider"
+    )]
+    KubeletCredentialProvider,
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("coffer: {error:#}");
@@ -73,9 +107,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let paths = Paths::from_env()?;
-    match command {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let paths = Paths::for_profile(cli.profile.as_deref())?;
+    match cli.command {
         Command::Init {
             kdf_memory_mib,
             kdf_iterations,
@@ -104,14 +138,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("created the vault at {}", paths.vault().display());
         }
         Command::Ls { json } => {
-            let list = Credentials::from_env()?.list()?;
+            let list = Credentials::open(paths.clone())?.list()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 print_table(&list);
             }
         }
-        Command::Rm { registry } => match Credentials::from_env()?.erase(&registry)? {
+        Command::Rm { registry } => match Credentials::open(paths.clone())?.erase(&registry)? {
             Some(removed) => println!("removed {removed}"),
             None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
         },
@@ -130,8 +164,63 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("passphrase changed; {count} entries kept");
         }
         Command::Doctor => return Ok(doctor::run(&paths)),
+        Command::Export {
+            format,
+            registries,
+            out,
+            name,
+            namespace,
+            path,
+        } => {
+            let credentials = Credentials::open(paths)?;
+            let chosen = export::select(&credentials, &registries)?;
+            if chosen.is_empty() {
+                bail!("no credentials stored; nothing to export");
+            }
+            let output = export::render(
+                format,
+                &chosen,
+                &export::Options {
+                    name,
+                    namespace,
+                    path,
+                },
+            )?;
+            write_export(output, out.as_deref())?;
+            eprintln!("exported {} credential(s)", chosen.len());
+        }
+        Command::KubeletCredentialProvider => {
+            let response = kubelet::answer(std::io::stdin().lock(), || Credentials::open(paths))?;
+            std::io::stdout().write_all(&response)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exports go to a 0600 file written atomically, a 0700 folder of such files, or stdout.
+fn write_export(output: export::Output, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match (output, out) {
+        (export::Output::Single(bytes), Some(path)) => files::write_atomic(path, &bytes)?,
+        (export::Output::Single(bytes), None) => {
+            if std::io::stdout().is_terminal() && std::str::from_utf8(&bytes).is_err() {
+                bail!("the archive is binary: give --out FILE or redirect stdout");
+            }
+            std::io::stdout().write_all(&bytes)?;
+        }
+        (export::Output::PerRegistry(documents), Some(dir)) => {
+            files::ensure_private_dir(dir)?;
+            for (name, bytes) in documents {
+                files::write_atomic(&dir.join(name), &bytes)?;
+            }
+        }
+        (export::Output::PerRegistry(documents), None) => {
+            let mut stdout = std::io::stdout().lock();
+            for (_, bytes) in documents {
+                stdout.write_all(&bytes)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_table(list: &[Summary]) {

@@ -1,0 +1,349 @@
+//! `coffer export` checked by each format's real consumer, the kubelet credential provider,
+//! and profiles.
+
+use std::fs;
+use std::path::Path;
+
+use base64::Engine;
+
+use crate::harness::{Env, Registry, Run, oci_layout, require};
+
+const USER: &str = "fleet-user";
+const PASSWORD: &str = "fleet-Pa55-4c1e9a";
+
+fn store(env: &Env, url: &str, user: &str, secret: &str) {
+    let request =
+        serde_json::json!({"ServerURL": url, "Username": user, "Secret": secret}).to_string();
+    env.helper("store", &request).success();
+}
+
+fn export(env: &Env, args: &[&str]) -> Run {
+    let run = env.coffer(&[&["export"], args].concat());
+    run.success();
+    run
+}
+
+/// A registry holding one image, pushed by skopeo with the podman export as its authfile.
+fn registry_with_image(env: &Env) -> (Registry, String) {
+    let registry = Registry::htpasswd(USER, PASSWORD);
+    store(env, &registry.host(), USER, PASSWORD);
+    let authfile = env.root().join("exported-auth.json");
+    export(env, &["podman", "--out", authfile.to_str().expect("utf-8")]);
+    let image = format!("{}/fleet/app:1", registry.host());
+    let layout = oci_layout(env.root());
+    require("skopeo");
+    Run::of(
+        env.command("skopeo").args([
+            "--insecure-policy",
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-authfile",
+            authfile.to_str().expect("utf-8"),
+            &format!("oci:{}:latest", layout.display()),
+            &format!("docker://{image}"),
+        ]),
+        "",
+    )
+    .success();
+    (registry, image)
+}
+
+/// `docker manifest inspect` with only the given config folder: no helper, inline auths.
+fn docker_inspects_with(env: &Env, config_dir: &Path, image: &str) {
+    require("docker");
+    let config = fs::read_to_string(config_dir.join("config.json")).expect("config");
+    assert!(!config.contains("credsStore"), "{config}");
+    let run = Run::of(
+        env.command("docker")
+            .env("DOCKER_CONFIG", config_dir)
+            .args(["manifest", "inspect", "--insecure", image]),
+        "",
+    );
+    assert!(
+        run.success().stdout().contains("schemaVersion"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn docker_config_podman_and_mesos_work_with_their_consumers() {
+    let env = Env::new();
+    let (_registry, image) = registry_with_image(&env);
+
+    let docker_dir = env.root().join("exported-docker");
+    fs::create_dir(&docker_dir).expect("mkdir");
+    let out = docker_dir.join("config.json");
+    let run = export(
+        &env,
+        &["docker-config", "--out", out.to_str().expect("utf-8")],
+    );
+    assert!(
+        run.stderr().contains("exported 1 credential"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(run.stdout(), "", "nothing on stdout with --out");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&out).expect("stat").permissions().mode() & 0o777,
+        0o600
+    );
+    docker_inspects_with(&env, &docker_dir, &image);
+
+    // podman's auth.json was the push's authfile; skopeo reads it back.
+    let authfile = env.root().join("exported-auth.json");
+    let inspect = Run::of(
+        env.command("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--authfile",
+            authfile.to_str().expect("utf-8"),
+            &format!("docker://{image}"),
+        ]),
+        "",
+    );
+    assert!(inspect.success().stdout().contains("Digest"));
+
+    let archive = env.root().join("docker.tar.gz");
+    export(&env, &["mesos", "--out", archive.to_str().expect("utf-8")]);
+    let unpacked = env.root().join("mesos-sandbox");
+    fs::create_dir(&unpacked).expect("mkdir");
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(
+        fs::File::open(&archive).expect("open"),
+    ));
+    tar.unpack(&unpacked).expect("unpack");
+    assert_eq!(
+        fs::metadata(unpacked.join(".docker/config.json"))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    docker_inspects_with(&env, &unpacked.join(".docker"), &image);
+}
+
+#[test]
+fn k8s_secret_matches_kubectl_field_for_field() {
+    require("kubectl");
+    let env = Env::new();
+    store(&env, "registry.example.com:5000", USER, PASSWORD);
+    let ours = export(
+        &env,
+        &["k8s-secret", "--name", "regcred", "--namespace", "apps"],
+    )
+    .stdout();
+    let kubectl = Run::of(
+        env.command("kubectl").args([
+            "create",
+            "secret",
+            "docker-registry",
+            "regcred",
+            "--namespace",
+            "apps",
+            "--docker-server=registry.example.com:5000",
+            &format!("--docker-username={USER}"),
+            &format!("--docker-password={PASSWORD}"),
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ]),
+        "",
+    );
+    let theirs = kubectl.success().stdout();
+    let ours: serde_json::Value = serde_norway::from_str(&ours).expect("our YAML");
+    let theirs: serde_json::Value = serde_norway::from_str(&theirs).expect("kubectl YAML");
+    assert_eq!(ours, theirs);
+    let config = base64::engine::general_purpose::STANDARD
+        .decode(ours["data"][".dockerconfigjson"].as_str().expect("data"))
+        .expect("base64");
+    let config: serde_json::Value = serde_json::from_slice(&config).expect("json");
+    assert_eq!(
+        config["auths"]["registry.example.com:5000"]["password"],
+        PASSWORD
+    );
+}
+
+#[test]
+fn rkt_and_butane_documents_hold_the_right_values() {
+    let env = Env::new();
+    store(&env, "https://index.docker.io/v1/", "hubuser", "hub-secret");
+    store(&env, "127.0.0.1:5000", USER, PASSWORD);
+
+    let dir = env.root().join("auth.d");
+    export(
+        &env,
+        &[
+            "rkt",
+            "--registry",
+            "127.0.0.1:5000",
+            "--out",
+            dir.to_str().expect("utf-8"),
+        ],
+    );
+    let names: Vec<_> = fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("127.0.0.1_5000.json")).expect("doc"))
+            .expect("json");
+    assert_eq!(
+        doc,
+        serde_json::json!({"rktKind": "auth", "rktVersion": "v1", "domains": ["127.0.0.1:5000"], "type": "basic",
+                           "credentials": {"user": USER, "password": PASSWORD}})
+    );
+
+    let butane = export(
+        &env,
+        &["butane", "--path", "/home/core/.docker/config.json"],
+    )
+    .stdout();
+    let butane: serde_json::Value = serde_norway::from_str(&butane).expect("yaml");
+    assert_eq!(butane["variant"], "fcos");
+    let file = &butane["storage"]["files"][0];
+    assert_eq!(file["path"], "/home/core/.docker/config.json");
+    assert_eq!(file["mode"], 0o600);
+    let config: serde_json::Value =
+        serde_json::from_str(file["contents"]["inline"].as_str().expect("inline")).expect("json");
+    let auth = config["auths"]["https://index.docker.io/v1/"]["auth"]
+        .as_str()
+        .expect("auth");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .expect("b64"),
+        b"hubuser:hub-secret"
+    );
+    assert_eq!(config["auths"]["127.0.0.1:5000"]["username"], USER);
+}
+
+#[test]
+fn export_filters_and_refusals() {
+    let env = Env::new();
+    store(&env, "a.example", "a", "sa");
+    store(&env, "b.example", "<token>", "refresh");
+    let run = env.coffer(&["export", "docker-config", "--registry", "missing.example"]);
+    run.failure();
+    assert!(
+        run.stderr()
+            .contains("nothing is stored for missing.example"),
+        "{}",
+        run.stderr()
+    );
+    let run = env.coffer(&["export", "k8s-secret"]);
+    run.failure();
+    assert!(run.stderr().contains("identity token"), "{}", run.stderr());
+    let config: serde_json::Value =
+        serde_json::from_str(&export(&env, &["docker-config"]).stdout()).expect("json");
+    assert_eq!(
+        config["auths"]["b.example"],
+        serde_json::json!({"identitytoken": "refresh"})
+    );
+    let only_a: serde_json::Value = serde_json::from_str(
+        &export(&env, &["docker-config", "--registry", "https://a.example"]).stdout(),
+    )
+    .expect("json");
+    assert_eq!(only_a["auths"].as_object().expect("auths").len(), 1);
+}
+
+fn provider(env: &Env, request: &str) -> Run {
+    Run::of(
+        env.command(crate::harness::bin("coffer"))
+            .arg("kubelet-credential-provider"),
+        request,
+    )
+}
+
+fn request(image: &str) -> String {
+    serde_json::json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": image})
+        .to_string()
+}
+
+#[test]
+fn kubelet_provider_answers_per_the_v1_api() {
+    let env = Env::new();
+    store(&env, "127.0.0.1:5000", USER, PASSWORD);
+    store(&env, "ghcr.io/org/private", "org-bot", "repo-secret");
+
+    let known = provider(&env, &request("127.0.0.1:5000/team/app:1.2"));
+    let response: serde_json::Value =
+        serde_json::from_str(&known.success().stdout()).expect("json");
+    assert_eq!(
+        response,
+        serde_json::json!({
+            "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+            "kind": "CredentialProviderResponse",
+            "cacheKeyType": "Registry",
+            "cacheDuration": "600s",
+            "auth": {"127.0.0.1:5000": {"username": USER, "password": PASSWORD}}
+        })
+    );
+
+    let per_image = provider(&env, &request("ghcr.io/org/private:7"));
+    let response: serde_json::Value =
+        serde_json::from_str(&per_image.success().stdout()).expect("json");
+    assert_eq!(response["cacheKeyType"], "Image");
+    assert_eq!(
+        response["auth"]["ghcr.io/org/private"]["username"],
+        "org-bot"
+    );
+
+    let unknown = provider(&env, &request("quay.io/other/image"));
+    let response: serde_json::Value =
+        serde_json::from_str(&unknown.success().stdout()).expect("json");
+    assert_eq!(response["auth"], serde_json::json!({}));
+
+    for bad in [
+        "not json",
+        r#"{"apiVersion":"v9","kind":"CredentialProviderRequest","image":"x"}"#,
+        r#"{"kind":"x"}"#,
+    ] {
+        let run = provider(&env, bad);
+        run.failure();
+        assert_eq!(run.stdout(), "", "nothing on stdout for {bad}");
+        assert!(
+            run.stderr().contains("kubelet credential provider"),
+            "{}",
+            run.stderr()
+        );
+        assert!(!run.stderr().contains(PASSWORD));
+    }
+}
+
+#[test]
+fn profiles_are_isolated() {
+    let env = Env::new();
+    let in_profile = |profile: &str, action: &str, input: &str| {
+        Run::of(
+            env.command(crate::harness::bin("docker-credential-coffer"))
+                .env("COFFER_PROFILE", profile)
+                .arg(action),
+            input,
+        )
+    };
+    in_profile(
+        "ci",
+        "store",
+        r#"{"ServerURL":"r.example","Username":"ci-bot","Secret":"ci-secret"}"#,
+    )
+    .success();
+    assert_eq!(
+        in_profile("ci", "list", "").success().stdout(),
+        "{\"r.example\":\"ci-bot\"}\n"
+    );
+    assert_eq!(in_profile("web", "list", "").success().stdout(), "{}\n");
+    assert_eq!(env.helper("list", "").success().stdout(), "{}\n");
+    in_profile("web", "get", "r.example").failure();
+    let ls = env.coffer(&["--profile", "ci", "ls", "--json"]);
+    assert!(ls.success().stdout().contains("ci-bot"));
+    let bad = in_profile("../escape", "list", "");
+    bad.failure();
+    assert!(
+        bad.stdout().contains("invalid profile name"),
+        "{}",
+        bad.stdout()
+    );
+}
