@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod cli;
 mod e2e_docker;
 mod export;
 mod vectors;
