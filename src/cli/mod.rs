@@ -1,7 +1,10 @@
 //! The `coffer` command for people. Output for people goes to stdout; errors to stderr.
 
 mod doctor;
+mod generate;
+mod setup;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -20,7 +23,8 @@ use crate::vault::crypto::KdfParams;
 #[command(
     name = "coffer",
     version,
-    about = "Manage the encrypted vault behind docker-credential-coffer"
+    about = "Manage the encrypted vault behind docker-credential-coffer",
+    after_long_help = ENVIRONMENT
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -60,7 +64,30 @@ enum Command {
     /// Check the set-up: docker's configuration, the helper on PATH, the vault.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+    /// Make docker (credsStore) or podman, skopeo and buildah (registries.conf.d) use coffer.
+    #[command(
+        after_help = "Examples:\n  coffer setup docker\n  coffer setup podman\n  coffer setup --undo docker"
+    )]
+    Setup {
+        tool: setup::Tool,
+        /// Put back what was there before coffer (docker: the previous credsStore).
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Write man pages or shell completions into a folder (for install.sh and packages).
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  coffer generate man target/man\n  coffer generate completions target/completions"
+    )]
+    Generate { what: generate::What, dir: PathBuf },
 }
+
+/// The variables coffer reads, for `--help` and the man pages.
+const ENVIRONMENT: &str = "Environment:
+  COFFER_HOME             the vault's folder (default: ~/.local/share/coffer)
+  COFFER_PASSPHRASE_FILE  a 0600 file whose first line is the passphrase
+  COFFER_PASSPHRASE       the passphrase itself (the least safe source)
+  DOCKER_CONFIG           the folder of docker's config.json (default: ~/.docker)";
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -130,6 +157,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("passphrase changed; {count} entries kept");
         }
         Command::Doctor => return Ok(doctor::run(&paths)),
+        Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
+        Command::Generate { what, dir } => generate::run(what, &dir)?,
     }
     Ok(ExitCode::SUCCESS)
 }

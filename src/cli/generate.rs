@@ -1,0 +1,116 @@
+//! `coffer generate man|completions DIR` (hidden): man pages and bash, zsh and fish completions
+//! made from the clap definitions, so they cannot drift from `--help`. install.sh and
+//! packaging/build.sh run it on the built binary; nothing is downloaded or kept in the tree.
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::{Arg, ArgAction, Command, CommandFactory, ValueEnum};
+use clap_complete::Shell;
+
+use crate::protocol::PROGRAM;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum What {
+    /// coffer.1, one coffer-VERB.1 per verb, and docker-credential-coffer.1.
+    Man,
+    /// coffer.bash, _coffer, coffer.fish and the same for docker-credential-coffer.
+    Completions,
+}
+
+pub fn run(what: What, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let written = || format!("cannot write into {}", dir.display());
+    match what {
+        What::Man => {
+            clap_mangen::generate_to(super::Cli::command(), dir).with_context(written)?;
+            clap_mangen::Man::new(helper_command())
+                .generate_to(dir)
+                .with_context(written)?;
+        }
+        What::Completions => {
+            for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+                clap_complete::generate_to(shell, &mut super::Cli::command(), "coffer", dir)
+                    .with_context(written)?;
+                clap_complete::generate_to(shell, &mut helper_command(), PROGRAM, dir)
+                    .with_context(written)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// docker-credential-coffer parses no options (its one argument is the protocol's action), so
+/// it has no clap definition to run; this one describes it for its man page and completions,
+/// and a test keeps its actions equal to the ones the protocol accepts.
+pub fn helper_command() -> Command {
+    Command::new(PROGRAM)
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Docker credential helper with coffer's encrypted vault behind it")
+        .long_about(
+            "docker, podman, skopeo and buildah run this program, found on PATH, with one action. \
+             The request comes on standard input and the answer goes to standard output; every \
+             failure is one line on standard output with exit status 1. People use coffer(1) \
+             instead; `coffer setup docker` makes docker use this helper.",
+        )
+        .disable_version_flag(true)
+        .disable_help_subcommand(true)
+        .subcommand_required(true)
+        .arg(
+            Arg::new("version")
+                .short('v')
+                .long("version")
+                .action(ArgAction::Version)
+                .help("Print the version"),
+        )
+        .subcommands([
+            Command::new("store").about(
+                "Keep the credentials read from standard input: \
+                 {\"ServerURL\": …, \"Username\": …, \"Secret\": …}",
+            ),
+            Command::new("get")
+                .about("Print the credentials of the server URL read from standard input, as JSON"),
+            Command::new("erase")
+                .about("Forget the credentials of the server URL read from standard input"),
+            Command::new("list")
+                .about("Print every stored server URL with its username, as one JSON object"),
+            Command::new("version").about("Print the version"),
+        ])
+        .after_help(format!(
+            "{}\n\nExample:\n  echo registry.example.com | docker-credential-coffer get",
+            super::ENVIRONMENT
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_page_names_exactly_the_protocols_actions() {
+        let usage = crate::protocol::usage();
+        let listed = usage
+            .split_once('<')
+            .and_then(|(_, rest)| rest.strip_suffix('>'))
+            .expect("usage lists the actions");
+        let mut protocol: Vec<&str> = listed.split('|').collect();
+        let command = helper_command();
+        let mut described: Vec<&str> = command.get_subcommands().map(Command::get_name).collect();
+        protocol.sort_unstable();
+        described.sort_unstable();
+        assert_eq!(described, protocol);
+        command.debug_assert();
+    }
+
+    #[test]
+    fn every_verb_has_an_example() {
+        for verb in super::super::Cli::command().get_subcommands() {
+            let help = verb.get_after_help().map(ToString::to_string);
+            assert!(
+                help.as_deref().is_some_and(|h| h.contains("Example")),
+                "`coffer {} --help` has no example",
+                verb.get_name()
+            );
+        }
+    }
+}
