@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::{Arg, ArgAction, Command, CommandFactory, ValueEnum};
 use clap_complete::Shell;
+use clap_mangen::roff::{Roff, bold, roman};
 
 use crate::protocol::PROGRAM;
 
@@ -23,10 +24,16 @@ pub fn run(what: What, dir: &Path) -> anyhow::Result<()> {
     let written = || format!("cannot write into {}", dir.display());
     match what {
         What::Man => {
-            clap_mangen::generate_to(super::Cli::command(), dir).with_context(written)?;
-            clap_mangen::Man::new(helper_command())
-                .generate_to(dir)
-                .with_context(written)?;
+            let mut coffer = super::Cli::command().disable_help_subcommand(true);
+            coffer.build();
+            let verbs = coffer
+                .get_subcommands()
+                .filter(|verb| !verb.is_hide_set())
+                .cloned();
+            for command in std::iter::once(coffer.clone()).chain(verbs) {
+                write_page(dir, command, Subcommands::Pages).with_context(written)?;
+            }
+            write_page(dir, helper_command(), Subcommands::Actions).with_context(written)?;
         }
         What::Completions => {
             for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
@@ -38,6 +45,73 @@ pub fn run(what: What, dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// How a page presents its subcommands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Subcommands {
+    /// coffer's verbs, each with a page of its own: `coffer-setup(1)`.
+    Pages,
+    /// The helper's actions, described on its one page.
+    Actions,
+}
+
+/// clap_mangen's sections, except that the after-help text ("Examples:", "Environment:")
+/// becomes sections of those names, kept as written instead of reflowed, and the helper's
+/// actions are listed on its page instead of pointing at pages that do not exist.
+fn write_page(dir: &Path, command: Command, subcommands: Subcommands) -> std::io::Result<()> {
+    let source = format!("coffer {}", env!("CARGO_PKG_VERSION"));
+    let man = clap_mangen::Man::new(command.clone()).source(source);
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    let mut roff = Roff::new();
+    match subcommands {
+        Subcommands::Pages if command.get_subcommands().any(|c| !c.is_hide_set()) => {
+            man.render_subcommands_section(&mut out)?;
+        }
+        Subcommands::Pages => {}
+        Subcommands::Actions => {
+            roff.control("SH", ["ACTIONS"]);
+            for action in command.get_subcommands() {
+                roff.control("TP", []);
+                roff.text([bold(action.get_name())]);
+                roff.text([roman(
+                    action
+                        .get_about()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                )]);
+            }
+        }
+    }
+    let after = command
+        .get_after_long_help()
+        .or_else(|| command.get_after_help());
+    for block in after
+        .map(ToString::to_string)
+        .unwrap_or_default()
+        .split("\n\n")
+    {
+        let mut lines = block.lines();
+        let Some(heading) = lines.next().and_then(|line| line.strip_suffix(':')) else {
+            continue;
+        };
+        roff.control("SH", [heading.to_uppercase().as_str()]);
+        roff.control("nf", []);
+        for line in lines {
+            roff.text([roman(line)]);
+        }
+        roff.control("fi", []);
+    }
+    roff.to_writer(&mut out)?;
+    if command.get_version().is_some() {
+        man.render_version_section(&mut out)?;
+    }
+    std::fs::write(dir.join(man.get_filename()), out)
 }
 
 /// docker-credential-coffer parses no options (its one argument is the protocol's action), so

@@ -84,10 +84,10 @@ enum Command {
 
 /// The variables coffer reads, for `--help` and the man pages.
 const ENVIRONMENT: &str = "Environment:
-  COFFER_HOME             the vault's folder (default: ~/.local/share/coffer)
-  COFFER_PASSPHRASE_FILE  a 0600 file whose first line is the passphrase
-  COFFER_PASSPHRASE       the passphrase itself (the least safe source)
-  DOCKER_CONFIG           the folder of docker's config.json (default: ~/.docker)";
+  COFFER_HOME             the vault's folder
+  COFFER_PASSPHRASE_FILE  a 0600 file holding the passphrase
+  COFFER_PASSPHRASE       the passphrase (the least safe source)
+  DOCKER_CONFIG           the folder of docker's config.json";
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
