@@ -4,5 +4,7 @@
 mod harness;
 
 mod e2e_docker;
+mod e2e_podman;
+mod install;
 mod vectors;
 mod wire;
