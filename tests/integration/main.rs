@@ -6,5 +6,6 @@ mod harness;
 mod e2e_docker;
 mod e2e_podman;
 mod install;
+mod package;
 mod vectors;
 mod wire;
