@@ -1,7 +1,8 @@
-//! The .deb and .rpm that packaging/build.sh made, checked the way a system uses them. The .deb
-//! is installed system-wide, so these tests run only when scripts/package-test asks for them
-//! (`--ignored`, as root, with COFFER_DEB and COFFER_RPM naming the packages); run any other
-//! way, they fail and say how to run them.
+//! What packaging/build.sh put in dist/, checked the way a system uses it: the .deb installed,
+//! used by docker and removed; the .rpm's files; the PKGBUILD's build and package steps; the
+//! Homebrew formula's syntax. The .deb is installed system-wide, so these tests run only when
+//! scripts/package-test asks for them (`--ignored`, as root, with COFFER_DIST naming dist/);
+//! run any other way, they fail and say how to run them.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,13 +16,25 @@ const PASSWORD: &str = "deb-Pa55word-4be19a";
 /// test build. (/usr/local/bin: where docker is when it did not come from Debian.)
 const SYSTEM_PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin";
 
-fn package(variable: &str) -> PathBuf {
-    let path = std::env::var_os(variable).unwrap_or_else(|| {
-        panic!("{variable} is not set: run scripts/package-test, which builds the packages first")
+/// The one file in dist/ whose name starts with `prefix` and ends with `suffix`.
+fn dist(prefix: &str, suffix: &str) -> PathBuf {
+    let dir = std::env::var_os("COFFER_DIST").unwrap_or_else(|| {
+        panic!("COFFER_DIST is not set: run scripts/package-test, which builds the packages first")
     });
-    let path = PathBuf::from(path);
-    assert!(path.is_file(), "{} does not exist", path.display());
-    path
+    let found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("dist/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "want one {prefix}*{suffix} in dist/: {found:?}"
+    );
+    found.into_iter().next().expect("one")
 }
 
 fn output(program: &str, args: &[&str]) -> Run {
@@ -87,7 +100,7 @@ fn system(env: &Env, program: &str, args: &[&str], input: &str) -> Run {
 #[test]
 #[ignore = "installs the .deb system-wide: scripts/package-test runs it as root"]
 fn deb_installs_serves_docker_end_to_end_and_removes_cleanly() {
-    let deb = package("COFFER_DEB");
+    let deb = dist("coffer_", ".deb");
     require_root();
     require("docker");
     assert!(
@@ -120,6 +133,12 @@ fn deb_installs_serves_docker_end_to_end_and_removes_cleanly() {
             env!("CARGO_PKG_VERSION")
         )
     );
+    let units =
+        ["service", "timer"].map(|kind| format!("/usr/lib/systemd/user/coffer-refresh.{kind}"));
+    let mut verify = vec!["verify", "--man=no"];
+    verify.extend(units.iter().map(String::as_str));
+    output("systemd-analyze", &verify).success();
+
     let init = ["init", "--kdf-memory-mib", "19", "--kdf-iterations", "2"];
     system(&env, "coffer", &init, "").success();
     system(&env, "coffer", &["setup", "docker"], "").success();
@@ -193,8 +212,8 @@ fn deb_installs_serves_docker_end_to_end_and_removes_cleanly() {
 #[test]
 #[ignore = "needs the packages: scripts/package-test runs it"]
 fn rpm_holds_the_same_files_as_the_deb() {
-    let deb = package("COFFER_DEB");
-    let rpm = package("COFFER_RPM");
+    let deb = dist("coffer_", ".deb");
+    let rpm = dist("coffer-", ".rpm");
     let listing = output(
         "rpm",
         &[
@@ -225,4 +244,122 @@ fn rpm_holds_the_same_files_as_the_deb() {
             .any(|(mode, path)| path == "/usr/bin/docker-credential-coffer" && mode == "-rwxr-xr-x"),
         "{rpm_files:?}"
     );
+}
+
+/// `-rwxr-xr-x` for a regular file's mode, as dpkg and rpm print it.
+fn permissions(mode: u32) -> String {
+    let bits = "rwxrwxrwx";
+    std::iter::once('-')
+        .chain(bits.chars().enumerate().map(
+            |(i, c)| {
+                if mode & (0o400 >> i) != 0 { c } else { '-' }
+            },
+        ))
+        .collect()
+}
+
+fn tree(root: &Path) -> BTreeSet<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("list").flatten() {
+            let meta = entry.metadata().expect("stat");
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                let path = entry.path();
+                let path = path.strip_prefix(root).expect("inside");
+                found.insert((
+                    permissions(meta.permissions().mode()),
+                    format!("/{}", path.display()),
+                ));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+#[ignore = "needs the source tarball: scripts/package-test runs it"]
+fn pkgbuild_builds_and_packages_the_same_files_as_the_deb() {
+    let deb = dist("coffer_", ".deb");
+    let tarball = dist("coffer-", ".tar.gz");
+    let pkgbuild = dist("PKGBUILD", "");
+    let work = tempfile::tempdir().expect("temp dir");
+    let (srcdir, pkgdir) = (work.path().join("src"), work.path().join("pkg"));
+    std::fs::create_dir_all(&srcdir).expect("mkdir");
+    output(
+        "tar",
+        &[
+            "-xzf",
+            &tarball.to_string_lossy(),
+            "-C",
+            &srcdir.to_string_lossy(),
+        ],
+    )
+    .success();
+    // What makepkg does with the PKGBUILD (makepkg itself is Arch's): each step in $srcdir.
+    let steps = r#"set -euo pipefail; source "$1"; srcdir=$2; pkgdir=$3
+        for step in prepare build package; do (cd "$srcdir" && "$step"); done"#;
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    Run::of(
+        Command::new("bash")
+            .args(["-c", steps, "makepkg"])
+            .arg(&pkgbuild)
+            .arg(&srcdir)
+            .arg(&pkgdir)
+            .env("CARGO_TARGET_DIR", target),
+        "",
+    )
+    .success();
+    // makepkg compresses man pages after package(); Arch keeps licenses in their own folder.
+    let expected: BTreeSet<(String, String)> = deb_files(&deb)
+        .into_iter()
+        .filter(|(_, path)| path != "/usr/share/doc/coffer/copyright")
+        .map(|(mode, path)| {
+            let path = path
+                .replace(
+                    "/usr/share/zsh/vendor-completions/",
+                    "/usr/share/zsh/site-functions/",
+                )
+                .replace(
+                    "/usr/share/doc/coffer/LICENSE",
+                    "/usr/share/licenses/coffer/LICENSE",
+                );
+            (mode, path.trim_end_matches(".gz").to_owned())
+        })
+        .collect();
+    assert_eq!(tree(&pkgdir), expected);
+}
+
+#[test]
+#[ignore = "needs the packages: scripts/package-test runs it"]
+fn formula_and_pkgbuild_are_filled_in_for_the_tarball() {
+    let tarball = dist("coffer-", ".tar.gz");
+    let checksum = std::fs::read_to_string(dist("coffer-", ".tar.gz.sha256")).expect("sha256");
+    let sha = checksum.split_whitespace().next().expect("hash");
+    let formula = dist("coffer", ".rb");
+    for file in [&formula, &dist("PKGBUILD", "")] {
+        let text = std::fs::read_to_string(file).expect("read");
+        assert!(
+            !text.contains('@'),
+            "{} has a placeholder left:\n{text}",
+            file.display()
+        );
+        assert!(
+            text.contains(sha),
+            "{} does not name the tarball's sha256",
+            file.display()
+        );
+        let name = tarball.file_name().expect("name").to_string_lossy();
+        assert!(
+            text.contains(name.as_ref()),
+            "{} does not name {name}",
+            file.display()
+        );
+    }
+    let ruby = output("ruby", &["-c", &formula.to_string_lossy()]);
+    assert_eq!(ruby.success().stdout(), "Syntax OK\n");
+    output("bash", &["-n", &dist("PKGBUILD", "").to_string_lossy()]).success();
 }
