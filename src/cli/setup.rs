@@ -19,7 +19,7 @@ pub enum Tool {
 }
 
 /// Starts the line install.sh looks for to offer an import; followed by the count.
-pub const PLAINTEXT_MARK: &str = "unencrypted:";
+const PLAINTEXT_MARK: &str = "unencrypted:";
 
 pub fn run(paths: &Paths, tool: Tool, undo: bool) -> anyhow::Result<()> {
     match (tool, undo) {
