@@ -96,11 +96,20 @@ fn write_page(dir: &Path, command: Command, subcommands: Subcommands) -> std::io
         .unwrap_or_default()
         .split("\n\n")
     {
-        let mut lines = block.lines();
-        let Some(heading) = lines.next().and_then(|line| line.strip_suffix(':')) else {
+        if block.trim().is_empty() {
             continue;
+        }
+        // "Examples:" heads a section of that name; a block without a heading is a note.
+        let mut lines = block.lines().peekable();
+        let heading = match lines.peek().and_then(|line| line.strip_suffix(':')) {
+            Some(heading) => {
+                let heading = heading.to_uppercase();
+                lines.next();
+                heading
+            }
+            None => "NOTES".to_owned(),
         };
-        roff.control("SH", [heading.to_uppercase().as_str()]);
+        roff.control("SH", [heading.as_str()]);
         roff.control("nf", []);
         for line in lines {
             roff.text([roman(line)]);
@@ -174,6 +183,24 @@ mod tests {
         described.sort_unstable();
         assert_eq!(described, protocol);
         command.debug_assert();
+    }
+
+    #[test]
+    fn after_help_becomes_sections_and_nothing_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let command = Command::new("demo")
+            .about("A demo")
+            .after_help("Runs daily.\n\nExamples:\n  demo --now\n  demo");
+        write_page(dir.path(), command, Subcommands::Pages).expect("page");
+        let page = std::fs::read_to_string(dir.path().join("demo.1")).expect("read");
+        for wanted in [
+            ".SH NOTES",
+            "Runs daily.",
+            ".SH EXAMPLES",
+            "  demo \\-\\-now",
+        ] {
+            assert!(page.contains(wanted), "{wanted:?} missing from:\n{page}");
+        }
     }
 
     #[test]
