@@ -37,6 +37,12 @@ pub fn check_private(path: &Path, metadata: &fs::Metadata) -> Result<()> {
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new file:
 /// a 0600 temp file in the same folder, fsync, rename over the target, fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+/// [`write_atomic`] for a file that is not ours alone (docker's `config.json`): the new file
+/// gets `mode` (the old file's), set explicitly so the umask cannot change it.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = temp_path(path);
     let result = (|| {
@@ -45,6 +51,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&temp)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&temp, path)?;

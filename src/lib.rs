@@ -8,6 +8,7 @@
 //! - [`unlock`]: where the key to open a vault comes from.
 //! - [`config`]: non-secret settings in `config.toml`.
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
+//! - [`setup`]: pointing docker and podman at coffer, reversibly.
 //! - [`cli`]: the `coffer` command for people.
 
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod kubelet;
 pub mod paths;
 pub mod protocol;
 pub mod server_url;
+pub mod setup;
 pub mod store;
 pub mod unlock;
 pub mod vault;

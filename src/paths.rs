@@ -82,6 +82,15 @@ impl Paths {
     pub fn config(&self) -> PathBuf {
         self.config_dir.join("config.toml")
     }
+
+    /// What `coffer setup` changed, so `coffer setup --undo` can put it back.
+    pub fn setup_state(&self) -> PathBuf {
+        self.config_dir.join("setup.json")
+    }
+
+    pub fn setup_lock(&self) -> PathBuf {
+        self.config_dir.join("setup.lock")
+    }
 }
 
 #[cfg(test)]

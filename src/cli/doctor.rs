@@ -55,15 +55,8 @@ pub fn run(paths: &Paths) -> ExitCode {
     }
 }
 
-fn docker_config_path() -> Option<PathBuf> {
-    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-        None => directories::BaseDirs::new().map(|d| d.home_dir().join(".docker/config.json")),
-    }
-}
-
 fn check_docker_config(report: &mut Report) {
-    let Some(path) = docker_config_path() else {
+    let Ok(path) = crate::setup::docker::config_path() else {
         report.problem(
             "cannot tell where docker's config.json is",
             "set DOCKER_CONFIG or HOME",
@@ -83,7 +76,6 @@ fn check_docker_config(report: &mut Report) {
         },
         Err(_) => serde_json::Value::Null,
     };
-    let setting = r#"set "credsStore": "coffer" in"#;
     match config.get("credsStore").and_then(|v| v.as_str()) {
         Some("coffer") => report.ok(&format!("credsStore is coffer in {}", path.display())),
         Some(other) => report.problem(
@@ -91,11 +83,11 @@ fn check_docker_config(report: &mut Report) {
                 "credsStore is {other:?} in {}: docker uses that helper, not coffer",
                 path.display()
             ),
-            &format!("{setting} {}", path.display()),
+            "coffer setup docker",
         ),
         None => report.problem(
             &format!("credsStore is not set in {}", path.display()),
-            &format!("{setting} {}", path.display()),
+            "coffer setup docker",
         ),
     }
     if let Some(helpers) = config.get("credHelpers").and_then(|v| v.as_object()) {
@@ -107,15 +99,7 @@ fn check_docker_config(report: &mut Report) {
             report.note(&format!("{ours} registries use coffer through credHelpers"));
         }
     }
-    let plaintext = config
-        .get("auths")
-        .and_then(|v| v.as_object())
-        .map_or(0, |auths| {
-            auths
-                .values()
-                .filter(|a| a.get("auth").or_else(|| a.get("identitytoken")).is_some())
-                .count()
-        });
+    let plaintext = config.as_object().map_or(0, crate::setup::plaintext_auths);
     if plaintext > 0 {
         report.problem(
             &format!(
@@ -165,7 +149,7 @@ fn check_vault(report: &mut Report, paths: &Paths) {
     }
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
+pub(super) fn find_on_path(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
         .find(|p| is_executable(p))

@@ -1,7 +1,10 @@
 //! The `coffer` command for people. Output for people goes to stdout; errors to stderr.
 
 mod doctor;
+mod generate;
+mod setup;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -23,7 +26,8 @@ use crate::{export, files, kubelet};
 #[command(
     name = "coffer",
     version,
-    about = "Manage the encrypted vault behind docker-credential-coffer"
+    about = "Manage the encrypted vault behind docker-credential-coffer",
+    after_long_help = ENVIRONMENT
 )]
 pub struct Cli {
     /// Use an isolated set of credentials (its own vault), e.g. one per service.
@@ -78,7 +82,7 @@ enum Command {
         registries: Vec<String>,
         /// Write to this file (0600, atomically) instead of stdout; a folder for rkt.
         #[arg(long, value_name = "PATH")]
-        out: Option<std::path::PathBuf>,
+        out: Option<PathBuf>,
         /// The Secret's name (k8s-secret).
         #[arg(long, default_value = "regcred")]
         name: String,
@@ -94,7 +98,30 @@ enum Command {
         after_help = "Example (what a kubelet does):\n  echo '{\"apiVersion\":\"credentialprovider.kubelet.k8s.io/v1\",\"kind\":\"CredentialProviderRequest\",\"image\":\"ghcr.io/org/app:1\"}' | coffer kubelet-credential-provider"
     )]
     KubeletCredentialProvider,
+    /// Make docker (credsStore) or podman, skopeo and buildah (registries.conf.d) use coffer.
+    #[command(
+        after_help = "Examples:\n  coffer setup docker\n  coffer setup podman\n  coffer setup --undo docker"
+    )]
+    Setup {
+        tool: setup::Tool,
+        /// Put back what was there before coffer (docker: the previous credsStore).
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Write man pages or shell completions into a folder (for install.sh and packages).
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  coffer generate man target/man\n  coffer generate completions target/completions"
+    )]
+    Generate { what: generate::What, dir: PathBuf },
 }
+
+/// The variables coffer reads, for `--help` and the man pages.
+const ENVIRONMENT: &str = "Environment:
+  COFFER_HOME             the vault's folder
+  COFFER_PASSPHRASE_FILE  a 0600 file holding the passphrase
+  COFFER_PASSPHRASE       the passphrase (the least safe source)
+  DOCKER_CONFIG           the folder of docker's config.json";
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -193,12 +220,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let response = kubelet::answer(std::io::stdin().lock(), || Credentials::open(paths))?;
             std::io::stdout().write_all(&response)?;
         }
+        Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
+        Command::Generate { what, dir } => generate::run(what, &dir)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Exports go to a 0600 file written atomically, a 0700 folder of such files, or stdout.
-fn write_export(output: export::Output, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn write_export(output: export::Output, out: Option<&Path>) -> anyhow::Result<()> {
     match (output, out) {
         (export::Output::Single(bytes), Some(path)) => files::write_atomic(path, &bytes)?,
         (export::Output::Single(bytes), None) => {

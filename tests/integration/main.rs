@@ -5,6 +5,8 @@ mod harness;
 
 mod cli;
 mod e2e_docker;
+mod e2e_podman;
 mod export;
+mod install;
 mod vectors;
 mod wire;
