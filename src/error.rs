@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::server_url::UrlError;
+use crate::token::TokenError;
 use crate::vault::VaultError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,6 +39,8 @@ pub enum Error {
     Config { path: PathBuf, message: String },
     #[error("cannot find a home directory for the vault; set COFFER_HOME")]
     NoHome,
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(String),
 }

@@ -1,6 +1,7 @@
 //! The `coffer` command for people. Output for people goes to stdout; errors to stderr.
 
 mod doctor;
+mod token;
 
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
@@ -60,6 +61,13 @@ enum Command {
     /// Check the set-up: docker's configuration, the helper on PATH, the vault.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+    /// Show or set how coffer answers for a registry: basic, oauth2 or auto (the token vault).
+    Mode(token::ModeArgs),
+    /// The token vault's state.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Renew derived tokens ahead of their expiry (what the systemd timer runs).
+    Refresh(token::RefreshArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -130,6 +138,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("passphrase changed; {count} entries kept");
         }
         Command::Doctor => return Ok(doctor::run(&paths)),
+        Command::Mode(args) => return token::mode(&paths, args),
+        Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
+        Command::Refresh(args) => return token::refresh(&paths, args),
     }
     Ok(ExitCode::SUCCESS)
 }

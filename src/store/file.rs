@@ -148,18 +148,23 @@ impl FileStore {
         change: impl FnOnce(&mut BTreeMap<String, Entry>, &VaultKey) -> T,
     ) -> Result<T> {
         self.with_lock(|| {
-            let (key, mut entries) = match self.read_bytes()? {
-                Some(bytes) => {
-                    let key = self.vault_key(&bytes)?;
-                    let entries = self.decode_all(&bytes, &key)?;
-                    (key, entries)
-                }
-                None => (self.unlocker.new_vault_key()?, BTreeMap::new()),
-            };
+            let (key, mut entries) = self.load_or_new()?;
             let outcome = change(&mut entries, &key);
             self.write(&key, &entries)?;
             Ok(outcome)
         })
+    }
+
+    /// The vault's key and entries; a new key and no entries when there is no vault yet.
+    fn load_or_new(&self) -> Result<(VaultKey, BTreeMap<String, Entry>)> {
+        match self.read_bytes()? {
+            Some(bytes) => {
+                let key = self.vault_key(&bytes)?;
+                let entries = self.decode_all(&bytes, &key)?;
+                Ok((key, entries))
+            }
+            None => Ok((self.unlocker.new_vault_key()?, BTreeMap::new())),
+        }
     }
 
     fn damaged(&self, source: VaultError) -> Error {
@@ -238,6 +243,28 @@ impl Store for FileStore {
             let (key, entry) = keys.iter().find_map(|key| entries.remove_entry(key))?;
             let _ = fs::remove_file(self.used_mark(&vault_key.lookup_tag(&key)));
             Some(entry.server_url)
+        })
+    }
+
+    /// Under the vault lock; writes only when `change` changed something.
+    fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
+        self.with_lock(|| {
+            let (vault_key, mut entries) = self.load_or_new()?;
+            let mut slot = entries.remove(key);
+            let existed = slot.is_some();
+            if !change(&mut slot) {
+                return Ok(());
+            }
+            match slot {
+                Some(entry) => {
+                    entries.insert(key.to_owned(), entry);
+                }
+                None if existed => {
+                    let _ = fs::remove_file(self.used_mark(&vault_key.lookup_tag(key)));
+                }
+                None => {}
+            }
+            self.write(&vault_key, &entries)
         })
     }
 
