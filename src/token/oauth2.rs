@@ -105,14 +105,10 @@ impl Answer {
 /// `GET /v2/` without credentials: a token registry answers 401 with a Bearer challenge.
 fn probe(target: &Target<'_>) -> Result<Endpoint, TokenError> {
     let host = api_host(target.url.host());
-    let schemes: &[&str] = match target.url.scheme() {
-        Scheme::Https => &["https"],
-        Scheme::Http => &["http"],
-        // What docker does for a bare host: HTTPS first, then plain HTTP where that is allowed.
-        Scheme::Unspecified => &["https", "http"],
-    };
+    let schemes = schemes_for(target.url.scheme(), host);
     let mut last_error = None;
-    for scheme in schemes {
+    for (i, scheme) in schemes.iter().enumerate() {
+        let more = i + 1 < schemes.len();
         let url =
             Url::parse(&format!("{scheme}://{host}/v2/")).map_err(|_| TokenError::BadUrl {
                 url: format!("{scheme}://{host}/v2/"),
@@ -120,15 +116,43 @@ fn probe(target: &Target<'_>) -> Result<Endpoint, TokenError> {
         if last_error.is_some() && !target.http.allows(&url) {
             break;
         }
-        match target.http.get(&url, None) {
-            Ok(reply) => return endpoint_from(&reply, &url, target),
-            Err(error @ TokenError::Unreachable { .. }) => last_error = Some(error),
+        let answer = target
+            .http
+            .get(&url, None)
+            .and_then(|reply| endpoint_from(&reply, &url, target));
+        match answer {
+            Ok(endpoint) => return Ok(endpoint),
+            // The other scheme may be the right one: TLS fails against a plain-HTTP server, and
+            // a TLS server answers plain HTTP with 400.
+            Err(error @ TokenError::Unreachable { .. }) if more => last_error = Some(error),
+            Err(error @ TokenError::Status { status: 400, .. }) if more && *scheme == "http" => {
+                last_error = Some(error);
+            }
             Err(error) => return Err(error),
         }
     }
     Err(last_error.unwrap_or_else(|| TokenError::BadUrl {
         url: host.to_owned(),
     }))
+}
+
+/// The schemes to try for a registry, in order. A bare host is tried the way docker does,
+/// HTTPS first, except on loopback, where registries conventionally speak plain HTTP and a
+/// plain-HTTP server may never answer a TLS handshake.
+fn schemes_for(scheme: Scheme, host: &str) -> &'static [&'static str] {
+    match scheme {
+        Scheme::Https => &["https"],
+        Scheme::Http => &["http"],
+        Scheme::Unspecified => {
+            let loopback = Url::parse(&format!("http://{host}/"))
+                .is_ok_and(|url| super::http::is_loopback(&url));
+            if loopback {
+                &["http", "https"]
+            } else {
+                &["https", "http"]
+            }
+        }
+    }
 }
 
 fn endpoint_from(reply: &Reply, url: &Url, target: &Target<'_>) -> Result<Endpoint, TokenError> {
@@ -268,6 +292,24 @@ mod tests {
             Some(1_704_164_645)
         );
         assert_eq!(rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn bare_hosts_try_both_schemes_loopback_plain_first() {
+        assert_eq!(
+            schemes_for(Scheme::Unspecified, "ghcr.io"),
+            ["https", "http"]
+        );
+        assert_eq!(
+            schemes_for(Scheme::Unspecified, "127.0.0.1:5000"),
+            ["http", "https"]
+        );
+        assert_eq!(
+            schemes_for(Scheme::Unspecified, "localhost:5000"),
+            ["http", "https"]
+        );
+        assert_eq!(schemes_for(Scheme::Https, "127.0.0.1:5000"), ["https"]);
+        assert_eq!(schemes_for(Scheme::Http, "ghcr.io"), ["http"]);
     }
 
     #[test]

@@ -4,5 +4,7 @@
 mod harness;
 
 mod e2e_docker;
+mod token_server;
+mod token_vault;
 mod vectors;
 mod wire;
