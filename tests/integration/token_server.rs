@@ -330,9 +330,9 @@ impl Shared {
         };
         self.record(grant, &client_id, offline, true);
         let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-        let refresh = (user.is_some() && offline && behaviour.refresh_on_get)
-            .then(|| user.as_deref())
-            .flatten();
+        let refresh = user
+            .as_deref()
+            .filter(|_| offline && behaviour.refresh_on_get);
         (
             200,
             self.answer(behaviour, &scopes, user.is_some(), refresh),
