@@ -4,6 +4,7 @@
 mod harness;
 
 mod e2e_docker;
+mod e2e_tokens;
 mod token_server;
 mod token_vault;
 mod vectors;

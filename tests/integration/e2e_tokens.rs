@@ -1,0 +1,173 @@
+//! docker CLI and skopeo through coffer in `oauth2` mode, against Debian's docker-registry with
+//! token auth: the password stays in the vault, clients only ever get an identity token, and
+//! they keep working after that token has expired because coffer renews it.
+
+use std::time::{Duration, Instant};
+
+use crate::e2e_docker::{docker, push_image, skopeo, write_docker_config};
+use crate::harness::Env;
+use crate::token_server::{Grant, SERVICE, TokenServer, token_registry};
+use crate::token_vault::{PASSWORD, USER, env_with, get, store};
+
+/// Lifetime of the refresh tokens coffer hands out: long enough for the first round of
+/// clients, short enough to wait out.
+const LIFETIME: u64 = 20;
+
+/// A POST refresh grant as dockerd sends it: is this identity token still accepted?
+fn refresh_grant_accepted(server: &TokenServer, token: &str) -> bool {
+    reqwest::blocking::Client::new()
+        .post(server.realm())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("service", SERVICE),
+            ("client_id", "coffer-test"),
+        ])
+        .send()
+        .expect("refresh grant")
+        .status()
+        .is_success()
+}
+
+fn wait_until(deadline: Instant) {
+    if let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        std::thread::sleep(left);
+    }
+}
+
+/// Exchanges of the password by anyone but coffer after `from` in the server's log.
+fn password_exchanges_by_clients(server: &TokenServer, from: usize) -> Vec<String> {
+    server.log()[from..]
+        .iter()
+        .filter(|e| matches!(e.grant, Grant::Password | Grant::Basic) && e.client_id != "coffer")
+        .map(|e| format!("{e:?}"))
+        .collect()
+}
+
+#[test]
+fn docker_and_skopeo_use_renewed_identity_tokens_and_never_the_password() {
+    let server = TokenServer::start(USER, PASSWORD);
+    server.set(|b| {
+        // Like most token servers, its GET endpoint gives docker's login no refresh token, so
+        // docker stores the password, which coffer keeps and exchanges.
+        b.refresh_on_get = false;
+        b.refresh_lifetime = Some(LIFETIME);
+        b.expires_in = Some(60);
+    });
+    let registry = token_registry(&server);
+    let host = registry.host();
+    let env = env_with("min_margin = \"1s\"\n");
+    write_docker_config(&env, r#"{"credsStore": "coffer"}"#);
+    env.coffer(&["mode", &host, "oauth2"]).success();
+
+    let login = docker(
+        &env,
+        &["login", "--username", USER, "--password-stdin", &host],
+        PASSWORD,
+    );
+    assert!(
+        login.success().stdout().contains("Login Succeeded"),
+        "{}",
+        login.stdout()
+    );
+    let minted = Instant::now();
+    let after_login = server.log().len();
+    assert_eq!(
+        server.credential_exchanges("coffer"),
+        1,
+        "{:?}",
+        server.log()
+    );
+
+    let (user, first) = get(&env, &host);
+    assert_eq!(user, "<token>");
+    assert!(!first.contains(PASSWORD));
+
+    let authfile = env.root().join("auth.json");
+    env.write_private(
+        &authfile,
+        &format!(r#"{{"credHelpers": {{"{host}": "coffer"}}}}"#),
+    );
+    let authfile = authfile.to_str().expect("utf-8").to_owned();
+    let image = push_image(&env, &registry, &authfile);
+    let inspect = |env: &Env| {
+        let run = docker(env, &["manifest", "inspect", "--insecure", &image], "");
+        assert!(
+            run.success()
+                .stdout()
+                .contains("application/vnd.oci.image.manifest.v1+json"),
+            "{}",
+            run.stdout()
+        );
+    };
+    let skopeo_inspect = |env: &Env| {
+        let run = skopeo(
+            env,
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--authfile",
+                &authfile,
+                &format!("docker://{image}"),
+            ],
+        );
+        assert!(
+            run.success().stdout().contains("\"Digest\""),
+            "{}",
+            run.stdout()
+        );
+    };
+    inspect(&env);
+    skopeo_inspect(&env);
+    // docker's manifest client introduces itself as `registry-client`, skopeo as
+    // `containers/image`: both traded the identity token by a POST refresh grant.
+    for client in ["registry-client", "containers/image"] {
+        assert!(
+            server.log()[after_login..]
+                .iter()
+                .any(|e| e.grant == Grant::Refresh && e.client_id == client && e.granted),
+            "{client} used the identity token: {:?}",
+            server.log()
+        );
+    }
+    assert_eq!(
+        password_exchanges_by_clients(&server, after_login),
+        Vec::<String>::new()
+    );
+
+    // Past the identity token's expiry: the server refuses it now, and coffer hands out a new one.
+    wait_until(minted + Duration::from_secs(LIFETIME + 1));
+    assert!(
+        !refresh_grant_accepted(&server, &first),
+        "the first token has expired"
+    );
+    inspect(&env);
+    skopeo_inspect(&env);
+    let (_, renewed) = get(&env, &host);
+    assert_ne!(renewed, first);
+    assert!(refresh_grant_accepted(&server, &renewed));
+    assert_eq!(server.credential_exchanges("coffer"), 2, "one renewal");
+    assert_eq!(
+        password_exchanges_by_clients(&server, after_login),
+        Vec::<String>::new()
+    );
+
+    // A client that re-stores what `get` gave it (`docker login` without -u where the stored
+    // answer is a username and password; docker 28 prompts instead for an identity token) must
+    // not replace the password: a forced renewal, which needs it, proves it is still there.
+    store(&env, &host, "<token>", &renewed).success();
+    env.coffer(&["refresh", &host, "--force"]).success();
+    assert_eq!(server.credential_exchanges("coffer"), 3);
+    assert_eq!(
+        password_exchanges_by_clients(&server, after_login),
+        Vec::<String>::new()
+    );
+
+    assert_eq!(
+        env.files_containing(PASSWORD),
+        Vec::<std::path::PathBuf>::new()
+    );
+    docker(&env, &["logout", &host], "").success();
+    assert_eq!(env.helper("list", "unused").success().stdout(), "{}\n");
+    env.helper("get", &host).failure();
+}
