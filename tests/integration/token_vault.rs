@@ -481,3 +481,112 @@ fn a_failed_renewal_is_not_retried_by_every_get() {
         .success();
     assert!(status(&env)[0]["last_error"].is_null());
 }
+
+#[test]
+fn a_store_of_a_derived_token_never_replaces_the_password() {
+    let server = TokenServer::start(USER, PASSWORD);
+    let env = oauth2_entry(&server, "");
+    let host = server.host();
+    let (user, token) = get(&env, &host);
+    // What `docker login` without -u stores back, and variants of it.
+    store(&env, &host, &user, &token).success();
+    store(&env, &host, USER, &token).success();
+    store(
+        &env,
+        &host,
+        "<token>",
+        "an-identity-token-the-client-got-itself",
+    )
+    .success();
+    assert_eq!(get(&env, &host).1, token, "the derived token is kept");
+    env.coffer(&["mode", &host, "basic"]).success();
+    assert_eq!(
+        get(&env, &host),
+        (USER.into(), PASSWORD.into()),
+        "so is the password"
+    );
+
+    // A real new credential replaces the old one and, in oauth2 mode, gets its own token.
+    env.coffer(&["mode", &host, "oauth2"]).success();
+    let before = server.credential_exchanges("coffer");
+    store(&env, &host, USER, PASSWORD).success();
+    assert_eq!(server.credential_exchanges("coffer"), before + 1);
+    let (_, renewed) = get(&env, &host);
+    assert_ne!(renewed, token);
+}
+
+#[test]
+fn erase_removes_the_credential_and_its_tokens() {
+    let server = TokenServer::start(USER, PASSWORD);
+    let env = oauth2_entry(&server, "");
+    let host = server.host();
+    let (_, token) = get(&env, &host);
+    env.helper("erase", &host).success();
+    let run = env.helper("get", &host);
+    run.failure();
+    assert_eq!(run.stdout(), "credentials not found in native keychain\n");
+    assert!(status(&env).iter().all(|row| row["hands_out"] == "nothing"));
+    // Nothing of the token survives in the vault's plaintext, nor anywhere else.
+    assert!(env.files_containing(&token).is_empty());
+}
+
+#[test]
+fn refresh_renews_ahead_of_time_and_status_shows_it() {
+    let server = TokenServer::start(USER, PASSWORD);
+    server.set(|b| b.refresh_lifetime = Some(3600));
+    let env = oauth2_entry(&server, "");
+    let plain = TokenServer::start("other", "secret");
+    store(&env, &plain.host(), "other", "secret").success();
+
+    // Half of an hour is left: not due within the default 15 minutes ahead.
+    let run = env.coffer(&["refresh", "--all"]);
+    assert!(run.success().stdout().contains("fresh"), "{}", run.stdout());
+    assert_eq!(server.credential_exchanges("coffer"), 1);
+    // Due within 45 minutes: renewed now, by the timer rather than by a pull.
+    let run = env.coffer(&["refresh", "--all", "--ahead", "45m"]);
+    assert!(
+        run.success().stdout().contains("renewed"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(server.credential_exchanges("coffer"), 2);
+    assert!(plain.log().is_empty(), "basic registries are left alone");
+
+    let text = env.coffer(&["token", "status"]);
+    let text = text.success().stdout();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&server.host()))
+        .expect("a row for the oauth2 registry");
+    assert!(
+        row.contains("oauth2")
+            && row.contains("token")
+            && (row.contains("expires in 1h") || row.contains("expires in 59m")),
+        "{text}"
+    );
+    let basic = text
+        .lines()
+        .find(|l| l.starts_with(&plain.host()))
+        .expect("a row for the basic registry");
+    assert!(
+        basic.contains("basic") && basic.contains("credential"),
+        "{text}"
+    );
+
+    // A failing registry makes `coffer refresh` fail, naming it.
+    server.set(|b| b.status = Some(500));
+    let run = env.coffer(&["refresh", &server.host(), "--force"]);
+    run.failure();
+    assert!(
+        run.stdout().contains("FAILED") && run.stdout().contains("HTTP 500"),
+        "{}",
+        run.stdout()
+    );
+    let refused = env.coffer(&["refresh", &plain.host()]);
+    refused.failure();
+    assert!(
+        refused.stderr().contains("basic mode"),
+        "{}",
+        refused.stderr()
+    );
+}
