@@ -590,3 +590,36 @@ fn refresh_renews_ahead_of_time_and_status_shows_it() {
         refused.stderr()
     );
 }
+
+/// The systemd user units: the timer starts the service, whose command is a working
+/// `coffer refresh --all` (run here with the built binary in place of the installed one).
+#[test]
+fn the_timer_unit_runs_coffer_refresh_all() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd");
+    let service = fs::read_to_string(dir.join("coffer-refresh.service")).expect("service");
+    let timer = fs::read_to_string(dir.join("coffer-refresh.timer")).expect("timer");
+    assert!(
+        timer.contains("[Timer]") && timer.contains("OnUnitActiveSec="),
+        "{timer}"
+    );
+    assert!(timer.contains("WantedBy=timers.target"), "{timer}");
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let mut words = exec.split_whitespace();
+    let program = words.next().expect("program");
+    assert!(program.ends_with("coffer"), "{exec}");
+    let args: Vec<&str> = words.collect();
+    assert_eq!(args, ["refresh", "--all"]);
+    assert!(service.contains("Type=oneshot"), "{service}");
+
+    let server = TokenServer::start(USER, PASSWORD);
+    let env = oauth2_entry(&server, "");
+    let run = env.coffer(&args);
+    assert!(
+        run.success().stdout().contains(&server.host()),
+        "{}",
+        run.stdout()
+    );
+}
