@@ -68,6 +68,8 @@ enum Command {
     Token(token::TokenCommand),
     /// Renew derived tokens ahead of their expiry (what the systemd timer runs).
     Refresh(token::RefreshArgs),
+    /// Store a registry credential directly (the password stays in the vault).
+    Login(token::LoginArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -141,6 +143,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Mode(args) => return token::mode(&paths, args),
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
         Command::Refresh(args) => return token::refresh(&paths, args),
+        Command::Login(args) => return token::login(args),
     }
     Ok(ExitCode::SUCCESS)
 }

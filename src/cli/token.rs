@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::credentials::Credentials;
@@ -70,6 +72,51 @@ pub struct RefreshArgs {
     /// Renew tokens that will be due within this long, so `get` never has to.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     ahead: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    coffer login registry.example.com --username alice --password-stdin < token.txt\n  \
+    coffer login registry.example.com --username alice")]
+pub struct LoginArgs {
+    /// The registry as you would give it to `docker login`.
+    registry: String,
+    #[arg(short, long)]
+    username: String,
+    /// Read the password from the first line of standard input instead of the terminal.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// Stores a credential directly, for registries whose clients would exchange the password
+/// themselves and hand coffer only an identity token it cannot renew.
+pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let password = if args.password_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        SecretString::from(line.trim_end_matches(['\n', '\r']))
+    } else {
+        SecretString::from(
+            rpassword::prompt_password("Password: ")
+                .context("no terminal to ask for the password; use --password-stdin")?,
+        )
+    };
+    if password.expose_secret().is_empty() {
+        bail!("the password is empty");
+    }
+    let credentials = Credentials::from_env()?;
+    credentials.store(&args.registry, &args.username, password)?;
+    let answer = credentials.get(&args.registry)?;
+    let what = match answer {
+        Some(entry) if entry.username == crate::token::oauth2::IDENTITY_TOKEN_USERNAME => {
+            "an identity token derived from it"
+        }
+        _ => "the stored credential",
+    };
+    println!("stored; clients get {what}");
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {

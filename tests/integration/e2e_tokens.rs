@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::e2e_docker::{docker, push_image, skopeo, write_docker_config};
-use crate::harness::Env;
+use crate::harness::{Env, Run};
 use crate::token_server::{Grant, SERVICE, TokenServer, token_registry};
 use crate::token_vault::{PASSWORD, USER, env_with, get, store};
 
@@ -170,4 +170,104 @@ fn docker_and_skopeo_use_renewed_identity_tokens_and_never_the_password() {
     docker(&env, &["logout", &host], "").success();
     assert_eq!(env.helper("list", "unused").success().stdout(), "{}\n");
     env.helper("get", &host).failure();
+}
+
+/// A server that follows the spec to the letter gives docker's own login a refresh token, so
+/// docker stores that instead of the password: coffer keeps it as is and says why it cannot
+/// renew it. `coffer login` and `skopeo login` hand coffer the password itself.
+#[test]
+fn clients_that_exchange_the_password_themselves_and_coffer_login() {
+    let server = TokenServer::start(USER, PASSWORD);
+    server.set(|b| b.refresh_lifetime = Some(3600));
+    let registry = token_registry(&server);
+    let host = registry.host();
+    let env = env_with("");
+    write_docker_config(&env, r#"{"credsStore": "coffer"}"#);
+    env.coffer(&["mode", &host, "oauth2"]).success();
+
+    docker(
+        &env,
+        &["login", "--username", USER, "--password-stdin", &host],
+        PASSWORD,
+    )
+    .success();
+    assert_eq!(server.credential_exchanges("coffer"), 0);
+    let (user, docker_token) = get(&env, &host);
+    assert_eq!(
+        user, "<token>",
+        "docker's own identity token, kept as it is"
+    );
+    let rows = crate::token_vault::status(&env);
+    let error = rows[0]["last_error"]["message"].as_str().expect("why");
+    assert!(error.contains("coffer login"), "{error}");
+
+    // `coffer login`: the password goes to the vault and coffer derives the token.
+    let login = Run::of(
+        env.command(crate::harness::bin("coffer")).args([
+            "login",
+            &host,
+            "--username",
+            USER,
+            "--password-stdin",
+        ]),
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        login.success().stdout().contains("identity token"),
+        "{}",
+        login.stdout()
+    );
+    assert_eq!(server.credential_exchanges("coffer"), 1);
+    let (_, coffer_token) = get(&env, &host);
+    assert_ne!(coffer_token, docker_token);
+
+    // skopeo's login sends the password through coffer's `store` (no offline token asked):
+    // coffer exchanges it, and skopeo then copies and inspects with the identity token.
+    // (skopeo refuses to log in over an identity token, so this is a fresh home.)
+    let env = env_with("");
+    write_docker_config(&env, r#"{"credsStore": "coffer"}"#);
+    env.coffer(&["mode", &host, "oauth2"]).success();
+    let authfile = env.root().join("auth.json");
+    env.write_private(
+        &authfile,
+        &format!(r#"{{"credHelpers": {{"{host}": "coffer"}}}}"#),
+    );
+    let authfile = authfile.to_str().expect("utf-8").to_owned();
+    Run::of(
+        env.command("skopeo").args([
+            "login",
+            "--tls-verify=false",
+            "--authfile",
+            &authfile,
+            "--username",
+            USER,
+            "--password-stdin",
+            &host,
+        ]),
+        PASSWORD,
+    )
+    .success();
+    assert_eq!(server.credential_exchanges("coffer"), 2);
+    let from = server.log().len();
+    let image = push_image(&env, &registry, &authfile);
+    let inspect = skopeo(
+        &env,
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--authfile",
+            &authfile,
+            &format!("docker://{image}"),
+        ],
+    );
+    assert!(inspect.success().stdout().contains("\"Digest\""));
+    docker(&env, &["manifest", "inspect", "--insecure", &image], "").success();
+    assert_eq!(
+        password_exchanges_by_clients(&server, from),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        env.files_containing(PASSWORD),
+        Vec::<std::path::PathBuf>::new()
+    );
 }
