@@ -169,7 +169,8 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
             println!("{}: hands out the stored credential", summary.server_url);
             continue;
         }
-        let renewal = keeper.renew(credentials.backend(), &key, &config, When::Due)?;
+        // New settings deserve a new exchange now, whatever the last one's outcome was.
+        let renewal = keeper.renew(credentials.backend(), &key, &config, When::Always)?;
         failed |= report(&summary.server_url, renewal, settings.mode);
     }
     Ok(exit(failed))

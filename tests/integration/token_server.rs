@@ -213,14 +213,45 @@ impl Drop for TokenServer {
 /// Debian's docker-registry with `auth: token` trusting `server`'s certificate.
 pub fn token_registry(server: &TokenServer) -> Registry {
     let dir = tempfile::tempdir().expect("temp dir");
+    let auth = token_auth(&dir, server);
+    Registry::start(dir, &auth)
+}
+
+/// The same over HTTPS, with a certificate for 127.0.0.1 from a new test CA, whose PEM is
+/// returned with it.
+pub fn token_registry_tls(server: &TokenServer) -> (Registry, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "coffer test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("certificate");
+    let cert_path = dir.path().join("registry.pem");
+    let key_path = dir.path().join("registry.key");
+    fs::write(&cert_path, cert.pem()).expect("cert");
+    fs::write(&key_path, key.serialize_pem()).expect("key");
+    let auth = token_auth(&dir, server);
+    (
+        Registry::start_tls(dir, &cert_path, &key_path, &auth),
+        ca.pem(),
+    )
+}
+
+fn token_auth(dir: &tempfile::TempDir, server: &TokenServer) -> String {
     let bundle = dir.path().join("bundle.pem");
     fs::write(&bundle, &server.cert_pem).expect("bundle");
-    let auth = format!(
+    format!(
         "  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
         server.realm(),
         bundle.display()
-    );
-    Registry::start(dir, &auth)
+    )
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

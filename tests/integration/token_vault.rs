@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::harness::{Env, Run, bin};
-use crate::token_server::{Fields, Grant, TokenServer, token_registry};
+use crate::token_server::{Fields, Grant, TokenServer, token_registry, token_registry_tls};
 
 pub const USER: &str = "token-user";
 pub const PASSWORD: &str = "tok3n-Pa55word-51c2";
@@ -622,4 +622,43 @@ fn the_timer_unit_runs_coffer_refresh_all() {
         "{}",
         run.stdout()
     );
+}
+
+/// An HTTPS registry with a private CA: refused with the system's roots alone, proven once the
+/// registry's `ca_file` names the CA.
+#[test]
+fn a_registry_ca_file_is_trusted_for_that_registry() {
+    let server = TokenServer::start(USER, PASSWORD);
+    let (registry, ca_pem) = token_registry_tls(&server);
+    let url = format!("https://{}", registry.host());
+    let env = env_with("");
+    env.coffer(&["mode", &url, "oauth2"]).success();
+    let stored = store(&env, &url, USER, PASSWORD);
+    assert!(
+        stored.success().stderr().contains("stays on basic")
+            && stored
+                .stderr()
+                .contains(&format!("cannot reach https://{}/v2", registry.host())),
+        "{}",
+        stored.stderr()
+    );
+    assert_eq!(get(&env, &url).0, USER);
+
+    let ca = env.root().join("ca.pem");
+    fs::write(&ca, ca_pem).expect("ca");
+    let set = env.coffer(&[
+        "mode",
+        &url,
+        "oauth2",
+        "--ca-file",
+        ca.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        set.success().stdout().contains("renewed"),
+        "{}",
+        set.stdout()
+    );
+    assert_eq!(get(&env, &url).0, "<token>");
+    let config = fs::read_to_string(env.coffer_home().join("config.toml")).expect("config");
+    assert!(config.contains("ca_file"), "{config}");
 }
