@@ -357,6 +357,7 @@ fn fifty_parallel_gets_across_expiry_make_one_exchange() {
     std::thread::sleep(Duration::from_millis(5200));
     assert_eq!(server.credential_exchanges("coffer"), 1);
 
+    let started = Instant::now();
     let gets: Vec<_> = (0..50)
         .map(|_| {
             let mut cmd = env.command(bin("docker-credential-coffer"));
