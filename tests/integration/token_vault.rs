@@ -373,6 +373,7 @@ fn fifty_parallel_gets_across_expiry_make_one_exchange() {
         assert_eq!(run.stderr(), "", "no warnings");
         secrets.insert(answer["Secret"].as_str().expect("secret").to_owned());
     }
+    eprintln!("50 parallel gets across expiry: {:?}", started.elapsed());
     assert_eq!(
         server.credential_exchanges("coffer"),
         2,
