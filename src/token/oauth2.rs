@@ -35,26 +35,41 @@ impl Provider for OAuth2 {
 
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {
         let endpoint = probe(target)?;
-        let (reply, answer) = password_grant(target, &endpoint, credential)?;
+        let (reply, mut answer) = password_grant(target, &endpoint, credential)?;
         let refresh = answer
             .refresh_token
+            .take()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| TokenError::NoRefreshToken {
                 url: display(&endpoint.realm),
             })?;
         prove_refresh_grant(target, &endpoint, &refresh)?;
-        let times = jwt::times(&refresh).unwrap_or_default();
-        let issued_at = times
-            .issued_at
-            .or_else(|| answer.issued_at.as_deref().and_then(rfc3339))
-            .map_or(reply.arrived, |t| reply.local_time(t));
+        let (issued_at, expires_at) = refresh_token_times(&reply, &answer, &refresh);
         Ok(Minted {
             username: IDENTITY_TOKEN_USERNAME.to_owned(),
             secret: SecretString::from(refresh.as_str()),
             issued_at,
-            expires_at: times.expires_at.map(|t| reply.local_time(t)),
+            expires_at,
         })
     }
+}
+
+/// When the refresh token was issued and expires, in our clock: its own JWT claims first, else
+/// the answer's `issued_at` (or its arrival) and `refresh_expires_in` where the server gives one.
+/// `expires_in` is the access token's lifetime, not the refresh token's, so it is not used.
+fn refresh_token_times(reply: &Reply, answer: &Answer, refresh: &str) -> (u64, Option<u64>) {
+    let claims = jwt::times(refresh).unwrap_or_default();
+    let issued_at = claims
+        .issued_at
+        .or_else(|| answer.issued_at.as_deref().and_then(rfc3339))
+        .map_or(reply.arrived, |t| reply.local_time(t));
+    let expires_at = match claims.expires_at {
+        Some(exp) => Some(reply.local_time(exp)),
+        None => answer
+            .refresh_expires_in
+            .map(|seconds| issued_at.saturating_add(seconds)),
+    };
+    (issued_at, expires_at)
 }
 
 /// Where a registry's tokens come from, as its Bearer challenge says.
@@ -82,6 +97,8 @@ struct Answer {
     access_token: Option<Zeroizing<String>>,
     refresh_token: Option<Zeroizing<String>>,
     issued_at: Option<String>,
+    /// Not in the registry spec; OAuth2 servers such as Keycloak state it.
+    refresh_expires_in: Option<u64>,
 }
 
 impl Answer {
@@ -283,6 +300,56 @@ fn rfc3339(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reply(skew: i64, arrived: u64) -> Reply {
+        Reply {
+            status: 200,
+            challenges: Vec::new(),
+            body: Zeroizing::new(Vec::new()),
+            skew,
+            arrived,
+        }
+    }
+
+    fn answer(json: &str) -> Answer {
+        serde_json::from_str(json).expect("answer")
+    }
+
+    fn jwt(claims: &str) -> String {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        format!(
+            "e30.{}.c2ln",
+            Base64UrlUnpadded::encode_string(claims.as_bytes())
+        )
+    }
+
+    #[test]
+    fn refresh_token_times_come_from_its_claims_in_our_clock() {
+        // The server runs 100 s ahead: its times are moved back into ours.
+        let times = refresh_token_times(
+            &reply(100, 5_000),
+            &answer(r#"{"token":"t","refresh_expires_in":9}"#),
+            &jwt(r#"{"iat":1100,"exp":4700}"#),
+        );
+        assert_eq!(times, (1_000, Some(4_600)));
+    }
+
+    #[test]
+    fn opaque_refresh_tokens_use_the_answer() {
+        let stated = answer(
+            r#"{"token":"t","expires_in":60,"issued_at":"2024-01-02T03:04:05Z","refresh_expires_in":1800}"#,
+        );
+        assert_eq!(
+            refresh_token_times(&reply(0, 1), &stated, "opaque"),
+            (1_704_164_645, Some(1_704_164_645 + 1800))
+        );
+        // `expires_in` is the access token's: no expiry is invented from it.
+        let bare = answer(r#"{"token":"t","expires_in":60}"#);
+        assert_eq!(
+            refresh_token_times(&reply(-30, 500), &bare, "opaque"),
+            (500, None)
+        );
+    }
 
     #[test]
     fn issued_at_is_read_in_utc() {
