@@ -60,7 +60,7 @@ pub enum TokenCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  coffer refresh --all\n  coffer refresh ghcr.io --force")]
 pub struct RefreshArgs {
-    /// The registry to renew; with --all, every registry in a token mode.
+    /// The registry to renew (or --all).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     registry: Option<String>,
     /// Every registry whose mode derives tokens (what the systemd timer runs).
