@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use crate::e2e_docker::{docker, push_image, skopeo, write_docker_config};
 use crate::harness::{Env, Run};
 use crate::token_server::{Grant, SERVICE, TokenServer, token_registry};
-use crate::token_vault::{PASSWORD, USER, env_with, get, store};
+use crate::token_vault::{PASSWORD, USER, env_with, get, store, wait_until};
 
 /// Lifetime of the refresh tokens coffer hands out: long enough for the first round of
 /// clients, short enough to wait out.
-const LIFETIME: u64 = 20;
+const LIFETIME: u64 = 24;
 
 /// A POST refresh grant as dockerd sends it: is this identity token still accepted?
 fn refresh_grant_accepted(server: &TokenServer, token: &str) -> bool {
@@ -27,12 +27,6 @@ fn refresh_grant_accepted(server: &TokenServer, token: &str) -> bool {
         .expect("refresh grant")
         .status()
         .is_success()
-}
-
-fn wait_until(deadline: Instant) {
-    if let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        std::thread::sleep(left);
-    }
 }
 
 /// Exchanges of the password by anyone but coffer after `from` in the server's log.

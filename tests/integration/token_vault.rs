@@ -315,12 +315,12 @@ fn wrong_password_is_a_clear_store_time_note_and_stays_basic() {
 #[test]
 fn expiring_refresh_tokens_are_renewed_by_get_before_they_expire() {
     let server = TokenServer::start(USER, PASSWORD);
-    server.set(|b| b.refresh_lifetime = Some(4));
+    server.set(|b| b.refresh_lifetime = Some(6));
     let env = oauth2_entry(&server, "min_margin = \"1s\"\n");
     let (_, first) = get(&env, &server.host());
     assert_eq!(server.credential_exchanges("coffer"), 1);
-    // Renewal starts with half of the 4 s lifetime left.
-    std::thread::sleep(Duration::from_millis(2600));
+    // Renewal starts with half of the 6 s lifetime left.
+    std::thread::sleep(Duration::from_millis(3200));
     let (user, second) = get(&env, &server.host());
     assert_eq!(user, "<token>");
     assert_ne!(second, first);
@@ -383,16 +383,39 @@ fn fifty_parallel_gets_across_expiry_make_one_exchange() {
     assert!(!secrets.contains(&first));
 }
 
+/// Refresh tokens of the failure tests live this long; with `min_margin = "1s"` they are due
+/// after half of it, which leaves the other half for a get that fails to renew.
+const SHORT: u64 = 12;
+
+/// An oauth2 entry whose token has [`SHORT`] to live, and an instant no earlier than its mint.
+/// Token times are whole seconds, so a token is due at most `SHORT / 2` s after that instant
+/// and expires no sooner than `SHORT - 2` s after it.
+fn short_lived_entry(server: &TokenServer, tokens: &str) -> (Env, Instant) {
+    server.set(|b| b.refresh_lifetime = Some(SHORT));
+    let env = oauth2_entry(server, &format!("min_margin = \"1s\"\n{tokens}"));
+    (env, Instant::now())
+}
+
+pub fn wait_until(deadline: Instant) {
+    if let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        std::thread::sleep(left);
+    }
+}
+
+fn due(minted: Instant) -> Instant {
+    minted + Duration::from_millis(SHORT * 500 + 200)
+}
+
+fn expired(minted: Instant) -> Instant {
+    minted + Duration::from_millis(SHORT * 1000 + 500)
+}
+
 /// A due token whose renewal fails: served while valid, with a warning; an error once expired.
 fn failing_renewal(break_server: impl Fn(&TokenServer), tokens: &str) {
     let server = TokenServer::start(USER, PASSWORD);
-    server.set(|b| b.refresh_lifetime = Some(6));
-    let env = oauth2_entry(
-        &server,
-        &format!("min_margin = \"1s\"\nretry_after = \"0s\"\n{tokens}"),
-    );
+    let (env, minted) = short_lived_entry(&server, &format!("retry_after = \"0s\"\n{tokens}"));
     let (_, cached) = get(&env, &server.host());
-    std::thread::sleep(Duration::from_millis(3200));
+    wait_until(due(minted));
     break_server(&server);
 
     let started = Instant::now();
@@ -413,7 +436,7 @@ fn failing_renewal(break_server: impl Fn(&TokenServer), tokens: &str) {
     let rows = status(&env);
     assert!(rows[0]["last_error"]["message"].is_string(), "{rows:?}");
 
-    std::thread::sleep(Duration::from_millis(3200));
+    wait_until(expired(minted));
     let started = Instant::now();
     let run = env.helper("get", &server.host());
     let took = started.elapsed();
@@ -444,14 +467,13 @@ fn a_slow_token_server_is_cut_off_by_the_timeout() {
 #[test]
 fn a_token_server_that_is_down_serves_the_cached_token_then_fails_clearly() {
     let server = TokenServer::start(USER, PASSWORD);
-    server.set(|b| b.refresh_lifetime = Some(6));
-    let env = oauth2_entry(&server, "min_margin = \"1s\"\nretry_after = \"0s\"\n");
+    let (env, minted) = short_lived_entry(&server, "retry_after = \"0s\"\n");
     let host = server.host();
     let (_, cached) = get(&env, &host);
-    std::thread::sleep(Duration::from_millis(3200));
+    wait_until(due(minted));
     drop(server);
     assert_eq!(get(&env, &host).1, cached);
-    std::thread::sleep(Duration::from_millis(3200));
+    wait_until(expired(minted));
     let run = env.helper("get", &host);
     run.failure();
     assert!(
@@ -464,9 +486,8 @@ fn a_token_server_that_is_down_serves_the_cached_token_then_fails_clearly() {
 #[test]
 fn a_failed_renewal_is_not_retried_by_every_get() {
     let server = TokenServer::start(USER, PASSWORD);
-    server.set(|b| b.refresh_lifetime = Some(6));
-    let env = oauth2_entry(&server, "min_margin = \"1s\"\nretry_after = \"1m\"\n");
-    std::thread::sleep(Duration::from_millis(3200));
+    let (env, minted) = short_lived_entry(&server, "retry_after = \"1m\"\n");
+    wait_until(due(minted));
     server.set(|b| b.status = Some(500));
     let before = server.requests();
     // Due: the first get tries, the next ones wait for `retry_after` and serve the cached token.
