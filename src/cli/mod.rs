@@ -143,7 +143,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Mode(args) => return token::mode(&paths, args),
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
         Command::Refresh(args) => return token::refresh(&paths, args),
-        Command::Login(args) => return token::login(args),
+        Command::Login(args) => return token::login(&paths, args),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -90,7 +90,7 @@ pub struct LoginArgs {
 
 /// Stores a credential directly, for registries whose clients would exchange the password
 /// themselves and hand coffer only an identity token it cannot renew.
-pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+pub fn login(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let password = if args.password_stdin {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin()
@@ -106,7 +106,7 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     if password.expose_secret().is_empty() {
         bail!("the password is empty");
     }
-    let credentials = Credentials::from_env()?;
+    let credentials = Credentials::open(paths.clone())?;
     credentials.store(&args.registry, &args.username, password)?;
     let answer = credentials.get(&args.registry)?;
     let what = match answer {
@@ -159,7 +159,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Apply the mode to what is stored now rather than at the next `docker login`.
-    let credentials = Credentials::from_env()?;
+    let credentials = Credentials::open(paths.clone())?;
     let keeper = Keeper::new(paths.clone());
     let mut failed = false;
     for summary in entries_of(&credentials, &host)? {
@@ -178,7 +178,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
 
 pub fn status(paths: &Paths, json: bool) -> anyhow::Result<()> {
     let config = Config::load(paths)?;
-    let list = Credentials::from_env()?.list()?;
+    let list = Credentials::open(paths.clone())?.list()?;
     let now = now();
     let mut rows: Vec<StatusRow> = list
         .iter()
@@ -204,7 +204,7 @@ pub fn status(paths: &Paths, json: bool) -> anyhow::Result<()> {
 
 pub fn refresh(paths: &Paths, args: RefreshArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(paths)?;
-    let credentials = Credentials::from_env()?;
+    let credentials = Credentials::open(paths.clone())?;
     let keeper = Keeper::new(paths.clone());
     let when = if args.force {
         When::Always
