@@ -9,7 +9,14 @@ use crate::paths::Paths;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {}
+pub struct Config {
+    /// `[tokens]`: margins and timeouts of the token vault.
+    #[serde(skip_serializing_if = "crate::token::settings::TokenSettings::is_default")]
+    pub tokens: crate::token::settings::TokenSettings,
+    /// `[registries."host:port"]`: each registry's token mode and HTTP settings.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub registries: std::collections::BTreeMap<String, crate::token::settings::RegistrySettings>,
+}
 
 impl Config {
     pub fn load(paths: &Paths) -> Result<Config> {

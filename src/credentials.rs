@@ -8,11 +8,14 @@ use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::file::FileStore;
 use crate::store::{Entry, Store, Summary, now};
+use crate::token::keeper::Keeper;
 use crate::unlock::Unlocker;
 
 #[derive(Debug)]
 pub struct Credentials {
     store: Box<dyn Store>,
+    /// The token vault; without it every entry is handed out as stored.
+    keeper: Option<Keeper>,
 }
 
 impl Credentials {
@@ -21,21 +24,45 @@ impl Credentials {
         Credentials::open(Paths::from_env()?)
     }
 
-    /// The store kept at `paths`.
+    /// The store kept at `paths`, with its token vault.
     pub fn open(paths: Paths) -> Result<Self> {
-        Ok(Credentials::new(FileStore::new(paths, Unlocker::default())))
+        Ok(
+            Credentials::new(FileStore::new(paths.clone(), Unlocker::default()))
+                .with_tokens(Keeper::new(paths)),
+        )
     }
 
     pub fn new(store: impl Store + 'static) -> Self {
         Credentials {
             store: Box::new(store),
+            keeper: None,
         }
     }
 
-    /// The best-matching entry for a client's server URL.
+    /// Derives, caches and renews tokens where a registry's mode asks for it.
+    pub fn with_tokens(self, keeper: Keeper) -> Self {
+        Credentials {
+            keeper: Some(keeper),
+            ..self
+        }
+    }
+
+    /// The store itself, for commands that manage entries one by one (`coffer refresh`).
+    pub fn backend(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// What a client gets for its server URL: the best-matching entry, with a derived token in
+    /// place of the credential where the registry's mode hands one out.
     pub fn get(&self, server_url: &str) -> Result<Option<Entry>> {
         let url = ServerUrl::parse(server_url)?;
-        self.store.find(&url.lookup_keys())
+        let Some(entry) = self.store.find(&url.lookup_keys())? else {
+            return Ok(None);
+        };
+        match &self.keeper {
+            Some(keeper) => keeper.answer(&*self.store, entry).map(Some),
+            None => Ok(Some(entry)),
+        }
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
@@ -47,8 +74,12 @@ impl Credentials {
             secret,
             created: now,
             updated: now,
+            tokens: None,
         };
-        self.store.put(&url.key(), entry)
+        match &self.keeper {
+            Some(keeper) => keeper.store(&*self.store, &url, entry),
+            None => self.store.put(&url.key(), entry),
+        }
     }
 
     /// Removes the entry this URL names; returns the removed entry's server URL.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::server_url::UrlError;
+use crate::token::TokenError;
 use crate::vault::VaultError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,6 +47,8 @@ pub enum Error {
     Profile(String),
     #[error("cannot find a home directory for the vault; set COFFER_HOME")]
     NoHome,
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(String),
 }

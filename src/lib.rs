@@ -7,6 +7,8 @@
 //! - [`vault`]: the vault file format and its cryptography.
 //! - [`unlock`]: where the key to open a vault comes from.
 //! - [`config`]: non-secret settings in `config.toml`.
+//! - [`token`]: the token vault: registry tokens derived from stored credentials, renewed
+//!   before they expire.
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
 //! - [`setup`]: pointing docker and podman at coffer, reversibly.
 //! - [`cli`]: the `coffer` command for people.
@@ -24,6 +26,7 @@ pub mod protocol;
 pub mod server_url;
 pub mod setup;
 pub mod store;
+pub mod token;
 pub mod unlock;
 pub mod vault;
 

@@ -3,6 +3,7 @@
 mod doctor;
 mod generate;
 mod setup;
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -114,6 +115,15 @@ enum Command {
         after_help = "Examples:\n  coffer generate man target/man\n  coffer generate completions target/completions"
     )]
     Generate { what: generate::What, dir: PathBuf },
+    /// Show or set how coffer answers for a registry: basic, oauth2 or auto (the token vault).
+    Mode(token::ModeArgs),
+    /// The token vault's state.
+    #[command(subcommand, after_help = "Example:\n  coffer token status")]
+    Token(token::TokenCommand),
+    /// Renew derived tokens ahead of their expiry (what the systemd timer runs).
+    Refresh(token::RefreshArgs),
+    /// Store a registry credential directly (the password stays in the vault).
+    Login(token::LoginArgs),
 }
 
 /// The variables coffer reads, for `--help` and the man pages.
@@ -222,6 +232,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
         Command::Generate { what, dir } => generate::run(what, &dir)?,
+        Command::Mode(args) => return token::mode(&paths, args),
+        Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
+        Command::Refresh(args) => return token::refresh(&paths, args),
+        Command::Login(args) => return token::login(&paths, args),
     }
     Ok(ExitCode::SUCCESS)
 }

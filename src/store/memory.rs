@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use secrecy::{ExposeSecret, SecretString};
-
 use super::{Entry, Store, Summary, now};
 use crate::error::Result;
 
@@ -31,13 +29,7 @@ impl Store for MemoryStore {
             return Ok(None);
         };
         *last_used = Some(now());
-        Ok(Some(Entry {
-            server_url: entry.server_url.clone(),
-            username: entry.username.clone(),
-            secret: SecretString::from(entry.secret.expose_secret()),
-            created: entry.created,
-            updated: entry.updated,
-        }))
+        Ok(Some(entry.clone()))
     }
 
     fn put(&self, key: &str, mut entry: Entry) -> Result<()> {

@@ -9,9 +9,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::token::state::{TokenState, TokenSummary};
 
 /// One credential with its metadata. Serialized only inside a sealed record.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     /// The server URL exactly as the client sent it.
     #[serde(rename = "url")]
@@ -23,9 +24,16 @@ pub struct Entry {
     /// Unix seconds.
     pub created: u64,
     pub updated: u64,
+    /// Tokens derived from this credential (the token vault); absent in Basic entries, so
+    /// vaults written before it existed read as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenState>,
 }
 
-fn expose<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn expose<S: serde::Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(secret.expose_secret())
 }
 
@@ -37,6 +45,9 @@ pub struct Summary {
     pub created: u64,
     pub updated: u64,
     pub last_used: Option<u64>,
+    /// The derived token's times and last exchange; never the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenSummary>,
 }
 
 impl From<&Entry> for Summary {
@@ -47,6 +58,7 @@ impl From<&Entry> for Summary {
             created: entry.created,
             updated: entry.updated,
             last_used: None,
+            tokens: entry.tokens.as_ref().map(TokenSummary::from),
         }
     }
 }
@@ -61,6 +73,22 @@ pub trait Store: std::fmt::Debug {
     fn remove(&self, keys: &[String]) -> Result<Option<String>>;
     /// Every entry's summary, sorted by server URL.
     fn list(&self) -> Result<Vec<Summary>>;
+    /// Reads, changes and writes back the entry under `key` as one step. `change` may fill,
+    /// replace or empty the slot, and says whether it changed anything. Stores that can lock
+    /// override this so that no other writer comes between the read and the write.
+    fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
+        let keys = [key.to_owned()];
+        let mut slot = self.find(&keys)?;
+        if change(&mut slot) {
+            match slot {
+                Some(entry) => self.put(key, entry)?,
+                None => {
+                    self.remove(&keys)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn now() -> u64 {

@@ -1,0 +1,445 @@
+//! `coffer mode`, `coffer token status` and `coffer refresh`: the token vault, for people.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::paths::Paths;
+use crate::server_url::ServerUrl;
+use crate::store::{Entry, Summary, now};
+use crate::token::keeper::{self, Keeper, Renewal, When};
+use crate::token::settings::{Mode, RegistrySettings};
+use crate::token::state::{Failure, TokenSummary};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  coffer mode registry.example.com oauth2\n  \
+    coffer mode registry.example.com auto --ca-file /etc/ssl/private-ca.pem\n  \
+    coffer mode registry.example.com basic\n  coffer mode registry.example.com"
+)]
+pub struct ModeArgs {
+    /// The registry as you would give it to `docker login`.
+    registry: String,
+    /// basic: hand out the stored credential; oauth2: hand out an identity token derived from
+    /// it; auto: oauth2 where the registry proves it works, else basic. Omit to show the mode.
+    mode: Option<Mode>,
+    /// Also trust the PEM certificates in this file for the registry and its token server.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_ca_file")]
+    ca_file: Option<PathBuf>,
+    /// Trust only the system's roots again.
+    #[arg(long)]
+    no_ca_file: bool,
+    /// Allow plain HTTP to this registry and its token server although they are not on loopback.
+    #[arg(long, conflicts_with = "https_only")]
+    allow_http: bool,
+    /// Refuse plain HTTP again (loopback registries are always allowed it).
+    #[arg(long)]
+    https_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Each registry's mode, what it hands out, when its token expires, the last refresh and
+    /// the last error.
+    #[command(after_help = "Examples:\n  coffer token status\n  coffer token status --json")]
+    Status {
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  coffer refresh --all\n  coffer refresh ghcr.io --force")]
+pub struct RefreshArgs {
+    /// The registry to renew (or --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    registry: Option<String>,
+    /// Every registry whose mode derives tokens (what the systemd timer runs).
+    #[arg(long)]
+    all: bool,
+    /// Renew even a fresh token.
+    #[arg(long)]
+    force: bool,
+    /// Renew tokens that will be due within this long, so `get` never has to.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    ahead: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    coffer login registry.example.com --username alice --password-stdin < token.txt\n  \
+    coffer login registry.example.com --username alice")]
+pub struct LoginArgs {
+    /// The registry as you would give it to `docker login`.
+    registry: String,
+    #[arg(short, long)]
+    username: String,
+    /// Read the password from the first line of standard input instead of the terminal.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// Stores a credential directly, for registries whose clients would exchange the password
+/// themselves and hand coffer only an identity token it cannot renew.
+pub fn login(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let password = if args.password_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        SecretString::from(line.trim_end_matches(['\n', '\r']))
+    } else {
+        SecretString::from(
+            rpassword::prompt_password("Password: ")
+                .context("no terminal to ask for the password; use --password-stdin")?,
+        )
+    };
+    if password.expose_secret().is_empty() {
+        bail!("the password is empty");
+    }
+    let credentials = Credentials::open(paths.clone())?;
+    credentials.store(&args.registry, &args.username, password)?;
+    let answer = credentials.get(&args.registry)?;
+    let what = match answer {
+        Some(entry) if entry.username == crate::token::oauth2::IDENTITY_TOKEN_USERNAME => {
+            "an identity token derived from it"
+        }
+        _ => "the stored credential",
+    };
+    println!("stored; clients get {what}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
+    let host = ServerUrl::parse(&args.registry)?.host().to_owned();
+    let mut config = Config::load(paths)?;
+    let mut settings = keeper::registry(&config, &host);
+    let changed = args.mode.is_some()
+        || args.ca_file.is_some()
+        || args.no_ca_file
+        || args.allow_http
+        || args.https_only;
+    if let Some(mode) = args.mode {
+        settings.mode = mode;
+    }
+    if let Some(path) = args.ca_file {
+        let path = std::path::absolute(&path)
+            .with_context(|| format!("cannot resolve {}", path.display()))?;
+        std::fs::metadata(&path).with_context(|| format!("cannot use {}", path.display()))?;
+        settings.ca_file = Some(path);
+    }
+    if args.no_ca_file {
+        settings.ca_file = None;
+    }
+    if args.allow_http {
+        settings.allow_http = true;
+    }
+    if args.https_only {
+        settings.allow_http = false;
+    }
+    if changed {
+        if settings == RegistrySettings::default() {
+            config.registries.remove(&host);
+        } else {
+            config.registries.insert(host.clone(), settings.clone());
+        }
+        config.save(paths)?;
+    }
+    println!("{host}: {}", describe(&settings));
+    if args.mode.is_none() || !paths.vault().exists() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Apply the mode to what is stored now rather than at the next `docker login`.
+    let credentials = Credentials::open(paths.clone())?;
+    let keeper = Keeper::new(paths.clone());
+    let mut failed = false;
+    for summary in entries_of(&credentials, &host)? {
+        let key = ServerUrl::parse(&summary.server_url)?.key();
+        if settings.mode == Mode::Basic {
+            keeper.forget(credentials.backend(), &key)?;
+            println!("{}: hands out the stored credential", summary.server_url);
+            continue;
+        }
+        // New settings deserve a new exchange now, whatever the last one's outcome was.
+        let renewal = keeper.renew(credentials.backend(), &key, &config, When::Always)?;
+        failed |= report(&summary.server_url, renewal, settings.mode);
+    }
+    Ok(exit(failed))
+}
+
+pub fn status(paths: &Paths, json: bool) -> anyhow::Result<()> {
+    let config = Config::load(paths)?;
+    let list = Credentials::open(paths.clone())?.list()?;
+    let now = now();
+    let mut rows: Vec<StatusRow> = list
+        .iter()
+        .map(|summary| {
+            let host = ServerUrl::parse(&summary.server_url)
+                .map(|u| u.host().to_owned())
+                .unwrap_or_default();
+            StatusRow::new(summary, keeper::registry(&config, &host).mode, now)
+        })
+        .collect();
+    for (host, settings) in &config.registries {
+        if !rows.iter().any(|row| row.host == *host) {
+            rows.push(StatusRow::unstored(host, settings.mode));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_status(&rows, now);
+    }
+    Ok(())
+}
+
+pub fn refresh(paths: &Paths, args: RefreshArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(paths)?;
+    let credentials = Credentials::open(paths.clone())?;
+    let keeper = Keeper::new(paths.clone());
+    let when = if args.force {
+        When::Always
+    } else {
+        When::Ahead(args.ahead)
+    };
+    let chosen: Vec<(Summary, Mode)> = match &args.registry {
+        Some(registry) => {
+            let host = ServerUrl::parse(registry)?.host().to_owned();
+            let mode = keeper::registry(&config, &host).mode;
+            if mode == Mode::Basic {
+                bail!(
+                    "{host} is in basic mode and has no token to renew; \
+                     switch it with `coffer mode {host} oauth2`"
+                );
+            }
+            let found = entries_of(&credentials, &host)?;
+            if found.is_empty() {
+                bail!("nothing is stored for {registry}; log in to it first");
+            }
+            found.into_iter().map(|s| (s, mode)).collect()
+        }
+        None => credentials
+            .list()?
+            .into_iter()
+            .filter_map(|summary| {
+                let host = ServerUrl::parse(&summary.server_url)
+                    .ok()?
+                    .host()
+                    .to_owned();
+                let mode = keeper::registry(&config, &host).mode;
+                (mode != Mode::Basic).then_some((summary, mode))
+            })
+            .collect(),
+    };
+    if chosen.is_empty() {
+        println!("no stored registry is in a token mode");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = false;
+    for (summary, mode) in chosen {
+        let key = ServerUrl::parse(&summary.server_url)?.key();
+        let renewal = keeper.renew(credentials.backend(), &key, &config, when)?;
+        failed |= report(&summary.server_url, renewal, mode);
+    }
+    Ok(exit(failed))
+}
+
+fn entries_of(credentials: &Credentials, host: &str) -> anyhow::Result<Vec<Summary>> {
+    Ok(credentials
+        .list()?
+        .into_iter()
+        .filter(|s| ServerUrl::parse(&s.server_url).is_ok_and(|u| u.host() == host))
+        .collect())
+}
+
+fn describe(settings: &RegistrySettings) -> String {
+    let mut text = format!("mode {}", settings.mode.name());
+    if let Some(path) = &settings.ca_file {
+        text.push_str(&format!(", also trusts {}", path.display()));
+    }
+    if settings.allow_http {
+        text.push_str(", plain HTTP allowed");
+    }
+    text
+}
+
+/// Prints one line for a renewal; returns whether it failed.
+fn report(server_url: &str, renewal: Option<Renewal>, mode: Mode) -> bool {
+    let now = now();
+    match renewal {
+        None => {
+            println!("{server_url}: erased meanwhile");
+            false
+        }
+        Some(Renewal::Renewed(entry)) => {
+            println!(
+                "{server_url}: renewed; clients get {}",
+                handed_out(&entry, now)
+            );
+            false
+        }
+        Some(Renewal::Fresh(entry)) => {
+            println!(
+                "{server_url}: fresh; clients get {}",
+                handed_out(&entry, now)
+            );
+            false
+        }
+        Some(Renewal::Failed(entry, error)) => {
+            let fallback = match token_of(&entry) {
+                Some(t) if t.expires_at.is_none_or(|at| at > now) => {
+                    format!("clients still get {}", handed_out(&entry, now))
+                }
+                _ if mode == Mode::Auto || token_of(&entry).is_none() => {
+                    "clients get the stored credential (basic)".to_owned()
+                }
+                _ => "the cached token has expired".to_owned(),
+            };
+            println!("{server_url}: FAILED: {error}; {fallback}");
+            true
+        }
+    }
+}
+
+fn token_of(entry: &Entry) -> Option<TokenSummary> {
+    entry.tokens.as_ref().map(TokenSummary::from)
+}
+
+fn handed_out(entry: &Entry, now: u64) -> String {
+    match token_of(entry) {
+        Some(TokenSummary {
+            provider: Some(provider),
+            expires_at,
+            ..
+        }) => format!("an {provider} token, {}", expiry(expires_at, now)),
+        _ => "the stored credential (basic)".to_owned(),
+    }
+}
+
+fn expiry(expires_at: Option<u64>, now: u64) -> String {
+    match expires_at {
+        None => "no expiry stated".to_owned(),
+        Some(at) if at > now => format!("expires in {}", duration(at - now)),
+        Some(at) => format!("expired {} ago", duration(now - at)),
+    }
+}
+
+fn duration(seconds: u64) -> String {
+    humantime::format_duration(Duration::from_secs(seconds)).to_string()
+}
+
+fn exit(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct StatusRow {
+    registry: String,
+    #[serde(skip)]
+    host: String,
+    mode: &'static str,
+    /// `token` or `credential`: what `get` answers with now.
+    hands_out: &'static str,
+    provider: Option<String>,
+    issued_at: Option<u64>,
+    expires_at: Option<u64>,
+    last_refresh: Option<u64>,
+    last_error: Option<Failure>,
+}
+
+impl StatusRow {
+    fn new(summary: &Summary, mode: Mode, now: u64) -> StatusRow {
+        let tokens = summary.tokens.clone();
+        let token_live = tokens
+            .as_ref()
+            .is_some_and(|t| t.provider.is_some() && t.expires_at.is_none_or(|at| at > now));
+        let hands_out = if mode != Mode::Basic && token_live {
+            "token"
+        } else {
+            "credential"
+        };
+        let tokens = tokens.unwrap_or(TokenSummary {
+            provider: None,
+            issued_at: None,
+            expires_at: None,
+            last_refresh: None,
+            last_error: None,
+        });
+        StatusRow {
+            registry: summary.server_url.clone(),
+            host: ServerUrl::parse(&summary.server_url)
+                .map(|u| u.host().to_owned())
+                .unwrap_or_default(),
+            mode: mode.name(),
+            hands_out,
+            provider: tokens.provider,
+            issued_at: tokens.issued_at,
+            expires_at: tokens.expires_at,
+            last_refresh: tokens.last_refresh,
+            last_error: tokens.last_error,
+        }
+    }
+
+    fn unstored(host: &str, mode: Mode) -> StatusRow {
+        StatusRow {
+            registry: host.to_owned(),
+            host: host.to_owned(),
+            mode: mode.name(),
+            hands_out: "nothing",
+            provider: None,
+            issued_at: None,
+            expires_at: None,
+            last_refresh: None,
+            last_error: None,
+        }
+    }
+}
+
+fn print_status(rows: &[StatusRow], now: u64) {
+    if rows.is_empty() {
+        println!("no credentials stored and no registry configured");
+        return;
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.registry.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    println!(
+        "{:width$}  {:6}  {:10}  {:22}  {:20}  LAST ERROR",
+        "REGISTRY", "MODE", "HANDS OUT", "TOKEN", "LAST REFRESH"
+    );
+    for row in rows {
+        let token = match (&row.provider, row.hands_out) {
+            (_, "nothing") => "-".to_owned(),
+            (Some(_), _) => expiry(row.expires_at, now),
+            (None, _) => "-".to_owned(),
+        };
+        let refreshed = row.last_refresh.map_or_else(
+            || "never".to_owned(),
+            |at| format!("{} ago", duration(now.saturating_sub(at))),
+        );
+        let error = row.last_error.as_ref().map_or_else(
+            || "-".to_owned(),
+            |f| format!("{} ago: {}", duration(now.saturating_sub(f.at)), f.message),
+        );
+        println!(
+            "{:width$}  {:6}  {:10}  {:22}  {:20}  {error}",
+            row.registry, row.mode, row.hands_out, token, refreshed
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! Store, get and refresh with tokens.
+//!
+//! - `store` writes the credential, then, in a token mode, mints the first token. A `store` whose
+//!   secret is a token coffer derived (what `docker login` without `-u` sends back) never
+//!   replaces the credential.
+//! - `get` hands out the cached token while it is fresh, without a write or a network call;
+//!   once it is due it renews it under a cross-process lock: one process exchanges, the others
+//!   wait (bounded) and then read what it wrote. A failed renewal serves the cached token while
+//!   it is still valid, and waits `retry_after` before trying again.
+//! - `refresh` does the same ahead of time, for `coffer refresh` and its timer.
+
+use std::time::Duration;
+
+use super::TokenError;
+use super::http::Http;
+use super::oauth2::IDENTITY_TOKEN_USERNAME;
+use super::provider::{LongLived, Target};
+use super::settings::{Mode, RegistrySettings};
+use super::state::{Derived, Failure, TokenState};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::paths::Paths;
+use crate::server_url::ServerUrl;
+use crate::store::{Entry, Store, now};
+
+/// When a renewal is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Inside the margin, or no token yet (`get`, `store`).
+    Due,
+    /// Due within this long from now (`coffer refresh`, so the timer runs before `get` must).
+    Ahead(Duration),
+    /// Now, whatever the token's age (`coffer refresh --force`, `coffer mode`).
+    Always,
+}
+
+/// The outcome of [`Keeper::renew`].
+#[derive(Debug)]
+pub enum Renewal {
+    /// Nothing was exchanged: the token is fresh (perhaps renewed by another process), or the
+    /// registry's mode derives none.
+    Fresh(Entry),
+    Renewed(Entry),
+    /// The exchange failed or could not start; the entry holds the cached token, if any.
+    Failed(Entry, TokenError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Keeper {
+    paths: Paths,
+}
+
+impl Keeper {
+    pub fn new(paths: Paths) -> Keeper {
+        Keeper { paths }
+    }
+
+    fn config(&self) -> Result<Config> {
+        Config::load(&self.paths)
+    }
+
+    /// What a client gets for a stored entry: the credential, or the token derived from it.
+    pub fn answer(&self, store: &dyn Store, entry: Entry) -> Result<Entry> {
+        // Plain Basic entries take this path: no config read, no clock, no write.
+        let Some(token) = derived(&entry) else {
+            return Ok(entry);
+        };
+        let config = self.config()?;
+        let url = ServerUrl::parse(&entry.server_url)?;
+        if registry(&config, url.host()).mode == Mode::Basic {
+            return Ok(entry);
+        }
+        if !token.due(now(), config.tokens.min_margin) {
+            return Ok(handout(entry));
+        }
+        match self.renew(store, &url.key(), &config, When::Due)? {
+            Some(Renewal::Fresh(entry) | Renewal::Renewed(entry)) => Ok(handout(entry)),
+            Some(Renewal::Failed(entry, error)) => serve_cached(entry, &url, &error),
+            // Erased while we waited: answer with what was found, as a lookup a moment earlier would.
+            None => Ok(handout(entry)),
+        }
+    }
+
+    /// Stores a credential the client sent; in a token mode, mints its first token.
+    pub fn store(&self, store: &dyn Store, url: &ServerUrl, entry: Entry) -> Result<()> {
+        let key = url.key();
+        let mut incoming = Some(entry);
+        let mut kept = false;
+        store.update(&key, &mut |slot| {
+            let Some(new) = incoming.take() else {
+                return false;
+            };
+            if let Some(old) = slot.as_ref()
+                && would_replace_credential_with_token(old, &new)
+            {
+                kept = true;
+                return false;
+            }
+            let created = slot.as_ref().map_or(new.created, |old| old.created);
+            *slot = Some(Entry { created, ..new });
+            true
+        })?;
+        if kept {
+            return Ok(());
+        }
+        let config = self.config()?;
+        let mode = registry(&config, url.host()).mode;
+        if mode == Mode::Basic {
+            return Ok(());
+        }
+        if let Some(Renewal::Failed(_, error)) = self.renew(store, &key, &config, When::Due)? {
+            eprintln!(
+                "coffer: {} stays on basic ({} mode): {error}",
+                url.host(),
+                mode.name()
+            );
+        }
+        Ok(())
+    }
+
+    /// Renews the token of the entry stored under `key` if `when` asks for it and its mode
+    /// derives one. `None` when no entry is stored there.
+    pub fn renew(
+        &self,
+        store: &dyn Store,
+        key: &str,
+        config: &Config,
+        when: When,
+    ) -> Result<Option<Renewal>> {
+        let wait = config.tokens.timeout * 2 + Duration::from_secs(2);
+        let lock = files::lock(&self.paths.home().join("refresh.lock"), wait);
+        let keys = [key.to_owned()];
+        // Read after taking the lock: another process may have renewed while we waited.
+        let Some(entry) = store.find(&keys)? else {
+            return Ok(None);
+        };
+        match lock {
+            Ok(_held) => self.renew_locked(store, key, entry, config, when).map(Some),
+            Err(Error::LockTimeout(seconds)) => {
+                Ok(Some(Renewal::Failed(entry, TokenError::Busy { seconds })))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn renew_locked(
+        &self,
+        store: &dyn Store,
+        key: &str,
+        entry: Entry,
+        config: &Config,
+        when: When,
+    ) -> Result<Renewal> {
+        let url = ServerUrl::parse(&entry.server_url)?;
+        let settings = registry(config, url.host());
+        let Some(provider) = settings.mode.provider() else {
+            return Ok(Renewal::Fresh(entry));
+        };
+        let state = entry.tokens.clone().unwrap_or_default();
+        let now = now();
+        let min_margin = config.tokens.min_margin;
+        let wanted = match (&state.token, when) {
+            (None, _) | (_, When::Always) => true,
+            (Some(token), When::Due) => token.due(now, min_margin),
+            (Some(token), When::Ahead(ahead)) => {
+                token.due(now.saturating_add(ahead.as_secs()), min_margin)
+            }
+        };
+        if !wanted {
+            return Ok(Renewal::Fresh(entry));
+        }
+        if when != When::Always
+            && let Some(failure) = state.backing_off(now, config.tokens.retry_after)
+        {
+            let error = TokenError::Earlier(failure.message.clone());
+            return Ok(Renewal::Failed(entry, error));
+        }
+        let minted = if entry.username == IDENTITY_TOKEN_USERNAME {
+            Err(TokenError::NoCredential)
+        } else if let Some(token) = &state.token
+            && token.provider != provider.name()
+            && super::provider::by_name(&token.provider).is_none()
+        {
+            Err(TokenError::UnknownProvider(token.provider.clone()))
+        } else {
+            Http::new(&config.tokens, &settings).and_then(|http| {
+                let target = Target {
+                    url: &url,
+                    http: &http,
+                };
+                let credential = LongLived {
+                    username: &entry.username,
+                    secret: &entry.secret,
+                };
+                provider.mint(&target, &credential)
+            })
+        };
+        let mut state = state;
+        let outcome = match minted {
+            Ok(minted) => {
+                state.token = Some(Derived::new(provider.name(), minted));
+                state.last_refresh = Some(super::http::unix(std::time::SystemTime::now()));
+                state.last_error = None;
+                None
+            }
+            Err(error) => {
+                state.last_error = Some(Failure {
+                    at: super::http::unix(std::time::SystemTime::now()),
+                    message: error.to_string(),
+                });
+                Some(error)
+            }
+        };
+        let saved = save_state(store, key, &entry, state)?;
+        Ok(match outcome {
+            None => Renewal::Renewed(saved),
+            Some(error) => Renewal::Failed(saved, error),
+        })
+    }
+
+    /// Drops the derived tokens of the entry under `key` (switching a registry to `basic`).
+    pub fn forget(&self, store: &dyn Store, key: &str) -> Result<()> {
+        store.update(key, &mut |slot| match slot {
+            Some(entry) if entry.tokens.is_some() => {
+                entry.tokens = None;
+                true
+            }
+            _ => false,
+        })
+    }
+}
+
+/// The registry's settings; every registry without a section is `basic`.
+pub fn registry(config: &Config, host: &str) -> RegistrySettings {
+    config.registries.get(host).cloned().unwrap_or_default()
+}
+
+fn derived(entry: &Entry) -> Option<&Derived> {
+    entry.tokens.as_ref()?.token.as_ref()
+}
+
+/// The entry as a client sees it: the derived token in place of the credential.
+fn handout(mut entry: Entry) -> Entry {
+    if let Some(token) = entry.tokens.as_ref().and_then(|s| s.token.as_ref()) {
+        entry.username = token.username.clone();
+        entry.secret = token.secret.clone();
+    }
+    entry
+}
+
+/// After a failed renewal: the cached token while it is valid, with a warning; else an error.
+fn serve_cached(entry: Entry, url: &ServerUrl, error: &TokenError) -> Result<Entry> {
+    let now = now();
+    match derived(&entry) {
+        Some(token) if token.valid(now) => {
+            let left = token
+                .expires_at
+                .map(|at| format!(", valid for {} s more", at - now))
+                .unwrap_or_default();
+            eprintln!(
+                "coffer: warning: cannot renew the token for {}: {error}; using the cached one{left}",
+                url.host()
+            );
+            Ok(handout(entry))
+        }
+        _ => Err(Error::Token(TokenError::Expired {
+            registry: url.host().to_owned(),
+            reason: error.to_string(),
+        })),
+    }
+}
+
+/// `docker login` without `-u` sends back what `get` gave it: never let that token, or an
+/// identity token the client got with it, replace the credential it was derived from.
+fn would_replace_credential_with_token(old: &Entry, new: &Entry) -> bool {
+    derived(old)
+        .is_some_and(|token| token.is(&new.secret) || new.username == IDENTITY_TOKEN_USERNAME)
+}
+
+/// Writes the token state into the stored entry, unless its credential changed meanwhile (a
+/// `docker login` with a new password): tokens of the old credential are not kept.
+fn save_state(store: &dyn Store, key: &str, used: &Entry, state: TokenState) -> Result<Entry> {
+    let mut state = Some(state);
+    let mut saved = None;
+    store.update(key, &mut |slot| {
+        let Some(entry) = slot.as_mut() else {
+            return false;
+        };
+        if entry.username != used.username || !same_secret(entry, used) {
+            return false;
+        }
+        entry.tokens = state.take();
+        saved = Some(entry.clone());
+        true
+    })?;
+    Ok(saved.unwrap_or_else(|| used.clone()))
+}
+
+fn same_secret(a: &Entry, b: &Entry) -> bool {
+    use secrecy::ExposeSecret;
+    a.secret.expose_secret() == b.secret.expose_secret()
+}

@@ -1,0 +1,80 @@
+//! The token vault: the long-lived credential stays in the vault; clients get a token derived
+//! from it, renewed before it runs out.
+//!
+//! - [`settings`]: the per-registry mode (`basic`, `oauth2`, `auto`) and the margins and
+//!   timeouts, as spelled in `config.toml`.
+//! - [`provider`]: the one trait a token source implements; [`oauth2`] is registry OAuth2.
+//! - [`challenge`]: `WWW-Authenticate` parsing; [`jwt`]: the times inside a token;
+//!   [`http`]: the HTTP client every exchange uses.
+//! - [`state`]: what is kept beside the credential in its sealed record.
+//! - [`keeper`]: store, get and refresh with tokens: when to exchange, one process at a time.
+
+pub mod challenge;
+pub mod http;
+pub mod jwt;
+pub mod keeper;
+pub mod oauth2;
+pub mod provider;
+pub mod settings;
+pub mod state;
+
+use std::path::PathBuf;
+
+/// Why an exchange failed. Messages are one line, name no secret and say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot reach {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    #[error(
+        "{url} did not answer within the {seconds} s timeout; raise `timeout` under [tokens] in config.toml if the registry is that slow"
+    )]
+    TimedOut { url: String, seconds: f64 },
+    #[error(
+        "refusing plain HTTP to {url}: use https, or allow it with `coffer mode {host} --allow-http`"
+    )]
+    PlainHttp { url: String, host: String },
+    #[error("cannot use the CA file {}: {message}; fix `ca_file` with `coffer mode`", path.display())]
+    CaFile { path: PathBuf, message: String },
+    #[error("cannot set up HTTPS: {0}")]
+    Client(String),
+    #[error("invalid registry URL {url}")]
+    BadUrl { url: String },
+    #[error("{what} at {url} answered HTTP {status}")]
+    Status {
+        what: &'static str,
+        url: String,
+        status: u16,
+    },
+    #[error(
+        "the token server at {url} refused the stored credentials (HTTP {status}); log in again"
+    )]
+    CredentialRejected { url: String, status: u16 },
+    #[error("the answer from {url} is unusable: {why}")]
+    BadAnswer { url: String, why: &'static str },
+    #[error("{url} does not use token authentication: {found}; keep this registry on `basic`")]
+    NotTokenAuth { url: String, found: String },
+    #[error(
+        "the token server at {url} gave no refresh token for an offline grant, so there is no identity token to hand out"
+    )]
+    NoRefreshToken { url: String },
+    #[error(
+        "the token server at {url} refuses refresh grants by POST (HTTP {status}), and docker needs them to use an identity token"
+    )]
+    RefreshRefused { url: String, status: u16 },
+    #[error(
+        "coffer holds only an identity token for this registry (the client exchanged the password itself), none to exchange; store the password with `coffer login REGISTRY --username USER`"
+    )]
+    NoCredential,
+    #[error("another coffer process is still renewing this registry's token after {seconds} s")]
+    Busy { seconds: u64 },
+    #[error(
+        "the stored token was minted by `{0}`, which this coffer does not know; run `coffer refresh`"
+    )]
+    UnknownProvider(String),
+    #[error("the last renewal failed: {0}")]
+    Earlier(String),
+    #[error(
+        "the token for {registry} expired and cannot be renewed: {reason}; run `coffer refresh {registry}` once the registry answers"
+    )]
+    Expired { registry: String, reason: String },
+}

@@ -1,0 +1,154 @@
+//! The token vault's settings in `config.toml`:
+//!
+//! ```toml
+//! [tokens]                      # every key optional; these are the defaults
+//! min_margin = "10m"            # renew when less than max(half the lifetime, this) remains
+//! connect_timeout = "5s"
+//! timeout = "10s"               # the whole exchange, all requests together
+//! retry_after = "30s"           # after a failed renewal, serve the cached token this long
+//!
+//! [registries."registry.example.com"]
+//! mode = "oauth2"               # basic | oauth2 | auto
+//! ca_file = "/etc/ssl/private-ca.pem"
+//! allow_http = false            # plain HTTP beyond loopback
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::oauth2::OAuth2;
+use super::provider::Provider;
+
+/// How coffer answers `get` for a registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Hand out the stored credential.
+    #[default]
+    Basic,
+    /// Exchange the credential for an OAuth2 refresh token (identity token) at store time.
+    #[value(name = "oauth2")]
+    #[serde(rename = "oauth2")]
+    OAuth2,
+    /// Probe at store time: `oauth2` where the registry proves it works, else `basic`.
+    Auto,
+}
+
+impl Mode {
+    /// The provider that mints tokens in this mode; `None` hands out the credential itself.
+    pub fn provider(self) -> Option<&'static dyn Provider> {
+        match self {
+            Mode::Basic => None,
+            Mode::OAuth2 | Mode::Auto => Some(&OAuth2),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Basic => "basic",
+            Mode::OAuth2 => "oauth2",
+            Mode::Auto => "auto",
+        }
+    }
+}
+
+/// One registry's section, `[registries."host:port"]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    pub mode: Mode,
+    /// Extra PEM certificates trusted for this registry and its token server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Plain HTTP to a registry or token server that is not on loopback.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http: bool,
+}
+
+/// The `[tokens]` section: margins and timeouts for every registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    #[serde(with = "human")]
+    pub min_margin: Duration,
+    #[serde(with = "human")]
+    pub connect_timeout: Duration,
+    #[serde(with = "human")]
+    pub timeout: Duration,
+    #[serde(with = "human")]
+    pub retry_after: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            min_margin: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl TokenSettings {
+    pub fn is_default(&self) -> bool {
+        *self == TokenSettings::default()
+    }
+}
+
+/// Durations spelled for people: `"10m"`, `"90s"`, `"1h 30m"`.
+mod human {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("{e} (write a duration like \"10m\" or \"30s\")"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Serialize, PartialEq)]
+    struct Both {
+        tokens: TokenSettings,
+        registry: RegistrySettings,
+    }
+
+    #[test]
+    fn spelling_round_trips() {
+        let text = r#"
+            [tokens]
+            min_margin = "2s"
+            timeout = "1m 30s"
+            [registry]
+            mode = "oauth2"
+            allow_http = true
+        "#;
+        let both: Both = toml::from_str(text).expect("parse");
+        assert_eq!(both.tokens.min_margin, Duration::from_secs(2));
+        assert_eq!(both.tokens.timeout, Duration::from_secs(90));
+        assert_eq!(both.tokens.connect_timeout, Duration::from_secs(5));
+        assert_eq!(both.registry.mode, Mode::OAuth2);
+        assert!(both.registry.allow_http);
+        let again: Both = toml::from_str(&toml::to_string(&both).expect("write")).expect("parse");
+        assert_eq!(again, both);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_hint() {
+        let error = toml::from_str::<TokenSettings>("min_margin = \"soon\"").expect_err("bad");
+        assert!(error.to_string().contains("like \"10m\""), "{error}");
+        assert!(toml::from_str::<RegistrySettings>("mode = \"oauth3\"").is_err());
+        assert!(toml::from_str::<RegistrySettings>("colour = 1").is_err());
+    }
+}
