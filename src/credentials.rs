@@ -3,9 +3,11 @@
 
 use secrecy::SecretString;
 
+use crate::audit::AccessLog;
 use crate::error::Result;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
+use crate::store::audited::Audited;
 use crate::store::file::FileStore;
 use crate::store::{Entry, Store, Summary, now};
 use crate::unlock::Unlocker;
@@ -16,11 +18,13 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// The user's store, as the environment configures it.
+    /// The user's store, as the environment configures it, with every action in the access log.
     pub fn from_env() -> Result<Self> {
-        Ok(Credentials::new(FileStore::new(
-            Paths::from_env()?,
-            Unlocker::default(),
+        let paths = Paths::from_env()?;
+        let log = AccessLog::new(paths.access_log());
+        Ok(Credentials::new(Audited::new(
+            FileStore::new(paths, Unlocker::default()),
+            log,
         )))
     }
 

@@ -6,10 +6,12 @@
 //! - [`store`]: the store contract, the encrypted file store and an in-memory store.
 //! - [`vault`]: the vault file format and its cryptography.
 //! - [`unlock`]: where the key to open a vault comes from.
+//! - [`audit`]: the access log of every credential action, never a secret.
 //! - [`config`]: non-secret settings in `config.toml`.
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
 //! - [`cli`]: the `coffer` command for people.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod credentials;

@@ -1,6 +1,7 @@
 //! The `coffer` command for people. Output for people goes to stdout; errors to stderr.
 
 mod doctor;
+mod log;
 
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
@@ -60,6 +61,18 @@ enum Command {
     /// Check the set-up: docker's configuration, the helper on PATH, the vault.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+    /// Show the access log: which process asked for which registry's credentials, and when.
+    #[command(
+        after_help = "Examples:\n  coffer log --tail 20\n  coffer log --json | jq 'select(.action == \"get\")'"
+    )]
+    Log {
+        /// Only the last N events.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// One JSON object per line, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -130,6 +143,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("passphrase changed; {count} entries kept");
         }
         Command::Doctor => return Ok(doctor::run(&paths)),
+        Command::Log { tail, json } => log::run(&paths, tail, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }
