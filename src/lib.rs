@@ -20,6 +20,7 @@ pub mod files;
 pub mod hardening;
 pub mod paths;
 pub mod protocol;
+pub mod secret_buffer;
 pub mod server_url;
 pub mod store;
 pub mod unlock;
