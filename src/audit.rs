@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 /// The size at which `access.log` is rotated to `access.log.1`.
 pub const ROTATE_AT: u64 = 1 << 20;
+/// Longer registry names are cut: a request may be up to a mebibyte, a log line stays small.
+const MAX_REGISTRY_CHARS: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,13 +62,21 @@ impl Event {
         Event {
             time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             action,
-            registry,
+            registry: registry.map(shorten),
             outcome,
             error: None,
             caller,
             caller_pid,
         }
     }
+}
+
+fn shorten(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_REGISTRY_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// The parent process: who ran this helper.
@@ -183,6 +193,15 @@ mod tests {
                     .contains(r#""action":"get","registry":"ghcr.io","outcome":"ok","caller":""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn long_registries_are_cut() {
+        let long = "é".repeat(1000);
+        let event = Event::now(Action::Get, Some(long), Outcome::NotFound);
+        let registry = event.registry.expect("registry");
+        assert_eq!(registry.chars().count(), MAX_REGISTRY_CHARS + 1);
+        assert!(registry.ends_with("é…"));
     }
 
     #[test]
