@@ -243,6 +243,11 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// An independent generator for another thread, derived from this one.
+    pub fn fork(&mut self) -> Rng {
+        Rng(self.next() | 1)
+    }
 }
 
 /// A finished process: its exit status and output, with assertions that show both on failure.
@@ -326,6 +331,15 @@ pub struct Held {
     pub child: Child,
     input: Vec<u8>,
     what: String,
+}
+
+impl Held {
+    /// Gives the process its input now and closes its stdin.
+    pub fn start(mut self) -> Child {
+        let mut stdin = self.child.stdin.take().expect("stdin");
+        stdin.write_all(&self.input).expect("write input");
+        self.child
+    }
 }
 
 /// Checks that every held process is alive at this moment, then gives each its input and

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod crash;
 mod e2e_docker;
 mod stress;
 mod vectors;
