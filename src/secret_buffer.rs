@@ -100,7 +100,7 @@ mod tests {
         assert_eq!(read.expect("fits").as_bytes(), big.as_slice());
         let refused = SecretBuffer::read_bounded(big.as_slice(), big.len() - 1).expect("read");
         assert!(refused.is_none());
-        let mut endless = std::io::repeat(b'y');
+        let mut endless = io::repeat(b'y');
         let refused = SecretBuffer::read_bounded(&mut endless, 100_000).expect("read");
         assert!(refused.is_none());
         assert_eq!(

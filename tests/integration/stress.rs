@@ -177,7 +177,7 @@ fn hundreds_of_concurrent_helpers_lose_nothing() {
 
         let before = owned.clone();
         let mut stored: Vec<Vec<Cred>> = vec![Vec::new(); SHARED_KEYS];
-        let mut erased_shared = vec![false; SHARED_KEYS];
+        let mut erased_shared = [false; SHARED_KEYS];
         let mut lists = Vec::new();
         for ((target, op), run) in plan.iter().zip(&runs) {
             *tally.by_action.entry(op.action()).or_default() += 1;
