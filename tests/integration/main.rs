@@ -6,5 +6,6 @@ mod harness;
 mod crash;
 mod e2e_docker;
 mod stress;
+mod tamper;
 mod vectors;
 mod wire;
