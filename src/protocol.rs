@@ -183,7 +183,9 @@ fn parse_store(text: &str) -> Result<StoreRequest, String> {
     serde_json::from_str(text).map_err(|e| {
         // Never echo the input: serde's messages can quote values, and a value may be a secret.
         let what = match e.classify() {
-            serde_json::error::Category::Data => "a field has the wrong type",
+            serde_json::error::Category::Data => {
+                "it must be an object whose ServerURL, Username and Secret are strings"
+            }
             serde_json::error::Category::Eof => "it ends too early",
             _ => "it is not valid JSON",
         };

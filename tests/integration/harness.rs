@@ -258,6 +258,11 @@ pub struct Run {
 
 impl Run {
     pub fn of(cmd: &mut Command, input: &str) -> Run {
+        Run::of_bytes(cmd, input.as_bytes())
+    }
+
+    /// Runs `cmd` with `input` on stdin, which need not be text.
+    pub fn of_bytes(cmd: &mut Command, input: &[u8]) -> Run {
         let what = format!("{cmd:?}");
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -266,7 +271,7 @@ impl Run {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
         let mut stdin = child.stdin.take().expect("stdin");
-        let input = input.as_bytes().to_vec();
+        let input = input.to_vec();
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(&input);
         });

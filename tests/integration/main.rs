@@ -5,6 +5,7 @@ mod harness;
 
 mod crash;
 mod e2e_docker;
+mod hostile;
 mod stress;
 mod tamper;
 mod vectors;
