@@ -165,7 +165,11 @@ fn odd_input_is_one_line_and_exit_1() {
             wrong.push(format!("{args:?} with {} bytes: {got:?}", input.len()));
         }
     }
-    assert!(wrong.is_empty(), "unexpected answers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "unexpected answers:\n{}",
+        wrong.join("\n")
+    );
 
     // The limit itself is accepted, and the access log keeps its line short.
     let longest = "a".repeat(1 << 20);

@@ -6,6 +6,7 @@ mod harness;
 mod crash;
 mod e2e_docker;
 mod hostile;
+mod hygiene;
 mod stress;
 mod tamper;
 mod vectors;
