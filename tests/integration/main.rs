@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod audit_log;
 mod crash;
 mod e2e_docker;
 mod hostile;
