@@ -10,5 +10,8 @@ fuzz_target!(|text: &str| {
         return;
     };
     let saved = toml::to_string_pretty(&config).expect("a loaded config saves");
-    assert_eq!(toml::from_str::<Config>(&saved).expect("a saved config loads"), config);
+    assert_eq!(
+        toml::from_str::<Config>(&saved).expect("a saved config loads"),
+        config
+    );
 });

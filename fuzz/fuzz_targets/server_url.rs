@@ -17,7 +17,10 @@ fuzz_target!(|text: &str| {
     assert_eq!(erases[0], key);
     assert!(erases.iter().all(|k| lookups.contains(k)));
     for k in &lookups {
-        assert!(!k.chars().any(|c| c.is_control() || c.is_whitespace()), "{k:?}");
+        assert!(
+            !k.chars().any(|c| c.is_control() || c.is_whitespace()),
+            "{k:?}"
+        );
     }
     for (mine, other) in [("https://", "http://"), ("http://", "https://")] {
         if key.starts_with(mine) {
