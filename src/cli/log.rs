@@ -21,7 +21,7 @@ pub fn run(paths: &Paths, tail: Option<usize>, json: bool) -> anyhow::Result<()>
         for event in shown {
             println!("{}", serde_json::to_string(event)?);
         }
-    } else if shown.is_empty() {
+    } else if events.is_empty() {
         println!("no access recorded in {}", log.path().display());
     } else {
         print_table(shown);
