@@ -3,9 +3,11 @@
 
 use secrecy::SecretString;
 
+use crate::audit::AccessLog;
 use crate::error::Result;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
+use crate::store::audited::Audited;
 use crate::store::file::FileStore;
 use crate::store::{Entry, Store, Summary, now};
 use crate::token::keeper::Keeper;
@@ -19,17 +21,16 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// The user's store, as the environment configures it.
+    /// The user's store, as the environment configures it, with every action in the access log.
     pub fn from_env() -> Result<Self> {
         Credentials::open(Paths::from_env()?)
     }
 
-    /// The store kept at `paths`, with its token vault.
+    /// The store kept at `paths`, with its token vault and every action in its access log.
     pub fn open(paths: Paths) -> Result<Self> {
-        Ok(
-            Credentials::new(FileStore::new(paths.clone(), Unlocker::default()))
-                .with_tokens(Keeper::new(paths)),
-        )
+        let log = AccessLog::new(paths.access_log());
+        let store = Audited::new(FileStore::new(paths.clone(), Unlocker::default()), log);
+        Ok(Credentials::new(store).with_tokens(Keeper::new(paths)))
     }
 
     pub fn new(store: impl Store + 'static) -> Self {

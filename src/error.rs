@@ -25,6 +25,12 @@ pub enum Error {
     VaultExists { path: PathBuf },
     #[error("{} is accessible by other users; run `chmod {mode:o} {}` and try again", path.display(), path.display())]
     Permissions { path: PathBuf, mode: u32 },
+    #[error(
+        "permission denied reading {}: run coffer as the user who owns the vault, or give it back \
+         to that user (`chown`) with `chmod 600` on the file and `chmod 700` on its folder",
+        path.display()
+    )]
+    Unreadable { path: PathBuf },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,

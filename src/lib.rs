@@ -6,6 +6,7 @@
 //! - [`store`]: the store contract, the encrypted file store and an in-memory store.
 //! - [`vault`]: the vault file format and its cryptography.
 //! - [`unlock`]: where the key to open a vault comes from.
+//! - [`audit`]: the access log of every credential action, never a secret.
 //! - [`config`]: non-secret settings in `config.toml`.
 //! - [`token`]: the token vault: registry tokens derived from stored credentials, renewed
 //!   before they expire.
@@ -13,6 +14,7 @@
 //! - [`setup`]: pointing docker and podman at coffer, reversibly.
 //! - [`cli`]: the `coffer` command for people.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod credentials;
@@ -23,6 +25,7 @@ pub mod hardening;
 pub mod kubelet;
 pub mod paths;
 pub mod protocol;
+pub mod secret_buffer;
 pub mod server_url;
 pub mod setup;
 pub mod store;

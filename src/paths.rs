@@ -79,6 +79,11 @@ impl Paths {
         self.home.join("used")
     }
 
+    /// The access log: one line per credential action (see [`crate::audit`]).
+    pub fn access_log(&self) -> PathBuf {
+        self.home.join("access.log")
+    }
+
     pub fn config(&self) -> PathBuf {
         self.config_dir.join("config.toml")
     }

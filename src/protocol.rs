@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::credentials::Credentials;
 use crate::error::Result;
+use crate::secret_buffer::SecretBuffer;
 
 pub const PROGRAM: &str = "docker-credential-coffer";
 /// Clients compare a failed `get`'s output with this exact text to mean "no credentials".
@@ -134,32 +135,25 @@ fn act(action: &str, request: &str, credentials: &Credentials) -> Result<Answer,
     }
 }
 
-/// Reads the whole request, bounded, as UTF-8.
+/// Reads the whole request, bounded, as UTF-8, leaving no copy of it in freed memory.
 fn read_input(input: impl Read) -> Result<Zeroizing<String>, String> {
-    let mut bytes = Zeroizing::new(Vec::new());
-    input
-        .take(MAX_INPUT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the request from stdin: {e}"))?;
-    if bytes.len() as u64 > MAX_INPUT {
-        return Err(format!(
-            "the request is larger than {MAX_INPUT} bytes; refusing it"
-        ));
-    }
+    let bytes = SecretBuffer::read_bounded(input, MAX_INPUT as usize)
+        .map_err(|e| format!("cannot read the request from stdin: {e}"))?
+        .ok_or_else(|| format!("the request is larger than {MAX_INPUT} bytes; refusing it"))?;
+    let bytes = bytes.as_bytes();
     if bytes.contains(&0) {
         return Err("the request holds a NUL byte; refusing it".into());
     }
     let text =
-        std::str::from_utf8(&bytes).map_err(|_| "the request is not valid UTF-8".to_owned())?;
+        std::str::from_utf8(bytes).map_err(|_| "the request is not valid UTF-8".to_owned())?;
     Ok(Zeroizing::new(text.to_owned()))
 }
 
 fn json_line(value: &impl Serialize) -> Result<Zeroizing<Vec<u8>>, String> {
-    let mut out = Zeroizing::new(
-        serde_json::to_vec(value).map_err(|e| format!("cannot encode the answer: {e}"))?,
-    );
-    out.push(b'\n');
-    Ok(out)
+    let mut out = SecretBuffer::default();
+    serde_json::to_writer(&mut out, value).map_err(|e| format!("cannot encode the answer: {e}"))?;
+    out.extend(b"\n");
+    Ok(out.into_inner())
 }
 
 /// Error text must stay one line: the protocol reads one.
@@ -189,7 +183,9 @@ fn parse_store(text: &str) -> Result<StoreRequest, String> {
     serde_json::from_str(text).map_err(|e| {
         // Never echo the input: serde's messages can quote values, and a value may be a secret.
         let what = match e.classify() {
-            serde_json::error::Category::Data => "a field has the wrong type",
+            serde_json::error::Category::Data => {
+                "it must be an object whose ServerURL, Username and Secret are strings"
+            }
             serde_json::error::Category::Eof => "it ends too early",
             _ => "it is not valid JSON",
         };

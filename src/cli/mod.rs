@@ -2,6 +2,7 @@
 
 mod doctor;
 mod generate;
+mod log;
 mod setup;
 mod token;
 
@@ -124,6 +125,18 @@ enum Command {
     Refresh(token::RefreshArgs),
     /// Store a registry credential directly (the password stays in the vault).
     Login(token::LoginArgs),
+    /// Show the access log: which process asked for which registry's credentials, and when.
+    #[command(
+        after_help = "Examples:\n  coffer log --tail 20\n  coffer log --json | jq 'select(.action == \"get\")'"
+    )]
+    Log {
+        /// Only the last N events.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// One JSON object per line, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The variables coffer reads, for `--help` and the man pages.
@@ -236,6 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
         Command::Refresh(args) => return token::refresh(&paths, args),
         Command::Login(args) => return token::login(&paths, args),
+        Command::Log { tail, json } => log::run(&paths, tail, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,7 @@ use super::{Entry, Store, Summary};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::paths::Paths;
+use crate::secret_buffer::SecretBuffer;
 use crate::server_url::ServerUrl;
 use crate::unlock::Unlocker;
 use crate::vault::{self, OpenVault, VaultError, VaultKey};
@@ -98,6 +99,9 @@ impl FileStore {
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                return Err(Error::Unreadable { path });
+            }
             Err(e) => {
                 return Err(Error::Io {
                     action: "open",
@@ -324,9 +328,10 @@ fn decode(plain: &[u8]) -> Result<Entry> {
 }
 
 fn encode(entry: &Entry) -> Result<Zeroizing<Vec<u8>>> {
-    serde_json::to_vec(entry)
-        .map(Zeroizing::new)
-        .map_err(|e| Error::Entry(format!("{:?}", e.classify())))
+    let mut json = SecretBuffer::default();
+    serde_json::to_writer(&mut json, entry)
+        .map_err(|e| Error::Entry(format!("{:?}", e.classify())))?;
+    Ok(json.into_inner())
 }
 
 fn entry_key(entry: &Entry) -> Result<String> {

@@ -2,6 +2,7 @@
 //! matching of server URLs to keys lives in [`crate::server_url`] and is applied by
 //! [`crate::credentials`], once, for every store.
 
+pub mod audited;
 pub mod file;
 pub mod memory;
 

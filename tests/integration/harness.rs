@@ -124,6 +124,53 @@ impl Env {
         )
     }
 
+    /// A command run as an unprivileged user when the tests run as root: root reads any file
+    /// and its processes' `/proc` entries are root's anyway, so a test about permissions or
+    /// dumpability must drop privileges to mean anything. The whole temp root is handed to
+    /// that user. As a normal user, the plain command.
+    pub fn command_unprivileged(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let inner = self.command(program);
+        if !running_as_root() {
+            return inner;
+        }
+        require("setpriv");
+        chown_tree(self.root(), NOBODY);
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .args(["--clear-groups", "--"])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env_clear()
+            .stdin(Stdio::null());
+        for (key, value) in inner.get_envs() {
+            if let Some(value) = value {
+                cmd.env(key, value);
+            }
+        }
+        cmd
+    }
+
+    /// Starts the helper with `action`, held at its first read of stdin until [`release`].
+    pub fn hold_helper(&self, action: &str, input: &str) -> Held {
+        let mut cmd = self.command(bin("docker-credential-coffer"));
+        cmd.arg(action)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let what = format!("{cmd:?} < {input:?}");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        // Small enough for a pipe's buffer, so releasing never blocks on a slow reader.
+        assert!(input.len() < 16 * 1024, "input too large to hold");
+        Held {
+            child,
+            input: input.as_bytes().to_vec(),
+            what,
+        }
+    }
+
     /// Every file under the temp root whose bytes contain `needle`.
     pub fn files_containing(&self, needle: &str) -> Vec<PathBuf> {
         let mut found = Vec::new();
@@ -146,6 +193,63 @@ impl Env {
     }
 }
 
+/// The uid `command_unprivileged` runs as when the tests run as root (Debian's `nobody`).
+pub const NOBODY: u32 = 65534;
+
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").expect("/proc/self").uid() == 0
+}
+
+fn chown_tree(dir: &Path, uid: u32) {
+    std::os::unix::fs::chown(dir, Some(uid), Some(uid)).expect("chown");
+    for entry in fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if entry.file_type().expect("file type").is_dir() {
+            chown_tree(&path, uid);
+        } else {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(uid)).expect("chown");
+        }
+    }
+}
+
+/// A small deterministic generator for randomised tests; the seed is printed so a failure
+/// can be replayed with `COFFER_TEST_SEED`.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(test: &str) -> Rng {
+        let seed = std::env::var("COFFER_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock")
+                    .as_nanos() as u64
+            });
+        eprintln!("{test}: COFFER_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    /// xorshift64*
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// An independent generator for another thread, derived from this one.
+    pub fn fork(&mut self) -> Rng {
+        Rng(self.next() | 1)
+    }
+}
+
 /// A finished process: its exit status and output, with assertions that show both on failure.
 pub struct Run {
     pub output: Output,
@@ -154,6 +258,11 @@ pub struct Run {
 
 impl Run {
     pub fn of(cmd: &mut Command, input: &str) -> Run {
+        Run::of_bytes(cmd, input.as_bytes())
+    }
+
+    /// Runs `cmd` with `input` on stdin, which need not be text.
+    pub fn of_bytes(cmd: &mut Command, input: &[u8]) -> Run {
         let what = format!("{cmd:?}");
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -162,7 +271,7 @@ impl Run {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
         let mut stdin = child.stdin.take().expect("stdin");
-        let input = input.as_bytes().to_vec();
+        let input = input.to_vec();
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(&input);
         });
@@ -195,6 +304,20 @@ impl Run {
         self
     }
 
+    /// Neither stdout nor stderr holds any of `secrets`.
+    pub fn hides(&self, secrets: &[&str]) -> &Self {
+        for secret in secrets {
+            assert!(
+                !self.stdout().contains(secret) && !self.stderr().contains(secret),
+                "{} printed a secret\nstdout: {}\nstderr: {}",
+                self.what,
+                self.stdout(),
+                self.stderr()
+            );
+        }
+        self
+    }
+
     pub fn failure(&self) -> &Self {
         assert_eq!(
             self.code(),
@@ -206,6 +329,45 @@ impl Run {
         );
         self
     }
+}
+
+/// A started process that has not been given its input yet.
+pub struct Held {
+    pub child: Child,
+    input: Vec<u8>,
+    what: String,
+}
+
+impl Held {
+    /// Gives the process its input now and closes its stdin.
+    pub fn start(mut self) -> Child {
+        let mut stdin = self.child.stdin.take().expect("stdin");
+        stdin.write_all(&self.input).expect("write input");
+        self.child
+    }
+}
+
+/// Checks that every held process is alive at this moment, then gives each its input and
+/// collects the results, in order. Returns the runs and how many processes were alive at once.
+pub fn release(held: Vec<Held>) -> (Vec<Run>, usize) {
+    let mut held = held;
+    let alive = held
+        .iter_mut()
+        .map(|h| h.child.try_wait())
+        .filter(|status| matches!(status, Ok(None)))
+        .count();
+    for h in &mut held {
+        let mut stdin = h.child.stdin.take().expect("stdin");
+        stdin.write_all(&h.input).expect("write input");
+    }
+    let runs = held
+        .into_iter()
+        .map(|h| Run {
+            output: h.child.wait_with_output().expect("wait"),
+            what: h.what,
+        })
+        .collect();
+    (runs, alive)
 }
 
 pub fn free_port() -> u16 {

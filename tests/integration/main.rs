@@ -3,12 +3,18 @@
 
 mod harness;
 
+mod audit_log;
 mod cli;
+mod crash;
 mod e2e_docker;
 mod e2e_podman;
 mod e2e_tokens;
 mod export;
+mod hostile;
+mod hygiene;
 mod install;
+mod stress;
+mod tamper;
 mod token_server;
 mod token_vault;
 mod vectors;

@@ -1,0 +1,17 @@
+//! `config.toml` on arbitrary text: never a panic, and whatever loads saves and loads back the
+//! same.
+#![no_main]
+
+use coffer::config::Config;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    let Ok(config) = toml::from_str::<Config>(text) else {
+        return;
+    };
+    let saved = toml::to_string_pretty(&config).expect("a loaded config saves");
+    assert_eq!(
+        toml::from_str::<Config>(&saved).expect("a saved config loads"),
+        config
+    );
+});

@@ -1,0 +1,246 @@
+//! Odd and hostile input through the real helper: each is one line on stdout, exit 1, nothing
+//! on stderr, no echo of what was sent, and the vault is untouched. (The ordinary protocol
+//! errors are in `wire.rs`.)
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Env, Run, bin};
+
+/// Put into inputs that must never be quoted back.
+const MARKER: &str = "hostile-secret-91d2";
+const TOO_LARGE: &str = "the request is larger than 1048576 bytes; refusing it\n";
+const NOT_AN_OBJECT: &str = "it must be an object whose ServerURL, Username and Secret are strings";
+
+fn nested(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[test]
+fn odd_input_is_one_line_and_exit_1() {
+    let env = Env::new();
+    let store = |rest: &str| format!(r#"{{"Username":"u","Secret":"{MARKER}"{rest}}}"#);
+    let too_large = format!("{}{}", store(""), " ".repeat(1 << 20));
+    let table: Vec<(&[&str], Vec<u8>, String)> = vec![
+        (
+            &["store"],
+            b"".to_vec(),
+            "invalid store request: it ends too early (line 1, column 0)".into(),
+        ),
+        (
+            &["store"],
+            b" \n\t ".to_vec(),
+            "invalid store request: it ends too early (line 2, column 2)".into(),
+        ),
+        (
+            &["store"],
+            b"null".to_vec(),
+            format!("invalid store request: {NOT_AN_OBJECT} (line 1, column 4)"),
+        ),
+        (
+            &["store"],
+            format!("\"{MARKER}\"").into_bytes(),
+            format!("invalid store request: {NOT_AN_OBJECT} (line 1, column 21)"),
+        ),
+        (
+            &["store"],
+            format!("\u{feff}{}", store(r#","ServerURL":"r.example""#)).into_bytes(),
+            "invalid store request: it is not valid JSON (line 1, column 1)".into(),
+        ),
+        (
+            &["store"],
+            store(r#","ServerURL":"r.example","x":"a\u0000b""#)
+                .replace("\\u0000", "\0")
+                .into_bytes(),
+            "the request holds a NUL byte; refusing it".into(),
+        ),
+        (
+            &["get"],
+            b"r.example\0".to_vec(),
+            "the request holds a NUL byte; refusing it".into(),
+        ),
+        (
+            &["erase"],
+            b"\0".to_vec(),
+            "the request holds a NUL byte; refusing it".into(),
+        ),
+        (
+            &["store"],
+            [store(",").as_bytes(), b"\"ServerURL\":\"r.\xffexample\"}"].concat(),
+            "the request is not valid UTF-8".into(),
+        ),
+        (
+            &["get"],
+            b"r.example\xc3\x28".to_vec(),
+            "the request is not valid UTF-8".into(),
+        ),
+        (
+            &["list"],
+            b"\xfe\xff".to_vec(),
+            "the request is not valid UTF-8".into(),
+        ),
+        // serde_json skips an unknown field without recursing, and typed fields refuse an
+        // array at its first bracket: no depth can overflow the stack.
+        (
+            &["store"],
+            nested(500_000).into_bytes(),
+            format!("invalid store request: {NOT_AN_OBJECT} (line 1, column 0)"),
+        ),
+        (
+            &["store"],
+            format!(
+                r#"{{"x":{},"Username":"u","Secret":"{MARKER}"}}"#,
+                nested(400_000)
+            )
+            .into_bytes(),
+            "no credentials server URL".into(),
+        ),
+        (
+            &["store"],
+            store(&format!(r#","ServerURL":{}"#, nested(400_000))).into_bytes(),
+            format!("invalid store request: {NOT_AN_OBJECT} (line 1, column 59)"),
+        ),
+        (
+            &["store"],
+            format!(r#"{{"ServerURL":"r.example","Username":"{MARKER}","Secret":"\ud800"}}"#)
+                .into_bytes(),
+            "invalid store request: it is not valid JSON (line 1, column 75)".into(),
+        ),
+        (
+            &["store"],
+            store(r#","ServerURL":"r.example\u0007""#).into_bytes(),
+            "invalid server URL: control characters or spaces are not allowed".into(),
+        ),
+        (
+            &["get"],
+            b"ghcr.io\x1b[2J".to_vec(),
+            "invalid server URL: control characters or spaces are not allowed".into(),
+        ),
+        (
+            &["get"],
+            format!("{MARKER}://ghcr.io").into_bytes(),
+            "unsupported scheme in server URL (use https://, http:// or none)".into(),
+        ),
+        (
+            &["store"],
+            too_large.into_bytes(),
+            TOO_LARGE.trim_end().into(),
+        ),
+        (
+            &[""],
+            Vec::new(),
+            "docker-credential-coffer: unknown action:".into(),
+        ),
+        (
+            &["STORE"],
+            Vec::new(),
+            "docker-credential-coffer: unknown action: STORE".into(),
+        ),
+        (
+            &["get\r\nstore"],
+            Vec::new(),
+            "docker-credential-coffer: unknown action: get store".into(),
+        ),
+        (
+            &["store", "--"],
+            Vec::new(),
+            "Usage: docker-credential-coffer <store|get|erase|list|version>".into(),
+        ),
+        (
+            &["list", "--json", "x"],
+            Vec::new(),
+            "Usage: docker-credential-coffer <store|get|erase|list|version>".into(),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (args, input, want) in &table {
+        let run = Run::of_bytes(
+            env.command(bin("docker-credential-coffer")).args(*args),
+            input,
+        );
+        let got = (run.code(), run.stdout(), run.stderr());
+        if got != (Some(1), format!("{want}\n"), String::new()) || got.1.contains(MARKER) {
+            wrong.push(format!("{args:?} with {} bytes: {got:?}", input.len()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "unexpected answers:\n{}",
+        wrong.join("\n")
+    );
+
+    // The limit itself is accepted, and the access log keeps its line short.
+    let longest = "a".repeat(1 << 20);
+    let run = env.helper("get", &longest);
+    assert_eq!(
+        (run.code(), run.stdout()),
+        (
+            Some(1),
+            "credentials not found in native keychain\n".to_owned()
+        )
+    );
+    let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
+    assert!(log.lines().all(|line| line.len() < 1024), "a long log line");
+
+    // Nothing was stored by any of it, and nothing of it was written anywhere.
+    assert_eq!(env.helper("list", "").success().stdout(), "{}\n");
+    assert!(env.files_containing(MARKER).is_empty());
+}
+
+/// A client that sends without end: the helper stops reading at the limit and answers at once.
+#[test]
+fn endless_stdin_is_cut_at_the_limit() {
+    let env = Env::new();
+    for action in ["store", "get"] {
+        let mut child = env
+            .command(bin("docker-credential-coffer"))
+            .arg(action)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let written = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = written.clone();
+        // Up to a gibibyte and a bit, produced lazily; the write fails once the helper is gone.
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'{'; 64 * 1024];
+            while counter.load(Ordering::Relaxed) <= 1 << 30 {
+                if stdin.write_all(&chunk).is_err() {
+                    break;
+                }
+                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+        });
+        let started = Instant::now();
+        let output = child.wait_with_output().expect("wait");
+        let elapsed = started.elapsed();
+        writer.join().expect("writer");
+        let sent = written.load(Ordering::Relaxed);
+        assert_eq!(
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned()
+            ),
+            (Some(1), TOO_LARGE.to_owned(), String::new()),
+            "{action}"
+        );
+        assert!(
+            sent < 4 << 20,
+            "{action}: the helper took {sent} bytes before refusing"
+        );
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "{action}: took {elapsed:?}"
+        );
+        eprintln!(
+            "hostile: {action} refused an endless stdin after {} KiB in {} ms",
+            sent / 1024,
+            elapsed.as_millis()
+        );
+    }
+}
