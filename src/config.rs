@@ -9,7 +9,11 @@ use crate::paths::Paths;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {}
+pub struct Config {
+    /// Which store serves: auto (the default), keychain or file. `COFFER_BACKEND` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<crate::backend::Backend>,
+}
 
 impl Config {
     pub fn load(paths: &Paths) -> Result<Config> {

@@ -6,9 +6,7 @@ use secrecy::SecretString;
 use crate::error::Result;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
-use crate::store::file::FileStore;
 use crate::store::{Entry, Store, Summary, now};
-use crate::unlock::Unlocker;
 
 #[derive(Debug)]
 pub struct Credentials {
@@ -16,12 +14,10 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// The user's store, as the environment configures it.
+    /// The user's store, as the environment and config.toml choose it (see [`crate::backend`]).
     pub fn from_env() -> Result<Self> {
-        Ok(Credentials::new(FileStore::new(
-            Paths::from_env()?,
-            Unlocker::default(),
-        )))
+        let (store, _) = crate::backend::open(&Paths::from_env()?)?;
+        Ok(Credentials { store })
     }
 
     pub fn new(store: impl Store + 'static) -> Self {

@@ -6,16 +6,19 @@
 //! - [`store`]: the store contract, the encrypted file store and an in-memory store.
 //! - [`vault`]: the vault file format and its cryptography.
 //! - [`unlock`]: where the key to open a vault comes from.
+//! - [`keychain`]: the OS keychain; [`backend`]: which store serves, and why.
 //! - [`config`]: non-secret settings in `config.toml`.
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
 //! - [`cli`]: the `coffer` command for people.
 
 pub mod cli;
+pub mod backend;
 pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod files;
 pub mod hardening;
+pub mod keychain;
 pub mod paths;
 pub mod protocol;
 pub mod server_url;

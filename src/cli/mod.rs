@@ -98,6 +98,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 paths.clone(),
                 Unlocker {
                     new_vault_params: Some(params),
+                    ..Unlocker::default()
                 },
             );
             store.init()?;

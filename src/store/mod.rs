@@ -3,6 +3,7 @@
 //! [`crate::credentials`], once, for every store.
 
 pub mod file;
+pub mod keychain;
 pub mod memory;
 
 use secrecy::{ExposeSecret, SecretString};
