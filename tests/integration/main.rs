@@ -2,7 +2,9 @@
 //! clients (docker CLI, skopeo) against a real registry on loopback.
 
 mod harness;
+mod secret_service;
 
+mod contract;
 mod e2e_docker;
 mod vectors;
 mod wire;
