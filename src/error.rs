@@ -42,6 +42,8 @@ pub enum Error {
     Keychain(String),
     #[error("{0}")]
     Setting(String),
+    #[error("{0}")]
+    Import(String),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(String),
 }

@@ -7,6 +7,7 @@
 //! - [`vault`]: the vault file format and its cryptography.
 //! - [`unlock`]: where the key to open a vault comes from.
 //! - [`keychain`]: the OS keychain; [`backend`]: which store serves, and why.
+//! - [`migrate`], [`import`]: moving entries between stores, and in from other tools.
 //! - [`config`]: non-secret settings in `config.toml`.
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
 //! - [`cli`]: the `coffer` command for people.
@@ -18,7 +19,9 @@ pub mod credentials;
 pub mod error;
 pub mod files;
 pub mod hardening;
+pub mod import;
 pub mod keychain;
+pub mod migrate;
 pub mod paths;
 pub mod protocol;
 pub mod server_url;

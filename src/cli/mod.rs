@@ -1,6 +1,8 @@
 //! The `coffer` command for people. Output for people goes to stdout; errors to stderr.
 
 mod doctor;
+mod import;
+mod migrate;
 
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
@@ -29,8 +31,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a new, empty vault sealed by a passphrase.
-    #[command(after_help = "Example:\n  COFFER_PASSPHRASE_FILE=~/.config/coffer/pass coffer init")]
+    /// Create a new, empty vault sealed by a passphrase (or by a key in the OS keychain).
+    #[command(
+        after_help = "Examples:\n  COFFER_PASSPHRASE_FILE=~/.config/coffer/pass coffer init\n  COFFER_BACKEND=file coffer init --sealing keychain"
+    )]
     Init {
         /// Argon2id memory in MiB (at least 19, OWASP's minimum).
         #[arg(long, default_value_t = KdfParams::DEFAULT.memory_kib / 1024)]
@@ -38,6 +42,9 @@ enum Command {
         /// Argon2id iterations (at least 2).
         #[arg(long, default_value_t = KdfParams::DEFAULT.iterations)]
         kdf_iterations: u32,
+        /// What seals the vault: a passphrase, or a random key kept in the OS keychain.
+        #[arg(long, value_enum, default_value = "passphrase")]
+        sealing: Sealing,
     },
     /// List stored credentials: registry, username, created, last used. Never a secret.
     #[command(after_help = "Examples:\n  coffer ls\n  coffer ls --json | jq '.[].server_url'")]
@@ -57,9 +64,24 @@ enum Command {
         after_help = "Examples:\n  coffer passwd\n  COFFER_NEW_PASSPHRASE_FILE=new.txt coffer passwd"
     )]
     Passwd,
+    /// Move every entry to the OS keychain or the file vault, and make that the store in use.
+    #[command(after_help = "Examples:\n  coffer migrate --to keychain\n  coffer migrate --to file")]
+    Migrate {
+        #[arg(long, value_enum)]
+        to: crate::backend::Backend,
+    },
+    /// Import credentials from docker's config.json, podman's auth.json or another helper.
+    #[command(subcommand)]
+    Import(import::Source),
     /// Check the set-up: docker's configuration, the helper on PATH, the vault.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Sealing {
+    Passphrase,
+    Keychain,
 }
 
 pub fn main() -> ExitCode {
@@ -79,6 +101,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init {
             kdf_memory_mib,
             kdf_iterations,
+            sealing,
         } => {
             let params = KdfParams {
                 memory_kib: kdf_memory_mib.saturating_mul(1024),
@@ -98,11 +121,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 paths.clone(),
                 Unlocker {
                     new_vault_params: Some(params),
-                    ..Unlocker::default()
+                    new_vault_in_keychain: sealing == Sealing::Keychain,
                 },
             );
             store.init()?;
             println!("created the vault at {}", paths.vault().display());
+            if sealing == Sealing::Keychain {
+                println!("it is sealed by a random key kept in the OS keychain: no passphrase");
+            }
         }
         Command::Ls { json } => {
             let list = Credentials::from_env()?.list()?;
@@ -130,6 +156,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .context("the passphrase was not changed")?;
             println!("passphrase changed; {count} entries kept");
         }
+        Command::Migrate { to } => migrate::run(&paths, to)?,
+        Command::Import(source) => import::run(source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
     }
     Ok(ExitCode::SUCCESS)
