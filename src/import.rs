@@ -63,7 +63,8 @@ pub fn from_auths_file(path: &Path) -> Result<Vec<Found>> {
     })?;
     let mut found = Vec::new();
     for (server_url, entry) in file.auths {
-        let bad = |what: &str| import_error(path, format_args!("the entry for {server_url} {what}"));
+        let bad =
+            |what: &str| import_error(path, format_args!("the entry for {server_url} {what}"));
         if let Some(token) = entry.identitytoken.filter(|t| !t.is_empty()) {
             found.push(Found {
                 server_url,
@@ -76,8 +77,8 @@ pub fn from_auths_file(path: &Path) -> Result<Vec<Found>> {
                     .decode(auth.trim())
                     .map_err(|_| bad("has an `auth` that is not base64"))?,
             );
-            let text =
-                std::str::from_utf8(&decoded).map_err(|_| bad("has an `auth` that is not UTF-8"))?;
+            let text = std::str::from_utf8(&decoded)
+                .map_err(|_| bad("has an `auth` that is not UTF-8"))?;
             let (username, password) = text
                 .split_once(':')
                 .ok_or_else(|| bad("has an `auth` without `user:password`"))?;
@@ -114,7 +115,9 @@ pub fn from_helper(helper: &str) -> Result<Vec<Found>> {
         .map(|server_url| {
             let reply = run_helper(&program, "get", &server_url)?;
             let got: Got = serde_json::from_slice(&reply).map_err(|_| {
-                Error::Import(format!("{program} get {server_url} did not answer credentials"))
+                Error::Import(format!(
+                    "{program} get {server_url} did not answer credentials"
+                ))
             })?;
             Ok(Found {
                 server_url,
@@ -258,4 +261,79 @@ pub fn backup_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".coffer-backup");
     path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    /// As docker 28 writes it (json.MarshalIndent with tabs), with one login by password, one
+    /// by identity token, one through a helper, and a setting of its own.
+    const DOCKER_CONFIG: &str = "{\n\t\"auths\": {\n\t\t\"ghcr.io\": {\n\t\t\t\"auth\": \"YWxpY2U6cGFzczp3b3Jk\"\n\t\t},\n\t\t\"https://index.docker.io/v1/\": {\n\t\t\t\"auth\": \"\",\n\t\t\t\"identitytoken\": \"refresh-me\"\n\t\t},\n\t\t\"quay.io\": {}\n\t},\n\t\"psFormat\": \"table {{.ID}}\\u003c\"\n}";
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("config.json");
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn auths_decode_passwords_and_keep_identity_tokens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let found = from_auths_file(&write(dir.path(), DOCKER_CONFIG)).expect("import");
+        let found: Vec<(&str, &str, &str)> = found
+            .iter()
+            .map(|f| {
+                (
+                    f.server_url.as_str(),
+                    f.username.as_str(),
+                    f.secret.expose_secret(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("ghcr.io", "alice", "pass:word"),
+                ("https://index.docker.io/v1/", "<token>", "refresh-me"),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_auth_is_refused_without_quoting_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write(
+            dir.path(),
+            r#"{"auths":{"r.example":{"auth":"!!secret!!"}}}"#,
+        );
+        let error = from_auths_file(&path).expect_err("not base64").to_string();
+        assert!(
+            error.contains("r.example") && !error.contains("secret!!"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn scrub_removes_only_the_secret_members_and_routes_docker_to_coffer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write(dir.path(), DOCKER_CONFIG);
+        let registries = [
+            "ghcr.io".to_owned(),
+            "https://index.docker.io/v1/".to_owned(),
+        ];
+        let scrubbed = scrub(&path, &registries, Route::CredsStore).expect("scrub");
+        assert_eq!(scrubbed.registries, registries);
+        assert_eq!(scrubbed.routed, ["credsStore"]);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "{\n\t\"auths\": {\n\t\t\"ghcr.io\": {},\n\t\t\"https://index.docker.io/v1/\": {},\n\t\t\"quay.io\": {}\n\t},\n\t\"psFormat\": \"table {{.ID}}\\u003c\",\n\t\"credsStore\": \"coffer\"\n}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&scrubbed.backup).expect("backup"),
+            DOCKER_CONFIG
+        );
+    }
 }

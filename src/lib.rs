@@ -12,8 +12,8 @@
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
 //! - [`cli`]: the `coffer` command for people.
 
-pub mod cli;
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod error;

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use crate::backend::{self, Backend};
 use crate::keychain::Keychain;
 use crate::paths::Paths;
-use crate::store::Store;
-use crate::store::keychain::KeychainStore;
 use crate::protocol::PROGRAM;
+use crate::store::Store;
 use crate::store::file::FileStore;
+use crate::store::keychain::KeychainStore;
 use crate::unlock::{Unlocker, passphrase};
 
 struct Report {

@@ -59,7 +59,11 @@ pub fn check(store: &dyn Store) {
     put(store, "ghcr.io", "alice", "one", 100);
     put(store, "https://quay.io", "bob", "", 100);
     let found = store
-        .find(&[key("missing.example"), key("ghcr.io"), key("https://quay.io")])
+        .find(&[
+            key("missing.example"),
+            key("ghcr.io"),
+            key("https://quay.io"),
+        ])
         .expect("find")
         .expect("present");
     assert_eq!(
@@ -72,13 +76,25 @@ pub fn check(store: &dyn Store) {
         Some(""),
         "an empty secret is kept"
     );
-    assert!(store.find(&[key("http://quay.io")]).expect("find").is_none());
+    assert!(
+        store
+            .find(&[key("http://quay.io")])
+            .expect("find")
+            .is_none()
+    );
 
     // A replaced entry keeps its created time and takes everything else.
     put(store, "ghcr.io", "alice2", "two", 200);
-    let replaced = store.find(&[key("ghcr.io")]).expect("find").expect("present");
+    let replaced = store
+        .find(&[key("ghcr.io")])
+        .expect("find")
+        .expect("present");
     assert_eq!(
-        (replaced.username.as_str(), replaced.created, replaced.updated),
+        (
+            replaced.username.as_str(),
+            replaced.created,
+            replaced.updated
+        ),
         ("alice2", 100, 200)
     );
     assert_eq!(replaced.secret.expose_secret(), "two");
@@ -86,7 +102,10 @@ pub fn check(store: &dyn Store) {
     // Unicode everywhere, and a large secret.
     let unicode_url = "registry.example/ünïcödé/画像";
     put(store, unicode_url, "ålice-用户", "pässwörd-🔑", 300);
-    let unicode = store.find(&[key(unicode_url)]).expect("find").expect("present");
+    let unicode = store
+        .find(&[key(unicode_url)])
+        .expect("find")
+        .expect("present");
     assert_eq!(
         (unicode.server_url.as_str(), unicode.username.as_str()),
         (unicode_url, "ålice-用户")
@@ -128,7 +147,13 @@ pub fn check(store: &dyn Store) {
 
     // Many entries.
     for i in 0..40 {
-        put(store, &format!("r{i:02}.example:5000"), &format!("u{i}"), &format!("s{i}"), 400);
+        put(
+            store,
+            &format!("r{i:02}.example:5000"),
+            &format!("u{i}"),
+            &format!("s{i}"),
+            400,
+        );
     }
     let list = store.list().expect("list");
     assert_eq!(list.len(), 43);
@@ -144,7 +169,10 @@ pub fn check(store: &dyn Store) {
         .map(str::to_owned)
         .chain((0..40).map(|i| format!("r{i:02}.example:5000")))
     {
-        assert!(store.remove(&[key(&url)]).expect("remove").is_some(), "{url}");
+        assert!(
+            store.remove(&[key(&url)]).expect("remove").is_some(),
+            "{url}"
+        );
     }
     assert!(store.list().expect("list").is_empty(), "ends empty");
 }
@@ -199,13 +227,19 @@ fn keychain_store_with_an_item_limit_keeps_the_contract_through_the_overflow_vau
 fn run_in_child(kind: &str, env: &Env, service: Option<&SecretService>) {
     let test = "contract::in_child";
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
-        .env_clear()
-        .env(KIND, kind)
-        .env("COFFER_HOME", env.coffer_home())
-        .env("HOME", env.home())
-        .env("COFFER_PASSPHRASE_FILE", env.passphrase_file())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd.args([
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env_clear()
+    .env(KIND, kind)
+    .env("COFFER_HOME", env.coffer_home())
+    .env("HOME", env.home())
+    .env("COFFER_PASSPHRASE_FILE", env.passphrase_file())
+    .env("PATH", std::env::var_os("PATH").unwrap_or_default());
     if let Some(service) = service {
         service.apply(&mut cmd);
     }
@@ -244,7 +278,10 @@ fn in_child() {
             store.init().expect("init");
             check(&store);
         }
-        "keychain" => check(&KeychainStore::new(Keychain::open().expect("keychain"), &paths)),
+        "keychain" => check(&KeychainStore::new(
+            Keychain::open().expect("keychain"),
+            &paths,
+        )),
         "keychain-overflow" => check(&KeychainStore::with_limit(
             Keychain::open().expect("keychain"),
             &paths,

@@ -6,5 +6,6 @@ mod secret_service;
 
 mod contract;
 mod e2e_docker;
+mod keychain;
 mod vectors;
 mod wire;

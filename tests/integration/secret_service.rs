@@ -44,7 +44,10 @@ impl SecretService {
             .expect("keyring password");
         drop(stdin);
         service.keyring = Some(keyring);
-        service.wait_for(|s| s.name_has_owner("org.freedesktop.secrets"), "gnome-keyring");
+        service.wait_for(
+            |s| s.name_has_owner("org.freedesktop.secrets"),
+            "gnome-keyring",
+        );
         service.wait_for(|s| s.default_locked() == Some(false), "the login keyring");
         service
     }
