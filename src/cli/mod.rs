@@ -127,7 +127,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             store.init()?;
             println!("created the vault at {}", paths.vault().display());
             if sealing == Sealing::Keychain {
-                println!("it is sealed by a random key kept in the OS keychain: no passphrase");
+                // Without this, `auto` would keep entries in the keychain and bypass the vault.
+                let mut config = crate::config::Config::load(&paths)?;
+                config.backend = Some(crate::backend::Backend::File);
+                config.save(&paths)?;
+                println!(
+                    "it is sealed by a random key kept in the OS keychain: no passphrase; \
+                     backend = \"file\" written to {}",
+                    paths.config().display()
+                );
             }
         }
         Command::Ls { json } => {
