@@ -6,6 +6,7 @@ mod secret_service;
 
 mod contract;
 mod e2e_docker;
+mod import;
 mod keychain;
 mod vectors;
 mod wire;
