@@ -197,12 +197,12 @@ configure_docker() {
     return
   fi
   docker_status="uses coffer (coffer setup docker; undo: coffer setup --undo docker)"
-  if grep -q '^unencrypted:' "$stage/setup.out" && "$coffer" import --help >/dev/null 2>&1; then
-    if ask "Move those logins into coffer and remove them from the file (coffer import --scrub)?"; then
-      "$coffer" import --scrub
+  if grep -q '^unencrypted:' "$stage/setup.out"; then
+    if ask "Move those logins into coffer and remove them from the file (coffer import docker --scrub)?"; then
+      "$coffer" import docker --scrub
     else
       next="$next
-  coffer import --scrub             move the plaintext logins into coffer"
+  coffer import docker --scrub      move the plaintext logins into coffer"
     fi
   fi
   if [ "$podman" -eq 1 ]; then

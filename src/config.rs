@@ -16,6 +16,9 @@ pub struct Config {
     /// `[registries."host:port"]`: each registry's token mode and HTTP settings.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub registries: std::collections::BTreeMap<String, crate::token::settings::RegistrySettings>,
+    /// Which store serves: auto (the default), keychain or file. `COFFER_BACKEND` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<crate::backend::Backend>,
 }
 
 impl Config {

@@ -8,10 +8,8 @@ use crate::error::Result;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::audited::Audited;
-use crate::store::file::FileStore;
 use crate::store::{Entry, Store, Summary, now};
 use crate::token::keeper::Keeper;
-use crate::unlock::Unlocker;
 
 #[derive(Debug)]
 pub struct Credentials {
@@ -21,16 +19,17 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// The user's store, as the environment configures it, with every action in the access log.
+    /// The user's store, as the environment and config.toml choose it (see [`crate::backend`]).
     pub fn from_env() -> Result<Self> {
         Credentials::open(Paths::from_env()?)
     }
 
-    /// The store kept at `paths`, with its token vault and every action in its access log.
+    /// The store at `paths` that the settings choose, with its token vault and every action in
+    /// its access log.
     pub fn open(paths: Paths) -> Result<Self> {
+        let (store, _) = crate::backend::open(&paths)?;
         let log = AccessLog::new(paths.access_log());
-        let store = Audited::new(FileStore::new(paths.clone(), Unlocker::default()), log);
-        Ok(Credentials::new(store).with_tokens(Keeper::new(paths)))
+        Ok(Credentials::new(Audited::new(store, log)).with_tokens(Keeper::new(paths)))
     }
 
     pub fn new(store: impl Store + 'static) -> Self {

@@ -55,6 +55,12 @@ pub enum Error {
     NoHome,
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error("{0}")]
+    Keychain(String),
+    #[error("{0}")]
+    Setting(String),
+    #[error("{0}")]
+    Import(String),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(String),
 }

@@ -3,9 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::backend::{self, Backend};
+use crate::keychain::Keychain;
 use crate::paths::Paths;
 use crate::protocol::PROGRAM;
+use crate::store::Store;
 use crate::store::file::FileStore;
+use crate::store::keychain::KeychainStore;
 use crate::unlock::{Unlocker, passphrase};
 
 struct Report {
@@ -43,8 +47,11 @@ pub fn run(paths: &Paths) -> ExitCode {
         ),
     }
 
-    println!("vault:");
-    check_vault(&mut report, paths);
+    println!("store:");
+    if check_store(&mut report, paths) == Some(Backend::File) {
+        println!("vault:");
+        check_vault(&mut report, paths);
+    }
 
     if report.problems == 0 {
         println!("everything looks right");
@@ -111,6 +118,62 @@ fn check_docker_config(report: &mut Report) {
     }
 }
 
+/// Which store serves and why; what is wrong with the keychain when it is not used.
+fn check_store(report: &mut Report, paths: &Paths) -> Option<Backend> {
+    let (asked, _) = match backend::configured(paths) {
+        Ok(setting) => setting,
+        Err(error) => {
+            report.problem(&error.to_string(), "fix the setting named above");
+            return None;
+        }
+    };
+    let keychain = Keychain::open();
+    if let Err(why) = &keychain {
+        let what = format!("keychain unusable: {why}");
+        match asked {
+            Backend::Keychain => {
+                report.problem(&what, why.fix());
+                return None;
+            }
+            _ => report.note(&format!("{what}\n        -> to use it: {}", why.fix())),
+        }
+    }
+    let (store, choice) = match backend::open(paths) {
+        Ok(opened) => opened,
+        Err(error) => {
+            report.problem(&error.to_string(), "follow the advice in the message above");
+            return None;
+        }
+    };
+    report.ok(&format!("store in use: {}", choice.explain()));
+    if choice.used == Backend::Keychain {
+        match store.list() {
+            Ok(list) => report.ok(&format!("the keychain holds {} entries", list.len())),
+            Err(error) => report.problem(
+                &format!("the keychain does not list: {error}"),
+                "follow the advice in the message above",
+            ),
+        }
+        if paths.vault().exists() {
+            report.note(&format!(
+                "a file vault exists at {} but is not in use: `coffer migrate --to keychain` \
+                 moves its entries",
+                paths.vault().display()
+            ));
+        }
+    } else if let Ok(keychain) = keychain
+        && let Ok(list) = KeychainStore::new(keychain, paths).list()
+        && !list.is_empty()
+    {
+        report.note(&format!(
+            "the keychain holds {} entries that are not in use: `coffer migrate --to file` \
+             moves them",
+            list.len()
+        ));
+    }
+    Some(choice.used)
+}
+
 fn check_vault(report: &mut Report, paths: &Paths) {
     let vault = paths.vault();
     let store = FileStore::new(paths.clone(), Unlocker::default());
@@ -128,7 +191,12 @@ fn check_vault(report: &mut Report, paths: &Paths) {
         return;
     }
     report.ok(&format!("vault at {}", vault.display()));
+    let keychain_sealed = std::fs::read(&vault)
+        .ok()
+        .and_then(|bytes| crate::vault::key_header(&bytes).ok())
+        .is_some_and(|header| header.sealing == crate::vault::format::Sealing::Keychain);
     match passphrase::available_source() {
+        _ if keychain_sealed => report.ok("sealed by a key in the OS keychain (no passphrase)"),
         Some(source) => report.ok(&format!("passphrase from {source}")),
         None => {
             report.problem(

@@ -2,7 +2,9 @@
 
 mod doctor;
 mod generate;
+mod import;
 mod log;
+mod migrate;
 mod setup;
 mod token;
 
@@ -41,8 +43,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a new, empty vault sealed by a passphrase.
-    #[command(after_help = "Example:\n  COFFER_PASSPHRASE_FILE=~/.config/coffer/pass coffer init")]
+    /// Create a new, empty vault sealed by a passphrase (or by a key in the OS keychain).
+    #[command(
+        after_help = "Examples:\n  COFFER_PASSPHRASE_FILE=~/.config/coffer/pass coffer init\n  COFFER_BACKEND=file coffer init --sealing keychain"
+    )]
     Init {
         /// Argon2id memory in MiB (at least 19, OWASP's minimum).
         #[arg(long, default_value_t = KdfParams::DEFAULT.memory_kib / 1024)]
@@ -50,6 +54,9 @@ enum Command {
         /// Argon2id iterations (at least 2).
         #[arg(long, default_value_t = KdfParams::DEFAULT.iterations)]
         kdf_iterations: u32,
+        /// What seals the vault: a passphrase, or a random key kept in the OS keychain.
+        #[arg(long, value_enum, default_value = "passphrase")]
+        sealing: Sealing,
     },
     /// List stored credentials: registry, username, created, last used. Never a secret.
     #[command(after_help = "Examples:\n  coffer ls\n  coffer ls --json | jq '.[].server_url'")]
@@ -69,6 +76,18 @@ enum Command {
         after_help = "Examples:\n  coffer passwd\n  COFFER_NEW_PASSPHRASE_FILE=new.txt coffer passwd"
     )]
     Passwd,
+    /// Move every entry to the OS keychain or the file vault, and make that the store in use.
+    #[command(after_help = "Examples:\n  coffer migrate --to keychain\n  coffer migrate --to file")]
+    Migrate {
+        #[arg(long, value_enum)]
+        to: crate::backend::Backend,
+    },
+    /// Import credentials from docker's config.json, podman's auth.json or another helper.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  coffer import docker --scrub\n  coffer import pass"
+    )]
+    Import(import::Source),
     /// Check the set-up: docker's configuration, the helper on PATH, the vault.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
@@ -144,7 +163,15 @@ const ENVIRONMENT: &str = "Environment:
   COFFER_HOME             the vault's folder
   COFFER_PASSPHRASE_FILE  a 0600 file holding the passphrase
   COFFER_PASSPHRASE       the passphrase (the least safe source)
+  COFFER_PROFILE          an isolated set of credentials (--profile)
+  COFFER_BACKEND          auto, keychain or file
   DOCKER_CONFIG           the folder of docker's config.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Sealing {
+    Passphrase,
+    Keychain,
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -163,6 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init {
             kdf_memory_mib,
             kdf_iterations,
+            sealing,
         } => {
             let params = KdfParams {
                 memory_kib: kdf_memory_mib.saturating_mul(1024),
@@ -182,10 +210,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 paths.clone(),
                 Unlocker {
                     new_vault_params: Some(params),
+                    new_vault_in_keychain: sealing == Sealing::Keychain,
                 },
             );
             store.init()?;
             println!("created the vault at {}", paths.vault().display());
+            if sealing == Sealing::Keychain {
+                // Without this, `auto` would keep entries in the keychain and bypass the vault.
+                let mut config = crate::config::Config::load(&paths)?;
+                config.backend = Some(crate::backend::Backend::File);
+                config.save(&paths)?;
+                println!(
+                    "it is sealed by a random key kept in the OS keychain: no passphrase; \
+                     backend = \"file\" written to {}",
+                    paths.config().display()
+                );
+            }
         }
         Command::Ls { json } => {
             let list = Credentials::open(paths.clone())?.list()?;
@@ -213,6 +253,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("the passphrase was not changed")?;
             println!("passphrase changed; {count} entries kept");
         }
+        Command::Migrate { to } => migrate::run(&paths, to)?,
+        Command::Import(source) => import::run(source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Export {
             format,

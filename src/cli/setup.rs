@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::bail;
-use clap::{CommandFactory, ValueEnum};
+use clap::ValueEnum;
 
 use crate::paths::Paths;
 use crate::protocol::PROGRAM;
@@ -99,7 +99,7 @@ fn report_docker_enable(report: &docker::Report) {
             }
         }
     }
-    print_plaintext(&report.path, report.plaintext, "docker login REGISTRY");
+    print_plaintext(&report.path, report.plaintext, "docker");
 }
 
 fn report_docker_disable(report: &docker::Report) {
@@ -151,13 +151,13 @@ fn report_podman_enable(report: &podman::Report) {
         );
     }
     for (file, count) in &report.plaintext {
-        print_plaintext(file, *count, "podman login REGISTRY");
+        print_plaintext(file, *count, "podman");
     }
 }
 
 /// Unencrypted logins are no longer what the tool uses once coffer answers for it: say how to
-/// move them, with `coffer import` once this build has it.
-fn print_plaintext(file: &Path, count: usize, login: &str) {
+/// move them.
+fn print_plaintext(file: &Path, count: usize, tool: &str) {
     if count == 0 {
         return;
     }
@@ -165,13 +165,8 @@ fn print_plaintext(file: &Path, count: usize, login: &str) {
         "{PLAINTEXT_MARK} {count} login(s) sit unencrypted in {}; coffer does not have them yet",
         file.display()
     );
-    if super::Cli::command().find_subcommand("import").is_some() {
-        println!(
-            "        `coffer import --scrub` moves them into coffer and removes them from the file"
-        );
-    } else {
-        println!(
-            "        log in again ({login}) to keep each in coffer, then delete its \"auth\" from the file"
-        );
-    }
+    println!(
+        "        `coffer import {tool} --file {} --scrub` moves them into coffer and removes them from the file",
+        file.display()
+    );
 }

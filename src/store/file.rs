@@ -322,12 +322,12 @@ impl Store for FileStore {
     }
 }
 
-fn decode(plain: &[u8]) -> Result<Entry> {
+pub(super) fn decode(plain: &[u8]) -> Result<Entry> {
     serde_json::from_slice(plain)
         .map_err(|e| Error::Entry(format!("{:?} at column {}", e.classify(), e.column())))
 }
 
-fn encode(entry: &Entry) -> Result<Zeroizing<Vec<u8>>> {
+pub(super) fn encode(entry: &Entry) -> Result<Zeroizing<Vec<u8>>> {
     let mut json = SecretBuffer::default();
     serde_json::to_writer(&mut json, entry)
         .map_err(|e| Error::Entry(format!("{:?}", e.classify())))?;

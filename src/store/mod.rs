@@ -4,6 +4,7 @@
 
 pub mod audited;
 pub mod file;
+pub mod keychain;
 pub mod memory;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -89,6 +90,25 @@ pub trait Store: std::fmt::Debug {
             }
         }
         Ok(())
+    }
+}
+
+/// A store chosen at run time is still a store.
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
+        (**self).find(keys)
+    }
+    fn put(&self, key: &str, entry: Entry) -> Result<()> {
+        (**self).put(key, entry)
+    }
+    fn remove(&self, keys: &[String]) -> Result<Option<String>> {
+        (**self).remove(keys)
+    }
+    fn list(&self) -> Result<Vec<Summary>> {
+        (**self).list()
+    }
+    fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
+        (**self).update(key, change)
     }
 }
 

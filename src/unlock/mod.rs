@@ -1,6 +1,7 @@
 //! Turning a vault's key header into its data key: from an unlock cache when one holds it,
-//! else from a passphrase.
+//! from the OS keychain for a keychain-sealed vault, else from a passphrase.
 
+pub mod keychain;
 pub mod passphrase;
 
 use std::path::Path;
@@ -17,6 +18,8 @@ use crate::vault::{self, NewSealing, VaultKey};
 pub struct Unlocker {
     /// Argon2id work factors for a vault created by this process.
     pub new_vault_params: Option<KdfParams>,
+    /// Seal a vault created by this process with a key kept in the OS keychain.
+    pub new_vault_in_keychain: bool,
 }
 
 impl Unlocker {
@@ -34,15 +37,18 @@ impl Unlocker {
                     .map_err(in_vault)?;
                 VaultKey::unwrap(header, &kek).map_err(in_vault)
             }
-            Sealing::Keychain => Err(Error::Passphrase(
-                "this vault is sealed by a key in the OS keychain, which this build cannot reach"
-                    .into(),
-            )),
+            Sealing::Keychain => {
+                VaultKey::unwrap(header, &keychain::kek(header)?).map_err(in_vault)
+            }
         }
     }
 
-    /// A key for a new vault, sealed by a passphrase from the usual sources.
+    /// A key for a new vault, sealed by a key in the keychain or by a passphrase from the
+    /// usual sources.
     pub fn new_vault_key(&self) -> Result<VaultKey> {
+        if self.new_vault_in_keychain {
+            return keychain::new_vault_key();
+        }
         let passphrase =
             passphrase::read("new coffer vault passphrase: ", true)?.ok_or(Error::Locked)?;
         let params = self.new_vault_params.unwrap_or(KdfParams::DEFAULT);

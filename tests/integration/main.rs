@@ -1,18 +1,21 @@
 //! One integration-test binary: every test drives the built binaries, most of them through real
 //! clients (docker CLI, skopeo) against a real registry on loopback.
 
-mod harness;
-
 mod audit_log;
 mod cli;
+mod contract;
 mod crash;
 mod e2e_docker;
 mod e2e_podman;
 mod e2e_tokens;
 mod export;
+mod harness;
 mod hostile;
 mod hygiene;
+mod import;
 mod install;
+mod keychain;
+mod secret_service;
 mod stress;
 mod tamper;
 mod token_server;

@@ -1,0 +1,132 @@
+//! `coffer import`: credentials in from docker's config.json, podman's auth.json or another
+//! helper's store, into the store in use; `--scrub` then removes the imported plaintext.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::credentials::Credentials;
+use crate::import::{self, Found, Route};
+
+#[derive(Debug, Subcommand)]
+pub enum Source {
+    /// The plaintext `auths` of docker's config.json.
+    #[command(after_help = "Example:\n  coffer import docker --scrub")]
+    Docker {
+        /// The file (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Remove the imported secrets from the file afterwards (a backup is kept), and set
+        /// `"credsStore": "coffer"` when no credsStore is set.
+        #[arg(long)]
+        scrub: bool,
+    },
+    /// The plaintext `auths` of podman/skopeo/buildah's auth.json.
+    #[command(after_help = "Example:\n  coffer import podman --scrub")]
+    Podman {
+        /// The file (default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
+        /// ~/.config/containers/auth.json: the first that exists).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Remove the imported secrets from the file afterwards (a backup is kept), and route
+        /// those registries to coffer through `credHelpers`.
+        #[arg(long)]
+        scrub: bool,
+    },
+    /// The store of docker-credential-pass, through its own `list` and `get`.
+    Pass,
+    /// The store of docker-credential-secretservice, through its own `list` and `get`.
+    Secretservice,
+    /// The store of any docker-credential-NAME helper (osxkeychain, wincred, ...).
+    #[command(after_help = "Example:\n  coffer import helper osxkeychain")]
+    Helper { name: String },
+}
+
+pub fn run(source: Source) -> anyhow::Result<()> {
+    match source {
+        Source::Docker { file, scrub } => {
+            let path = match file {
+                Some(file) => file,
+                None => crate::setup::docker::config_path()?,
+            };
+            from_file(&path, scrub, Route::CredsStore)
+        }
+        Source::Podman { file, scrub } => {
+            let path = file
+                .or_else(podman_auth_file)
+                .context("no auth.json found; give --file")?;
+            from_file(&path, scrub, Route::CredHelpers)
+        }
+        Source::Pass => from_helper("pass"),
+        Source::Secretservice => from_helper("secretservice"),
+        Source::Helper { name } => from_helper(&name),
+    }
+}
+
+fn from_file(path: &Path, scrub: bool, route: Route) -> anyhow::Result<()> {
+    let found = import::from_auths_file(path)?;
+    let stored = store_all(found, &path.display().to_string())?;
+    if !scrub {
+        return Ok(());
+    }
+    let scrubbed = import::scrub(path, &stored, route)?;
+    if scrubbed.registries.is_empty() {
+        println!("nothing to scrub in {}", path.display());
+        return Ok(());
+    }
+    println!(
+        "removed the secrets of {} registries from {}; the original is in {} \
+         (0600): delete it once your logins work",
+        scrubbed.registries.len(),
+        path.display(),
+        scrubbed.backup.display()
+    );
+    for routed in &scrubbed.routed {
+        println!("  added {routed} = \"coffer\"");
+    }
+    if let Some(other) = scrubbed.other_creds_store {
+        println!(
+            "  note: credsStore is {other:?}, so docker asks that helper, not coffer; \
+             set it to \"coffer\" to use the imported entries"
+        );
+    }
+    Ok(())
+}
+
+fn from_helper(name: &str) -> anyhow::Result<()> {
+    let found = import::from_helper(name)?;
+    store_all(found, &format!("docker-credential-{name}"))?;
+    Ok(())
+}
+
+/// Stores every credential; returns the server URLs stored.
+fn store_all(found: Vec<Found>, from: &str) -> anyhow::Result<Vec<String>> {
+    let credentials = Credentials::from_env()?;
+    let mut stored = Vec::new();
+    for item in found {
+        credentials
+            .store(&item.server_url, &item.username, item.secret)
+            .with_context(|| format!("importing {}", item.server_url))?;
+        println!("  {} ({})", item.server_url, item.username);
+        stored.push(item.server_url);
+    }
+    println!("imported {} credentials from {from}", stored.len());
+    Ok(stored)
+}
+
+fn podman_auth_file() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    [
+        var("REGISTRY_AUTH_FILE"),
+        var("XDG_RUNTIME_DIR").map(|dir| dir.join("containers/auth.json")),
+        var("HOME").map(|home| home.join(".config/containers/auth.json")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|path| path.is_file())
+}

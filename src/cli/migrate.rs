@@ -1,0 +1,49 @@
+//! `coffer migrate --to keychain|file`: every entry moves, then config.toml names the new store.
+
+use anyhow::Context;
+
+use crate::backend::{self, Backend, Origin};
+use crate::config::Config;
+use crate::keychain::Keychain;
+use crate::migrate::migrate;
+use crate::paths::Paths;
+use crate::store::Store;
+use crate::store::keychain::KeychainStore;
+
+pub fn run(paths: &Paths, to: Backend) -> anyhow::Result<()> {
+    let keychain = KeychainStore::new(Keychain::open().map_err(crate::Error::from)?, paths);
+    let file = backend::file_store(paths);
+    let (from, target, from_name, to_name): (&dyn Store, &dyn Store, _, _) = match to {
+        Backend::Keychain => (&file, &keychain, "the file vault", "the OS keychain"),
+        Backend::File => (&keychain, &file, "the OS keychain", "the file vault"),
+        Backend::Auto => anyhow::bail!("migrate needs a store: --to keychain or --to file"),
+    };
+    let outcome = migrate(from, target).context("the migration stopped; run it again to go on")?;
+    println!(
+        "moved {} entries from {from_name} to {to_name}",
+        outcome.moved
+    );
+    for url in &outcome.newer_in_target {
+        println!(
+            "  {url}: {to_name} already holds a newer entry; both were kept (`coffer rm` settles it)"
+        );
+    }
+    let mut config = Config::load(paths)?;
+    config.backend = Some(to);
+    config.save(paths)?;
+    println!(
+        "backend = \"{}\" written to {}",
+        to.name(),
+        paths.config().display()
+    );
+    if let (asked, Origin::Environment) = backend::configured(paths)?
+        && asked != to
+    {
+        println!(
+            "note: {}={} overrides config.toml; unset it to use {to_name}",
+            backend::ENV,
+            asked.name()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! A vault sealed by a random 256-bit key-encryption key kept in the OS keychain, so nobody
+//! types a passphrase. The item is named by the vault's id: several vaults never share a key.
+
+use crate::error::{Error, Result};
+use crate::keychain::Keychain;
+use crate::vault::crypto::{self, KEY_LEN};
+use crate::vault::format::KeyHeader;
+use crate::vault::{NewSealing, VaultKey};
+
+/// The keychain service of vault keys (`secret-tool search service coffer-vault-key`).
+pub const SERVICE: &str = "coffer-vault-key";
+
+fn account(vault_id: &[u8; 16]) -> String {
+    vault_id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new vault's data key, wrapped by a new key-encryption key that is stored in the keychain.
+pub fn new_vault_key() -> Result<VaultKey> {
+    let keychain = Keychain::open()?;
+    let kek = crypto::random_key();
+    let key = VaultKey::generate(NewSealing::Keychain, crypto::random_bytes(), &kek);
+    let id = account(&key.header().vault_id);
+    keychain.write(
+        SERVICE,
+        &id,
+        &format!("coffer vault key {id}"),
+        &Default::default(),
+        kek.as_ref(),
+    )?;
+    Ok(key)
+}
+
+/// The key-encryption key of a keychain-sealed vault, from the keychain.
+pub fn kek(header: &KeyHeader) -> Result<crypto::Key> {
+    let id = account(&header.vault_id);
+    let bytes = Keychain::open()?.read(SERVICE, &id)?.ok_or_else(|| {
+        Error::Keychain(format!(
+            "this vault is sealed by a key in the OS keychain, and the keychain has none for it \
+             (service {SERVICE}, account {id}); restore that keychain, or the vault cannot be opened"
+        ))
+    })?;
+    let mut kek = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+    if bytes.len() != KEY_LEN {
+        return Err(Error::Keychain(format!(
+            "the keychain item {SERVICE}/{id} is not a 256-bit key; it was changed outside coffer"
+        )));
+    }
+    kek.copy_from_slice(&bytes);
+    Ok(kek)
+}
