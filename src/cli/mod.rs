@@ -1,6 +1,7 @@
 //! The `coffer` command for people. Output for people goes to stdout; errors to stderr.
 
 mod doctor;
+mod login;
 mod token;
 
 use std::process::ExitCode;
@@ -63,6 +64,9 @@ enum Command {
     Doctor,
     /// Show or set how coffer answers for a registry: basic, oauth2 or auto (the token vault).
     Mode(token::ModeArgs),
+    /// Store a registry's long-lived credential (an access key, a key file, a client secret)
+    /// from stdin or a file, optionally setting its mode first, and mint its first token.
+    Login(login::LoginArgs),
     /// The token vault's state.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -139,6 +143,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Mode(args) => return token::mode(&paths, args),
+        Command::Login(args) => return login::run(&paths, args),
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
         Command::Refresh(args) => return token::refresh(&paths, args),
     }
