@@ -4,5 +4,6 @@
 mod harness;
 
 mod e2e_docker;
+mod providers;
 mod vectors;
 mod wire;
