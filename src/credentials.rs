@@ -21,7 +21,11 @@ pub struct Credentials {
 impl Credentials {
     /// The user's store, as the environment configures it.
     pub fn from_env() -> Result<Self> {
-        let paths = Paths::from_env()?;
+        Credentials::open(Paths::from_env()?)
+    }
+
+    /// The store kept at `paths`, with its token vault.
+    pub fn open(paths: Paths) -> Result<Self> {
         Ok(
             Credentials::new(FileStore::new(paths.clone(), Unlocker::default()))
                 .with_tokens(Keeper::new(paths)),

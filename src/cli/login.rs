@@ -1,7 +1,10 @@
-//! `coffer login`: store a registry's long-lived credential (an IAM access key, a Google key file,
-//! a service principal's secret, a password), optionally setting its mode first, and mint its
-//! first token. Secrets come from standard input or a file, never from the command line.
-//! Also the `--set KEY=VALUE` provider settings that `coffer mode` shares.
+//! `coffer login`: store a registry's long-lived credential (a password, an IAM access key, a
+//! Google key file, a service principal's secret) directly, optionally setting its mode first,
+//! and derive its first token. Secrets come from the terminal, standard input or a file, never
+//! from the command line. Also the `--set KEY=VALUE` provider settings `coffer mode` shares.
+//!
+//! Storing the password here rather than through `docker login` matters for registries whose
+//! clients would exchange it themselves and hand coffer only an identity token it cannot renew.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -18,6 +21,7 @@ use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::now;
 use crate::token::keeper;
+use crate::token::oauth2::IDENTITY_TOKEN_USERNAME;
 use crate::token::settings::{Mode, RegistrySettings};
 
 /// Secrets are a password, a key or a JSON key file: a few KiB.
@@ -25,6 +29,8 @@ const MAX_SECRET: u64 = 1024 * 1024;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
+    coffer login registry.example.com --username alice --password-stdin < token.txt\n  \
+    coffer login registry.example.com --username alice\n  \
     coffer login 123456789012.dkr.ecr.eu-west-1.amazonaws.com --mode ecr \\\n      \
     --username AKIAIOSFODNN7EXAMPLE --secret-file aws-secret.txt\n  \
     coffer login europe-west1-docker.pkg.dev --mode google --secret-file key.json\n  \
@@ -44,7 +50,7 @@ pub struct LoginArgs {
     /// The credential's username: the access key id (ecr), the client id (azure), a user name.
     #[arg(long, short)]
     username: Option<String>,
-    /// Read the secret from standard input.
+    /// Read the secret from standard input (all of it: a key file may have several lines).
     #[arg(long, conflicts_with = "secret_file")]
     password_stdin: bool,
     /// Read the secret from this file (a secret key, a JSON key file).
@@ -55,9 +61,17 @@ pub struct LoginArgs {
 pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let url = ServerUrl::parse(&args.registry)?;
     let host = url.host().to_owned();
-    let secret = read_secret(&args)?;
+    let secret = match (read_secret(&args)?, &args.username) {
+        (None, Some(_)) => Some(Zeroizing::new(
+            rpassword::prompt_password("Password: ").context(
+                "no terminal to ask for the secret; use --password-stdin or --secret-file",
+            )?,
+        ))
+        .filter(|s| !s.is_empty()),
+        (secret, _) => secret,
+    };
     if args.username.is_some() && secret.is_none() {
-        bail!("give the secret on standard input (--password-stdin) or in a file (--secret-file)");
+        bail!("the secret is empty");
     }
     let mut config = Config::load(paths)?;
     if args.mode.is_some() || !args.set.is_empty() {
@@ -74,7 +88,7 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let secret = secret.unwrap_or_else(|| Zeroizing::new(String::new()));
-    let credentials = Credentials::from_env()?;
+    let credentials = Credentials::open(paths.clone())?;
     credentials.store(
         &args.registry,
         args.username.as_deref().unwrap_or_default(),
@@ -85,8 +99,16 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         .find(&[url.key()])?
         .context("the credential was not stored")?;
     let now = now();
+    let token = stored.tokens.as_ref().and_then(|t| t.token.as_ref());
     match mode.provider() {
-        _ if stored.tokens.as_ref().is_some_and(|t| t.token.is_some()) => {
+        Some(_) if token.is_some_and(|t| t.username == IDENTITY_TOKEN_USERNAME) => {
+            println!(
+                "{}: stored; clients get an identity token derived from it",
+                stored.server_url
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(_) if token.is_some() => {
             println!(
                 "{}: stored; clients get {}",
                 stored.server_url,

@@ -66,7 +66,7 @@ pub enum TokenCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  coffer refresh --all\n  coffer refresh ghcr.io --force")]
 pub struct RefreshArgs {
-    /// The registry to renew; with --all, every registry in a token mode.
+    /// The registry to renew (or --all).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     registry: Option<String>,
     /// Every registry whose mode derives tokens (what the systemd timer runs).
@@ -120,7 +120,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Apply the mode to what is stored now rather than at the next `docker login`.
-    let credentials = Credentials::from_env()?;
+    let credentials = Credentials::open(paths.clone())?;
     let keeper = Keeper::new(paths.clone());
     let mut failed = false;
     for summary in entries_of(&credentials, &host)? {
@@ -130,7 +130,8 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
             println!("{}: hands out the stored credential", summary.server_url);
             continue;
         }
-        let renewal = keeper.renew(credentials.backend(), &key, &config, When::Due)?;
+        // New settings deserve a new exchange now, whatever the last one's outcome was.
+        let renewal = keeper.renew(credentials.backend(), &key, &config, When::Always)?;
         failed |= report(&summary.server_url, renewal, settings.mode);
     }
     Ok(exit(failed))
@@ -138,7 +139,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
 
 pub fn status(paths: &Paths, json: bool) -> anyhow::Result<()> {
     let config = Config::load(paths)?;
-    let list = Credentials::from_env()?.list()?;
+    let list = Credentials::open(paths.clone())?.list()?;
     let now = now();
     let mut rows: Vec<StatusRow> = list
         .iter()
@@ -164,7 +165,7 @@ pub fn status(paths: &Paths, json: bool) -> anyhow::Result<()> {
 
 pub fn refresh(paths: &Paths, args: RefreshArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(paths)?;
-    let credentials = Credentials::from_env()?;
+    let credentials = Credentials::open(paths.clone())?;
     let keeper = Keeper::new(paths.clone());
     let when = if args.force {
         When::Always

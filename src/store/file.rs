@@ -9,6 +9,7 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
@@ -25,11 +26,27 @@ use crate::vault::{self, OpenVault, VaultError, VaultKey};
 pub struct FileStore {
     paths: Paths,
     unlocker: Unlocker,
+    key_cache: KeyCache,
+}
+
+/// The data key once unlocked, for the header it belongs to: a process that reads the vault
+/// again (a `get` renewing a token under the refresh lock) does not pay for the KDF twice.
+#[derive(Default)]
+struct KeyCache(Mutex<Option<VaultKey>>);
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache")
+    }
 }
 
 impl FileStore {
     pub fn new(paths: Paths, unlocker: Unlocker) -> Self {
-        FileStore { paths, unlocker }
+        FileStore {
+            paths,
+            unlocker,
+            key_cache: KeyCache::default(),
+        }
     }
 
     pub fn paths(&self) -> &Paths {
@@ -107,7 +124,18 @@ impl FileStore {
 
     fn vault_key(&self, bytes: &[u8]) -> Result<VaultKey> {
         let header = vault::key_header(bytes).map_err(|e| self.damaged(e))?;
-        self.unlocker.vault_key(&self.paths.vault(), &header)
+        let mut cache = self
+            .key_cache
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Same header, same wrapped key: the data key unwrapped from it before is still right.
+        if let Some(key) = cache.as_ref().filter(|key| *key.header() == header) {
+            return Ok(VaultKey::from_cache(&header, key.data_key().clone()));
+        }
+        let key = self.unlocker.vault_key(&self.paths.vault(), &header)?;
+        *cache = Some(VaultKey::from_cache(&header, key.data_key().clone()));
+        Ok(key)
     }
 
     fn open<'b>(&self, bytes: &'b [u8], key: &VaultKey) -> Result<OpenVault<'b>> {

@@ -189,28 +189,27 @@ impl Keeper {
             let error = TokenError::Earlier(failure.message.clone());
             return Ok(Renewal::Failed(entry, error));
         }
-        if entry.username == IDENTITY_TOKEN_USERNAME {
-            return Ok(Renewal::Failed(entry, TokenError::NoCredential));
-        }
-        if let Some(token) = &state.token
+        let minted = if entry.username == IDENTITY_TOKEN_USERNAME {
+            Err(TokenError::NoCredential)
+        } else if let Some(token) = &state.token
             && token.provider != provider.name()
             && super::provider::by_name(&token.provider).is_none()
         {
-            let error = TokenError::UnknownProvider(token.provider.clone());
-            return Ok(Renewal::Failed(entry, error));
-        }
-        let minted = Http::new(&config.tokens, &settings).and_then(|http| {
-            let target = Target {
-                url: &url,
-                http: &http,
-                settings: &settings,
-            };
-            let credential = LongLived {
-                username: &entry.username,
-                secret: &entry.secret,
-            };
-            provider.mint(&target, &credential)
-        });
+            Err(TokenError::UnknownProvider(token.provider.clone()))
+        } else {
+            Http::new(&config.tokens, &settings).and_then(|http| {
+                let target = Target {
+                    url: &url,
+                    http: &http,
+                    settings: &settings,
+                };
+                let credential = LongLived {
+                    username: &entry.username,
+                    secret: &entry.secret,
+                };
+                provider.mint(&target, &credential)
+            })
+        };
         let mut state = state;
         let outcome = match minted {
             Ok(minted) => {

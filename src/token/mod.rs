@@ -67,7 +67,7 @@ pub enum TokenError {
     )]
     RefreshRefused { url: String, status: u16 },
     #[error(
-        "coffer holds only an identity token for this registry, no password to exchange; log in with a username and password"
+        "coffer holds only an identity token for this registry (the client exchanged the password itself), none to exchange; store the password with `coffer login REGISTRY --username USER`"
     )]
     NoCredential,
     #[error("another coffer process is still renewing this registry's token after {seconds} s")]

@@ -40,26 +40,41 @@ impl Provider for OAuth2 {
 
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {
         let endpoint = probe(target)?;
-        let (reply, answer) = password_grant(target, &endpoint, credential)?;
+        let (reply, mut answer) = password_grant(target, &endpoint, credential)?;
         let refresh = answer
             .refresh_token
+            .take()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| TokenError::NoRefreshToken {
                 url: display(&endpoint.realm),
             })?;
         prove_refresh_grant(target, &endpoint, &refresh)?;
-        let times = jwt::times(&refresh).unwrap_or_default();
-        let issued_at = times
-            .issued_at
-            .or_else(|| answer.issued_at.as_deref().and_then(rfc3339))
-            .map_or(reply.arrived, |t| reply.local_time(t));
+        let (issued_at, expires_at) = refresh_token_times(&reply, &answer, &refresh);
         Ok(Minted {
             username: IDENTITY_TOKEN_USERNAME.to_owned(),
             secret: SecretString::from(refresh.as_str()),
             issued_at,
-            expires_at: times.expires_at.map(|t| reply.local_time(t)),
+            expires_at,
         })
     }
+}
+
+/// When the refresh token was issued and expires, in our clock: its own JWT claims first, else
+/// the answer's `issued_at` (or its arrival) and `refresh_expires_in` where the server gives one.
+/// `expires_in` is the access token's lifetime, not the refresh token's, so it is not used.
+fn refresh_token_times(reply: &Reply, answer: &Answer, refresh: &str) -> (u64, Option<u64>) {
+    let claims = jwt::times(refresh).unwrap_or_default();
+    let issued_at = claims
+        .issued_at
+        .or_else(|| answer.issued_at.as_deref().and_then(rfc3339))
+        .map_or(reply.arrived, |t| reply.local_time(t));
+    let expires_at = match claims.expires_at {
+        Some(exp) => Some(reply.local_time(exp)),
+        None => answer
+            .refresh_expires_in
+            .map(|seconds| issued_at.saturating_add(seconds)),
+    };
+    (issued_at, expires_at)
 }
 
 /// Where a registry's tokens come from, as its Bearer challenge says.
@@ -87,6 +102,8 @@ struct Answer {
     access_token: Option<Zeroizing<String>>,
     refresh_token: Option<Zeroizing<String>>,
     issued_at: Option<String>,
+    /// Not in the registry spec; OAuth2 servers such as Keycloak state it.
+    refresh_expires_in: Option<u64>,
 }
 
 impl Answer {
@@ -110,14 +127,10 @@ impl Answer {
 /// `GET /v2/` without credentials: a token registry answers 401 with a Bearer challenge.
 fn probe(target: &Target<'_>) -> Result<Endpoint, TokenError> {
     let host = api_host(target.url.host());
-    let schemes: &[&str] = match target.url.scheme() {
-        Scheme::Https => &["https"],
-        Scheme::Http => &["http"],
-        // What docker does for a bare host: HTTPS first, then plain HTTP where that is allowed.
-        Scheme::Unspecified => &["https", "http"],
-    };
+    let schemes = schemes_for(target.url.scheme(), host);
     let mut last_error = None;
-    for scheme in schemes {
+    for (i, scheme) in schemes.iter().enumerate() {
+        let more = i + 1 < schemes.len();
         let url =
             Url::parse(&format!("{scheme}://{host}/v2/")).map_err(|_| TokenError::BadUrl {
                 url: format!("{scheme}://{host}/v2/"),
@@ -125,15 +138,43 @@ fn probe(target: &Target<'_>) -> Result<Endpoint, TokenError> {
         if last_error.is_some() && !target.http.allows(&url) {
             break;
         }
-        match target.http.get(&url, None) {
-            Ok(reply) => return endpoint_from(&reply, &url, target),
-            Err(error @ TokenError::Unreachable { .. }) => last_error = Some(error),
+        let answer = target
+            .http
+            .get(&url, None)
+            .and_then(|reply| endpoint_from(&reply, &url, target));
+        match answer {
+            Ok(endpoint) => return Ok(endpoint),
+            // The other scheme may be the right one: TLS fails against a plain-HTTP server, and
+            // a TLS server answers plain HTTP with 400.
+            Err(error @ TokenError::Unreachable { .. }) if more => last_error = Some(error),
+            Err(error @ TokenError::Status { status: 400, .. }) if more && *scheme == "http" => {
+                last_error = Some(error);
+            }
             Err(error) => return Err(error),
         }
     }
     Err(last_error.unwrap_or_else(|| TokenError::BadUrl {
         url: host.to_owned(),
     }))
+}
+
+/// The schemes to try for a registry, in order. A bare host is tried the way docker does,
+/// HTTPS first, except on loopback, where registries conventionally speak plain HTTP and a
+/// plain-HTTP server may never answer a TLS handshake.
+fn schemes_for(scheme: Scheme, host: &str) -> &'static [&'static str] {
+    match scheme {
+        Scheme::Https => &["https"],
+        Scheme::Http => &["http"],
+        Scheme::Unspecified => {
+            let loopback = Url::parse(&format!("http://{host}/"))
+                .is_ok_and(|url| super::http::is_loopback(&url));
+            if loopback {
+                &["http", "https"]
+            } else {
+                &["https", "http"]
+            }
+        }
+    }
 }
 
 fn endpoint_from(reply: &Reply, url: &Url, target: &Target<'_>) -> Result<Endpoint, TokenError> {
@@ -265,6 +306,56 @@ fn rfc3339(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn reply(skew: i64, arrived: u64) -> Reply {
+        Reply {
+            status: 200,
+            challenges: Vec::new(),
+            body: Zeroizing::new(Vec::new()),
+            skew,
+            arrived,
+        }
+    }
+
+    fn answer(json: &str) -> Answer {
+        serde_json::from_str(json).expect("answer")
+    }
+
+    fn jwt(claims: &str) -> String {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        format!(
+            "e30.{}.c2ln",
+            Base64UrlUnpadded::encode_string(claims.as_bytes())
+        )
+    }
+
+    #[test]
+    fn refresh_token_times_come_from_its_claims_in_our_clock() {
+        // The server runs 100 s ahead: its times are moved back into ours.
+        let times = refresh_token_times(
+            &reply(100, 5_000),
+            &answer(r#"{"token":"t","refresh_expires_in":9}"#),
+            &jwt(r#"{"iat":1100,"exp":4700}"#),
+        );
+        assert_eq!(times, (1_000, Some(4_600)));
+    }
+
+    #[test]
+    fn opaque_refresh_tokens_use_the_answer() {
+        let stated = answer(
+            r#"{"token":"t","expires_in":60,"issued_at":"2024-01-02T03:04:05Z","refresh_expires_in":1800}"#,
+        );
+        assert_eq!(
+            refresh_token_times(&reply(0, 1), &stated, "opaque"),
+            (1_704_164_645, Some(1_704_164_645 + 1800))
+        );
+        // `expires_in` is the access token's: no expiry is invented from it.
+        let bare = answer(r#"{"token":"t","expires_in":60}"#);
+        assert_eq!(
+            refresh_token_times(&reply(-30, 500), &bare, "opaque"),
+            (500, None)
+        );
+    }
+
     #[test]
     fn issued_at_is_read_in_utc() {
         assert_eq!(rfc3339("2024-01-02T03:04:05Z"), Some(1_704_164_645));
@@ -273,6 +364,24 @@ mod tests {
             Some(1_704_164_645)
         );
         assert_eq!(rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn bare_hosts_try_both_schemes_loopback_plain_first() {
+        assert_eq!(
+            schemes_for(Scheme::Unspecified, "ghcr.io"),
+            ["https", "http"]
+        );
+        assert_eq!(
+            schemes_for(Scheme::Unspecified, "127.0.0.1:5000"),
+            ["http", "https"]
+        );
+        assert_eq!(
+            schemes_for(Scheme::Unspecified, "localhost:5000"),
+            ["http", "https"]
+        );
+        assert_eq!(schemes_for(Scheme::Https, "127.0.0.1:5000"), ["https"]);
+        assert_eq!(schemes_for(Scheme::Http, "ghcr.io"), ["http"]);
     }
 
     #[test]

@@ -7,22 +7,22 @@ use crate::harness::{Env, Registry, Run, oci_layout, require};
 const USER: &str = "coffer-e2e";
 const PASSWORD: &str = "e2e-Pa55word-9f3b1c";
 
-fn docker(env: &Env, args: &[&str], input: &str) -> Run {
+pub fn docker(env: &Env, args: &[&str], input: &str) -> Run {
     require("docker");
     Run::of(env.command("docker").args(args), input)
 }
 
-fn skopeo(env: &Env, args: &[&str]) -> Run {
+pub fn skopeo(env: &Env, args: &[&str]) -> Run {
     require("skopeo");
     Run::of(env.command("skopeo").args(args), "")
 }
 
-fn write_docker_config(env: &Env, json: &str) {
+pub fn write_docker_config(env: &Env, json: &str) {
     env.write_private(&env.docker_config().join("config.json"), json);
 }
 
 /// Pushes a one-layer image with skopeo, its credentials coming from coffer via credHelpers.
-fn push_image(env: &Env, registry: &Registry, authfile: &str) -> String {
+pub fn push_image(env: &Env, registry: &Registry, authfile: &str) -> String {
     let image = format!("{}/e2e/image:latest", registry.host());
     let layout = oci_layout(env.root());
     skopeo(

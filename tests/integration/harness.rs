@@ -272,11 +272,26 @@ impl Registry {
 
     /// A registry with the given `auth:` section (YAML, indented by two spaces).
     pub fn start(dir: tempfile::TempDir, auth: &str) -> Registry {
+        Registry::start_with(dir, "", auth)
+    }
+
+    /// A registry serving HTTPS with a PEM certificate and key.
+    pub fn start_tls(dir: tempfile::TempDir, cert: &Path, key: &Path, auth: &str) -> Registry {
+        let tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        );
+        Registry::start_with(dir, &tls, auth)
+    }
+
+    /// `http` is more of the `http:` section (YAML, indented by two spaces).
+    fn start_with(dir: tempfile::TempDir, http: &str, auth: &str) -> Registry {
         require("docker-registry");
         let port = free_port();
         let config = dir.path().join("config.yml");
         let yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n{auth}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{http}auth:\n{auth}",
             dir.path().join("data").display()
         );
         fs::write(&config, yaml).expect("config");

@@ -4,6 +4,9 @@
 mod harness;
 
 mod e2e_docker;
+mod e2e_tokens;
 mod providers;
+mod token_server;
+mod token_vault;
 mod vectors;
 mod wire;

@@ -116,7 +116,9 @@ fn a_service_account_key_signs_a_verified_assertion_and_tokens_renew_by_expires_
     let host = "127.0.0.1:5999";
     let run = env.coffer(&["login", host, "--mode", "google", "--secret-file", &key]);
     assert!(
-        run.success().stdout().contains("google token, expires in 4s"),
+        run.success()
+            .stdout()
+            .contains("google token, expires in 4s"),
         "{}",
         run.stdout()
     );
