@@ -284,7 +284,7 @@ pub(super) fn handed_out(entry: &Entry, now: u64) -> String {
             provider: Some(provider),
             expires_at,
             ..
-        }) => format!("an {provider} token, {}", expiry(expires_at, now)),
+        }) => format!("a token from {provider}, {}", expiry(expires_at, now)),
         _ => "the stored credential (basic)".to_owned(),
     }
 }

@@ -118,7 +118,9 @@ fn a_service_principal_is_exchanged_and_the_refresh_token_renews_by_its_exp() {
     let fixture = acr_fixture(host.to_owned(), |n| acr_refresh_token(n, unix_now(), 4));
     let run = login_azure(&env, host, &fixture, CLIENT_ID, CLIENT_SECRET);
     assert!(
-        run.success().stdout().contains("azure token, expires in"),
+        run.success()
+            .stdout()
+            .contains("a token from azure, expires in"),
         "{}",
         run.stdout()
     );

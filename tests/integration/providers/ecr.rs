@@ -162,7 +162,7 @@ fn moto_checks_the_signature_and_a_fresh_token_makes_no_request() {
     assert!(
         run.success()
             .stdout()
-            .contains("an ecr token, expires in 12h"),
+            .contains("a token from ecr, expires in 12h"),
         "{}",
         run.stdout()
     );
@@ -188,6 +188,45 @@ fn moto_checks_the_signature_and_a_fresh_token_makes_no_request() {
     std::fs::remove_file(env.root().join("aws-secret")).expect("rm");
     assert!(env.files_containing(&moto.secret).is_empty());
     assert!(env.files_containing(MOTO_PASSWORD).is_empty());
+}
+
+#[test]
+fn an_aws_profile_supplies_the_key_instead_of_the_vault() {
+    let env = Env::new();
+    let moto = Moto::start(&env);
+    let aws = env.home().join(".aws");
+    std::fs::create_dir(&aws).expect("mkdir");
+    env.write_private(
+        &aws.join("credentials"),
+        &format!(
+            "[default]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = other\n\n\
+             [ci]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            moto.key_id, moto.secret
+        ),
+    );
+    let host = "127.0.0.1:5999";
+    env.coffer(&[
+        "login",
+        host,
+        "--mode",
+        "ecr",
+        "--set",
+        "region=eu-west-1",
+        "--set",
+        &format!("endpoint={}", moto.endpoint()),
+        "--set",
+        "profile=ci",
+    ])
+    .success();
+    assert_eq!(get(&env, host), ("AWS".into(), MOTO_PASSWORD.into()));
+    let calls = moto.token_calls();
+    assert_eq!(calls.len(), 1);
+    assert_sigv4(
+        calls[0]["Authorization"].as_str().expect("Authorization"),
+        &moto.key_id,
+        "eu-west-1",
+        "ecr",
+    );
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn output_is_the_secret_cached_and_renewed_after_its_lifetime() {
         &["--set", "username=bot", "--set", "lifetime=4s"],
     );
     assert!(
-        run.success().stdout().contains("an exec token"),
+        run.success().stdout().contains("a token from exec"),
         "{}",
         run.stdout()
     );

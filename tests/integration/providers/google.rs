@@ -118,7 +118,7 @@ fn a_service_account_key_signs_a_verified_assertion_and_tokens_renew_by_expires_
     assert!(
         run.success()
             .stdout()
-            .contains("google token, expires in 4s"),
+            .contains("a token from google, expires in 4s"),
         "{}",
         run.stdout()
     );
