@@ -156,7 +156,7 @@ impl TokenSettings {
 }
 
 /// Durations spelled for people: `"10m"`, `"90s"`, `"1h 30m"`.
-pub(super) mod human {
+mod human {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
