@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::paths::Paths;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `[tokens]`: margins and timeouts of the token vault.

@@ -4,6 +4,7 @@ mod doctor;
 mod generate;
 mod import;
 mod log;
+mod login;
 mod migrate;
 mod setup;
 mod token;
@@ -137,13 +138,14 @@ enum Command {
     Generate { what: generate::What, dir: PathBuf },
     /// Show or set how coffer answers for a registry: basic, oauth2 or auto (the token vault).
     Mode(token::ModeArgs),
+    /// Store a registry's long-lived credential (an access key, a key file, a client secret)
+    /// from stdin or a file, optionally setting its mode first, and mint its first token.
+    Login(login::LoginArgs),
     /// The token vault's state.
     #[command(subcommand, after_help = "Example:\n  coffer token status")]
     Token(token::TokenCommand),
     /// Renew derived tokens ahead of their expiry (what the systemd timer runs).
     Refresh(token::RefreshArgs),
-    /// Store a registry credential directly (the password stays in the vault).
-    Login(token::LoginArgs),
     /// Show the access log: which process asked for which registry's credentials, and when.
     #[command(
         after_help = "Examples:\n  coffer log --tail 20\n  coffer log --json | jq 'select(.action == \"get\")'"
@@ -288,9 +290,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
         Command::Generate { what, dir } => generate::run(what, &dir)?,
         Command::Mode(args) => return token::mode(&paths, args),
+        Command::Login(args) => return login::run(&paths, args),
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
         Command::Refresh(args) => return token::refresh(&paths, args),
-        Command::Login(args) => return token::login(&paths, args),
         Command::Log { tail, json } => log::run(&paths, tail, json)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::credentials::Credentials;
@@ -22,6 +20,7 @@ use crate::token::state::{Failure, TokenSummary};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  coffer mode registry.example.com oauth2\n  \
+    coffer mode 127.0.0.1:5000 ecr --set region=eu-west-1 --set endpoint=http://127.0.0.1:4566\n  \
     coffer mode registry.example.com auto --ca-file /etc/ssl/private-ca.pem\n  \
     coffer mode registry.example.com basic\n  coffer mode registry.example.com"
 )]
@@ -29,7 +28,8 @@ pub struct ModeArgs {
     /// The registry as you would give it to `docker login`.
     registry: String,
     /// basic: hand out the stored credential; oauth2: hand out an identity token derived from
-    /// it; auto: oauth2 where the registry proves it works, else basic. Omit to show the mode.
+    /// it; auto: oauth2 where the registry proves it works, else basic; ecr, google, azure,
+    /// exec: a cloud provider's or a command's token (see `coffer login`). Omit to show the mode.
     mode: Option<Mode>,
     /// Also trust the PEM certificates in this file for the registry and its token server.
     #[arg(long, value_name = "PATH", conflicts_with = "no_ca_file")]
@@ -43,6 +43,12 @@ pub struct ModeArgs {
     /// Refuse plain HTTP again (loopback registries are always allowed it).
     #[arg(long)]
     https_only: bool,
+    /// A setting of the mode's provider, KEY=VALUE (a TOML value, else plain text); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Remove a provider setting; repeatable.
+    #[arg(long, value_name = "KEY")]
+    unset: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,51 +80,6 @@ pub struct RefreshArgs {
     ahead: Duration,
 }
 
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    coffer login registry.example.com --username alice --password-stdin < token.txt\n  \
-    coffer login registry.example.com --username alice")]
-pub struct LoginArgs {
-    /// The registry as you would give it to `docker login`.
-    registry: String,
-    #[arg(short, long)]
-    username: String,
-    /// Read the password from the first line of standard input instead of the terminal.
-    #[arg(long)]
-    password_stdin: bool,
-}
-
-/// Stores a credential directly, for registries whose clients would exchange the password
-/// themselves and hand coffer only an identity token it cannot renew.
-pub fn login(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
-    let password = if args.password_stdin {
-        let mut line = Zeroizing::new(String::new());
-        std::io::stdin()
-            .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
-        SecretString::from(line.trim_end_matches(['\n', '\r']))
-    } else {
-        SecretString::from(
-            rpassword::prompt_password("Password: ")
-                .context("no terminal to ask for the password; use --password-stdin")?,
-        )
-    };
-    if password.expose_secret().is_empty() {
-        bail!("the password is empty");
-    }
-    let credentials = Credentials::open(paths.clone())?;
-    credentials.store(&args.registry, &args.username, password)?;
-    let answer = credentials.get(&args.registry)?;
-    let what = match answer {
-        Some(entry) if entry.username == crate::token::oauth2::IDENTITY_TOKEN_USERNAME => {
-            "an identity token derived from it"
-        }
-        _ => "the stored credential",
-    };
-    println!("stored; clients get {what}");
-    Ok(ExitCode::SUCCESS)
-}
-
 pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
     let host = ServerUrl::parse(&args.registry)?.host().to_owned();
     let mut config = Config::load(paths)?;
@@ -127,10 +88,10 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         || args.ca_file.is_some()
         || args.no_ca_file
         || args.allow_http
-        || args.https_only;
-    if let Some(mode) = args.mode {
-        settings.mode = mode;
-    }
+        || args.https_only
+        || !args.set.is_empty()
+        || !args.unset.is_empty();
+    super::login::configure(&mut settings, args.mode, &args.set, &args.unset)?;
     if let Some(path) = args.ca_file {
         let path = std::path::absolute(&path)
             .with_context(|| format!("cannot resolve {}", path.display()))?;
@@ -269,6 +230,9 @@ fn describe(settings: &RegistrySettings) -> String {
     if settings.allow_http {
         text.push_str(", plain HTTP allowed");
     }
+    for (key, value) in &settings.options {
+        text.push_str(&format!(", {key} = {value}"));
+    }
     text
 }
 
@@ -314,13 +278,13 @@ fn token_of(entry: &Entry) -> Option<TokenSummary> {
     entry.tokens.as_ref().map(TokenSummary::from)
 }
 
-fn handed_out(entry: &Entry, now: u64) -> String {
+pub(super) fn handed_out(entry: &Entry, now: u64) -> String {
     match token_of(entry) {
         Some(TokenSummary {
             provider: Some(provider),
             expires_at,
             ..
-        }) => format!("an {provider} token, {}", expiry(expires_at, now)),
+        }) => format!("a token from {provider}, {}", expiry(expires_at, now)),
         _ => "the stored credential (basic)".to_owned(),
     }
 }

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::blocking::{Client, RequestBuilder};
-use reqwest::header::{DATE, WWW_AUTHENTICATE};
+use reqwest::header::{DATE, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Url, redirect};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
@@ -98,6 +98,11 @@ impl Http {
         })
     }
 
+    /// When the whole exchange must be over; a provider that runs a command keeps it too.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Is plain HTTP to this URL's host acceptable?
     pub fn allows(&self, url: &Url) -> bool {
         permitted(url, self.allow_http)
@@ -116,6 +121,14 @@ impl Http {
     /// `POST url` with a form body.
     pub fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<Reply, TokenError> {
         self.send(url, self.client.post(url.clone()).form(form))
+    }
+
+    /// `POST url` with the given headers and body (a signed API call).
+    pub fn post(&self, url: &Url, headers: HeaderMap, body: Vec<u8>) -> Result<Reply, TokenError> {
+        self.send(
+            url,
+            self.client.post(url.clone()).headers(headers).body(body),
+        )
     }
 
     fn send(&self, url: &Url, request: RequestBuilder) -> Result<Reply, TokenError> {

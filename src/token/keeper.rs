@@ -63,15 +63,23 @@ impl Keeper {
     /// What a client gets for a stored entry: the credential, or the token derived from it.
     pub fn answer(&self, store: &dyn Store, entry: Entry) -> Result<Entry> {
         // Plain Basic entries take this path: no config read, no clock, no write.
-        let Some(token) = derived(&entry) else {
-            return Ok(entry);
-        };
-        let config = self.config()?;
-        let url = ServerUrl::parse(&entry.server_url)?;
-        if registry(&config, url.host()).mode == Mode::Basic {
+        if entry.tokens.is_none() {
             return Ok(entry);
         }
-        if !token.due(now(), config.tokens.min_margin) {
+        let config = self.config()?;
+        let url = ServerUrl::parse(&entry.server_url)?;
+        let Some(provider) = registry(&config, url.host()).mode.provider() else {
+            return Ok(entry);
+        };
+        let due = match derived(&entry) {
+            Some(token) => {
+                token.provider != provider.name() || token.due(now(), config.tokens.min_margin)
+            }
+            // A cloud credential never goes out in place of a token that could not be minted.
+            None if !provider.hands_out_credential() => true,
+            None => return Ok(entry),
+        };
+        if !due {
             return Ok(handout(entry));
         }
         match self.renew(store, &url.key(), &config, When::Due)? {
@@ -110,8 +118,12 @@ impl Keeper {
             return Ok(());
         }
         if let Some(Renewal::Failed(_, error)) = self.renew(store, &key, &config, When::Due)? {
+            let fallback = match mode.provider() {
+                Some(provider) if !provider.hands_out_credential() => "has no token yet",
+                _ => "stays on basic",
+            };
             eprintln!(
-                "coffer: {} stays on basic ({} mode): {error}",
+                "coffer: {} {fallback} ({} mode): {error}",
                 url.host(),
                 mode.name()
             );
@@ -162,6 +174,7 @@ impl Keeper {
         let min_margin = config.tokens.min_margin;
         let wanted = match (&state.token, when) {
             (None, _) | (_, When::Always) => true,
+            (Some(token), _) if token.provider != provider.name() => true,
             (Some(token), When::Due) => token.due(now, min_margin),
             (Some(token), When::Ahead(ahead)) => {
                 token.due(now.saturating_add(ahead.as_secs()), min_margin)
@@ -188,6 +201,7 @@ impl Keeper {
                 let target = Target {
                     url: &url,
                     http: &http,
+                    settings: &settings,
                 };
                 let credential = LongLived {
                     username: &entry.username,

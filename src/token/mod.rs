@@ -3,13 +3,18 @@
 //!
 //! - [`settings`]: the per-registry mode (`basic`, `oauth2`, `auto`) and the margins and
 //!   timeouts, as spelled in `config.toml`.
-//! - [`provider`]: the one trait a token source implements; [`oauth2`] is registry OAuth2.
+//! - [`provider`]: the one trait a token source implements; [`oauth2`] is registry OAuth2,
+//!   [`ecr`], [`google`] and [`azure`] are the cloud registries, [`exec`] runs a command.
 //! - [`challenge`]: `WWW-Authenticate` parsing; [`jwt`]: the times inside a token;
 //!   [`http`]: the HTTP client every exchange uses.
 //! - [`state`]: what is kept beside the credential in its sealed record.
 //! - [`keeper`]: store, get and refresh with tokens: when to exchange, one process at a time.
 
+pub mod azure;
 pub mod challenge;
+pub mod ecr;
+pub mod exec;
+pub mod google;
 pub mod http;
 pub mod jwt;
 pub mod keeper;
@@ -77,4 +82,18 @@ pub enum TokenError {
         "the token for {registry} expired and cannot be renewed: {reason}; run `coffer refresh {registry}` once the registry answers"
     )]
     Expired { registry: String, reason: String },
+    #[error(
+        "the {mode} settings of this registry are unusable: {message}; fix them with `coffer mode`"
+    )]
+    Settings { mode: &'static str, message: String },
+    #[error("the stored credential is unusable: {0}; store it again with `coffer login`")]
+    Credential(String),
+    #[error(
+        "{host} is not {cloud} registry; coffer hands {cloud} tokens only to its registries (and to loopback)"
+    )]
+    WrongHost { host: String, cloud: &'static str },
+    #[error("the token command `{program}` {why}")]
+    Command { program: String, why: String },
+    #[error("cannot sign the request: {0}")]
+    Signing(String),
 }

@@ -33,6 +33,11 @@ impl Provider for OAuth2 {
         "oauth2"
     }
 
+    /// The registry takes the password itself too: without a proven refresh token, `basic`.
+    fn hands_out_credential(&self) -> bool {
+        true
+    }
+
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {
         let endpoint = probe(target)?;
         let (reply, mut answer) = password_grant(target, &endpoint, credential)?;

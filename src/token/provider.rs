@@ -1,12 +1,21 @@
 //! The one trait a token source implements: turn the long-lived credential kept in the vault into
 //! a short-lived one that clients can use. Registry OAuth2 is one implementation; each cloud
 //! registry is one more.
+//!
+//! Adding a provider: one file implementing [`Provider`], its entry in [`PROVIDERS`], and a
+//! [`Mode`](super::settings::Mode) variant of the same name (with its arm in `Mode::name`).
 
 use secrecy::SecretString;
+use serde::de::DeserializeOwned;
 
 use super::TokenError;
+use super::azure::Azure;
+use super::ecr::Ecr;
+use super::exec::Exec;
+use super::google::Google;
 use super::http::Http;
 use super::oauth2::OAuth2;
+use super::settings::RegistrySettings;
 use crate::server_url::ServerUrl;
 
 /// The long-lived credential as stored: it never leaves the vault except towards the issuer.
@@ -16,11 +25,12 @@ pub struct LongLived<'a> {
     pub secret: &'a SecretString,
 }
 
-/// The registry a token is for, and the HTTP client configured for it.
+/// The registry a token is for, its settings, and the HTTP client configured for it.
 #[derive(Debug)]
 pub struct Target<'a> {
     pub url: &'a ServerUrl,
     pub http: &'a Http,
+    pub settings: &'a RegistrySettings,
 }
 
 /// A freshly minted token, as clients will receive it, with its times in this machine's clock.
@@ -41,11 +51,38 @@ pub trait Provider: std::fmt::Debug + Sync {
 
     /// Exchanges `credential` for a token for `target`, within the client's deadline.
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError>;
+
+    /// Checks the provider's own keys in a registry's section of `config.toml` (unknown keys,
+    /// wrong types) when the file is read. The default takes none.
+    fn check(&self, options: &toml::Table) -> Result<(), String> {
+        no_options(options)
+    }
+
+    /// May `get` hand out the stored credential itself while no token could be minted? Only
+    /// where it is a password the registry takes too (registry OAuth2). Cloud credentials are
+    /// not registry passwords and never leave the vault.
+    fn hands_out_credential(&self) -> bool {
+        false
+    }
 }
+
+/// Every provider, found by the name stored with its tokens and used as its mode's name.
+const PROVIDERS: [&dyn Provider; 5] = [&OAuth2, &Ecr, &Google, &Azure, &Exec];
 
 /// The provider that minted a stored token, by its stored name.
 pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
-    [&OAuth2 as &'static dyn Provider]
-        .into_iter()
-        .find(|p| p.name() == name)
+    PROVIDERS.into_iter().find(|p| p.name() == name)
+}
+
+/// For modes without settings of their own.
+pub fn no_options(options: &toml::Table) -> Result<(), String> {
+    match options.keys().next() {
+        Some(key) => Err(format!("unknown field `{key}`")),
+        None => Ok(()),
+    }
+}
+
+/// A provider's settings as its own type (`#[serde(deny_unknown_fields)]` refuses misspellings).
+pub fn options<T: DeserializeOwned>(options: &toml::Table) -> Result<T, String> {
+    T::deserialize(toml::Value::Table(options.clone())).map_err(|e| e.message().to_owned())
 }

@@ -11,6 +11,10 @@
 //! mode = "oauth2"               # basic | oauth2 | auto
 //! ca_file = "/etc/ssl/private-ca.pem"
 //! allow_http = false            # plain HTTP beyond loopback
+//!
+//! [registries."123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
+//! mode = "ecr"                  # a cloud provider: ecr | google | azure | exec
+//! profile = "dev"               # any further keys are the provider's own settings
 //! ```
 
 use std::path::PathBuf;
@@ -19,7 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::oauth2::OAuth2;
-use super::provider::Provider;
+use super::provider::{self, Provider};
 
 /// How coffer answers `get` for a registry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -34,6 +38,15 @@ pub enum Mode {
     OAuth2,
     /// Probe at store time: `oauth2` where the registry proves it works, else `basic`.
     Auto,
+    /// AWS ECR: an IAM access key (or an AWS profile) for 12-hour registry passwords.
+    Ecr,
+    /// Google Artifact Registry and GCR: a service-account key or an OAuth refresh token for
+    /// one-hour access tokens.
+    Google,
+    /// Azure ACR: a service principal or an AAD access token for ACR refresh tokens.
+    Azure,
+    /// A configured command whose output is the secret.
+    Exec,
 }
 
 impl Mode {
@@ -41,7 +54,9 @@ impl Mode {
     pub fn provider(self) -> Option<&'static dyn Provider> {
         match self {
             Mode::Basic => None,
-            Mode::OAuth2 | Mode::Auto => Some(&OAuth2),
+            Mode::Auto => Some(&OAuth2),
+            // Every other mode is named after its provider.
+            other => provider::by_name(other.name()),
         }
     }
 
@@ -50,13 +65,25 @@ impl Mode {
             Mode::Basic => "basic",
             Mode::OAuth2 => "oauth2",
             Mode::Auto => "auto",
+            Mode::Ecr => "ecr",
+            Mode::Google => "google",
+            Mode::Azure => "azure",
+            Mode::Exec => "exec",
+        }
+    }
+
+    /// Refuses settings this mode does not know, as `deny_unknown_fields` would.
+    pub fn check(self, options: &toml::Table) -> Result<(), String> {
+        match self.provider() {
+            Some(provider) if self != Mode::Auto => provider.check(options),
+            _ => provider::no_options(options),
         }
     }
 }
 
 /// One registry's section, `[registries."host:port"]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedSettings")]
 pub struct RegistrySettings {
     pub mode: Mode,
     /// Extra PEM certificates trusted for this registry and its token server.
@@ -65,6 +92,36 @@ pub struct RegistrySettings {
     /// Plain HTTP to a registry or token server that is not on loopback.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_http: bool,
+    /// The provider's own settings (an ECR region, an exec command...), checked by the mode's
+    /// provider so that a misspelt key is refused like any other.
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+/// A registry's section as written, before its mode has checked the provider's settings
+/// (serde cannot deny unknown fields beside a flattened table).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UncheckedSettings {
+    mode: Mode,
+    ca_file: Option<PathBuf>,
+    allow_http: bool,
+    #[serde(flatten)]
+    options: toml::Table,
+}
+
+impl TryFrom<UncheckedSettings> for RegistrySettings {
+    type Error = String;
+
+    fn try_from(raw: UncheckedSettings) -> Result<Self, String> {
+        raw.mode.check(&raw.options)?;
+        Ok(RegistrySettings {
+            mode: raw.mode,
+            ca_file: raw.ca_file,
+            allow_http: raw.allow_http,
+            options: raw.options,
+        })
+    }
 }
 
 /// The `[tokens]` section: margins and timeouts for every registry.
@@ -150,5 +207,35 @@ mod tests {
         assert!(error.to_string().contains("like \"10m\""), "{error}");
         assert!(toml::from_str::<RegistrySettings>("mode = \"oauth3\"").is_err());
         assert!(toml::from_str::<RegistrySettings>("colour = 1").is_err());
+        assert!(toml::from_str::<RegistrySettings>("mode = \"auto\"\nregion = \"x\"").is_err());
+    }
+
+    #[test]
+    fn provider_settings_are_kept_and_checked_by_their_mode() {
+        let text = "mode = \"ecr\"\nregion = \"eu-west-1\"\nendpoint = \"http://127.0.0.1:1\"\n";
+        let settings: RegistrySettings = toml::from_str(text).expect("parse");
+        assert_eq!(settings.mode, Mode::Ecr);
+        assert_eq!(settings.options["region"].as_str(), Some("eu-west-1"));
+        let again: RegistrySettings =
+            toml::from_str(&toml::to_string(&settings).expect("write")).expect("parse");
+        assert_eq!(again, settings);
+        let error = toml::from_str::<RegistrySettings>("mode = \"ecr\"\nregoin = \"x\"")
+            .expect_err("misspelt");
+        assert!(error.to_string().contains("regoin"), "{error}");
+    }
+
+    #[test]
+    fn every_provider_mode_has_its_provider() {
+        for mode in [
+            Mode::OAuth2,
+            Mode::Auto,
+            Mode::Ecr,
+            Mode::Google,
+            Mode::Azure,
+            Mode::Exec,
+        ] {
+            assert!(mode.provider().is_some(), "{}", mode.name());
+        }
+        assert!(Mode::Basic.provider().is_none());
     }
 }

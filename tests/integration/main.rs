@@ -1,6 +1,8 @@
 //! One integration-test binary: every test drives the built binaries, most of them through real
 //! clients (docker CLI, skopeo) against a real registry on loopback.
 
+mod harness;
+
 mod audit_log;
 mod cli;
 mod contract;
@@ -9,12 +11,12 @@ mod e2e_docker;
 mod e2e_podman;
 mod e2e_tokens;
 mod export;
-mod harness;
 mod hostile;
 mod hygiene;
 mod import;
 mod install;
 mod keychain;
+mod providers;
 mod secret_service;
 mod stress;
 mod tamper;

@@ -1,0 +1,245 @@
+//! `coffer login`: store a registry's long-lived credential (a password, an IAM access key, a
+//! Google key file, a service principal's secret) directly, optionally setting its mode first,
+//! and derive its first token. Secrets come from the terminal, standard input or a file, never
+//! from the command line. Also the `--set KEY=VALUE` provider settings `coffer mode` shares.
+//!
+//! Storing the password here rather than through `docker login` matters for registries whose
+//! clients would exchange it themselves and hand coffer only an identity token it cannot renew.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::paths::Paths;
+use crate::server_url::ServerUrl;
+use crate::store::now;
+use crate::token::keeper;
+use crate::token::oauth2::IDENTITY_TOKEN_USERNAME;
+use crate::token::settings::{Mode, RegistrySettings};
+
+/// Secrets are a password, a key or a JSON key file: a few KiB.
+const MAX_SECRET: u64 = 1024 * 1024;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    coffer login registry.example.com --username alice --password-stdin < token.txt\n  \
+    coffer login registry.example.com --username alice\n  \
+    coffer login 123456789012.dkr.ecr.eu-west-1.amazonaws.com --mode ecr \\\n      \
+    --username AKIAIOSFODNN7EXAMPLE --secret-file aws-secret.txt\n  \
+    coffer login europe-west1-docker.pkg.dev --mode google --secret-file key.json\n  \
+    coffer login myregistry.azurecr.io --mode azure --set tenant=TENANT_ID \\\n      \
+    --username CLIENT_ID --password-stdin < client-secret.txt\n  \
+    coffer login ghcr.io --mode exec --set 'command=[\"gh\", \"auth\", \"token\"]' \\\n      \
+    --set username=x-access-token --set lifetime=1h")]
+pub struct LoginArgs {
+    /// The registry as you would give it to `docker login`.
+    registry: String,
+    /// Set the registry's mode first, as `coffer mode REGISTRY MODE` does.
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// A setting of the mode's provider, KEY=VALUE (a TOML value, else plain text); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// The credential's username: the access key id (ecr), the client id (azure), a user name.
+    #[arg(long, short)]
+    username: Option<String>,
+    /// Read the secret from standard input (all of it: a key file may have several lines).
+    #[arg(long, conflicts_with = "secret_file")]
+    password_stdin: bool,
+    /// Read the secret from this file (a secret key, a JSON key file).
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
+}
+
+pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let url = ServerUrl::parse(&args.registry)?;
+    let host = url.host().to_owned();
+    let secret = match (read_secret(&args)?, &args.username) {
+        (None, Some(_)) => Some(Zeroizing::new(
+            rpassword::prompt_password("Password: ").context(
+                "no terminal to ask for the secret; use --password-stdin or --secret-file",
+            )?,
+        ))
+        .filter(|s| !s.is_empty()),
+        (secret, _) => secret,
+    };
+    if args.username.is_some() && secret.is_none() {
+        bail!("the secret is empty");
+    }
+    let mut config = Config::load(paths)?;
+    if args.mode.is_some() || !args.set.is_empty() {
+        let mut settings = keeper::registry(&config, &host);
+        configure(&mut settings, args.mode, &args.set, &[])?;
+        config.registries.insert(host.clone(), settings);
+        config.save(paths)?;
+    }
+    let mode = keeper::registry(&config, &host).mode;
+    if secret.is_none() && mode.provider().is_none_or(|p| p.hands_out_credential()) {
+        bail!(
+            "{host} is in {} mode, which hands out a stored credential: give --username and the secret",
+            mode.name()
+        );
+    }
+    let secret = secret.unwrap_or_else(|| Zeroizing::new(String::new()));
+    let credentials = Credentials::open(paths.clone())?;
+    credentials.store(
+        &args.registry,
+        args.username.as_deref().unwrap_or_default(),
+        SecretString::from(secret.as_str()),
+    )?;
+    let stored = credentials
+        .backend()
+        .find(&[url.key()])?
+        .context("the credential was not stored")?;
+    let now = now();
+    let token = stored.tokens.as_ref().and_then(|t| t.token.as_ref());
+    match mode.provider() {
+        Some(_) if token.is_some_and(|t| t.username == IDENTITY_TOKEN_USERNAME) => {
+            println!(
+                "{}: stored; clients get an identity token derived from it",
+                stored.server_url
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(_) if token.is_some() => {
+            println!(
+                "{}: stored; clients get {}",
+                stored.server_url,
+                super::token::handed_out(&stored, now)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(provider) if !provider.hands_out_credential() => {
+            // The store already said why on stderr.
+            println!(
+                "{}: stored, but no {} token could be minted yet; `coffer refresh {host}` tries again",
+                stored.server_url,
+                mode.name()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        _ => {
+            println!(
+                "{}: stored; clients get the stored credential (basic)",
+                stored.server_url
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_secret(args: &LoginArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    if args.password_stdin {
+        std::io::stdin()
+            .take(MAX_SECRET)
+            .read_to_end(&mut bytes)
+            .context("cannot read the secret from standard input")?;
+    } else if let Some(path) = &args.secret_file {
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_SECRET).read_to_end(&mut bytes))
+            .with_context(|| format!("cannot read the secret from {}", path.display()))?;
+    } else {
+        return Ok(None);
+    }
+    let text = std::str::from_utf8(&bytes).context("the secret is not UTF-8 text")?;
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.is_empty() {
+        bail!("the secret is empty");
+    }
+    Ok(Some(Zeroizing::new(text.to_owned())))
+}
+
+/// Applies a mode and provider settings to a registry's section. Changing the mode drops the
+/// old provider's settings; the result is checked by the new mode's provider.
+pub(super) fn configure(
+    settings: &mut RegistrySettings,
+    mode: Option<Mode>,
+    set: &[String],
+    unset: &[String],
+) -> anyhow::Result<()> {
+    if let Some(mode) = mode {
+        if mode != settings.mode {
+            settings.options.clear();
+        }
+        settings.mode = mode;
+    }
+    for key in unset {
+        settings.options.remove(key);
+    }
+    for pair in set {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--set takes KEY=VALUE, not `{pair}`"))?;
+        let key = key.trim();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            bail!("--set: `{key}` is not a setting name");
+        }
+        if matches!(key, "mode" | "ca_file" | "allow_http") {
+            bail!("--set cannot change `{key}`; `coffer mode` has its own option for it");
+        }
+        settings.options.insert(key.to_owned(), value_of(value));
+    }
+    settings
+        .mode
+        .check(&settings.options)
+        .map_err(|e| anyhow::anyhow!("{} mode: {e}", settings.mode.name()))
+}
+
+/// A TOML value (`true`, `["gh", "auth", "token"]`, `"quoted"`), else the text itself.
+fn value_of(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_toml_or_text() {
+        assert_eq!(
+            value_of("eu-west-1"),
+            toml::Value::String("eu-west-1".into())
+        );
+        assert_eq!(value_of("true"), toml::Value::Boolean(true));
+        assert_eq!(value_of("\"123\""), toml::Value::String("123".into()));
+        assert_eq!(
+            value_of(r#"["gh", "auth", "token"]"#)
+                .as_array()
+                .map(Vec::len),
+            Some(3)
+        );
+        assert_eq!(value_of("a = b"), toml::Value::String("a = b".into()));
+    }
+
+    #[test]
+    fn a_new_mode_drops_the_old_settings_and_checks_the_new() {
+        let mut settings = RegistrySettings::default();
+        configure(
+            &mut settings,
+            Some(Mode::Ecr),
+            &["region=eu-west-1".into()],
+            &[],
+        )
+        .expect("ecr");
+        assert_eq!(settings.options["region"].as_str(), Some("eu-west-1"));
+        configure(&mut settings, Some(Mode::Ecr), &[], &[]).expect("same mode");
+        assert!(settings.options.contains_key("region"));
+        let error = configure(&mut settings, None, &["regoin=x".into()], &[]).expect_err("typo");
+        assert!(error.to_string().contains("regoin"), "{error}");
+        configure(&mut settings, Some(Mode::Exec), &[], &[]).expect("exec");
+        assert!(settings.options.is_empty());
+        assert!(configure(&mut settings, None, &["mode=basic".into()], &[]).is_err());
+        assert!(configure(&mut settings, None, &["novalue".into()], &[]).is_err());
+    }
+}

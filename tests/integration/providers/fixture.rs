@@ -1,0 +1,122 @@
+//! A small HTTP fixture on loopback for token endpoints: it records every request, checks it
+//! with the test's handler, and answers what the handler says. A failed check answers 400 and is
+//! kept, so the test can assert that every request was as expected.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The form-encoded body, field by field.
+    pub fn form(&self) -> BTreeMap<String, String> {
+        url::form_urlencoded::parse(&self.body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+}
+
+/// What a handler answers: a status and a JSON body, or why the request was wrong.
+pub type Answer = Result<(u16, String), String>;
+
+pub struct Fixture {
+    pub port: u16,
+    log: Arc<Mutex<Vec<Request>>>,
+    problems: Arc<Mutex<Vec<String>>>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Fixture {
+    pub fn start(mut handler: impl FnMut(&Request) -> Answer + Send + 'static) -> Fixture {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fixture"));
+        let port = server.server_addr().to_ip().expect("ip").port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let problems = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (server, log, problems) = (server.clone(), log.clone(), problems.clone());
+            std::thread::spawn(move || {
+                for mut incoming in server.incoming_requests() {
+                    let mut body = Vec::new();
+                    let _ = incoming.as_reader().read_to_end(&mut body);
+                    let request = Request {
+                        method: incoming.method().to_string(),
+                        path: incoming.url().to_owned(),
+                        headers: incoming
+                            .headers()
+                            .iter()
+                            .map(|h| (h.field.to_string(), h.value.to_string()))
+                            .collect(),
+                        body,
+                    };
+                    let (status, json) = match handler(&request) {
+                        Ok(answer) => answer,
+                        Err(problem) => {
+                            problems.lock().expect("lock").push(problem);
+                            (400, r#"{"error":"fixture_check_failed"}"#.to_owned())
+                        }
+                    };
+                    log.lock().expect("lock").push(request);
+                    let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
+                        .expect("header");
+                    let response = tiny_http::Response::from_string(json)
+                        .with_status_code(status)
+                        .with_header(header);
+                    let _ = incoming.respond(response);
+                }
+            })
+        };
+        Fixture {
+            port,
+            log,
+            problems,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().expect("lock").clone()
+    }
+
+    /// How many requests went to `path`.
+    pub fn count(&self, path: &str) -> usize {
+        self.requests().iter().filter(|r| r.path == path).count()
+    }
+
+    /// Fails the test if any request failed the handler's checks.
+    pub fn assert_clean(&self) {
+        let problems = self.problems.lock().expect("lock");
+        assert!(
+            problems.is_empty(),
+            "the fixture refused requests: {problems:#?}"
+        );
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

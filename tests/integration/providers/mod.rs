@@ -1,0 +1,105 @@
+//! The cloud providers and the exec provider, each against a real or local token issuer, and
+//! end to end: skopeo and the docker CLI reach a loopback registry whose htpasswd holds exactly
+//! the password the issuer minted, so only the token coffer hands out opens it.
+
+mod azure;
+mod ecr;
+mod exec;
+mod fixture;
+mod google;
+mod scoping;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::harness::{Env, Registry, Run, oci_layout, require};
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Short margins so that tests see renewals within seconds.
+pub fn quick_margins(env: &Env) {
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        "[tokens]\nmin_margin = \"1s\"\nretry_after = \"1s\"\n",
+    )
+    .expect("config");
+}
+
+/// `get` through the helper: (Username, Secret).
+pub fn get(env: &Env, server_url: &str) -> (String, String) {
+    let run = env.helper("get", server_url);
+    run.success();
+    let answer: serde_json::Value = serde_json::from_str(&run.stdout()).expect("get answers JSON");
+    (
+        answer["Username"].as_str().expect("Username").to_owned(),
+        answer["Secret"].as_str().expect("Secret").to_owned(),
+    )
+}
+
+/// Writes a 0600 file under the test's root.
+pub fn private_file(env: &Env, name: &str, content: &str) -> String {
+    let path = env.root().join(name);
+    env.write_private(&path, content);
+    path.to_str().expect("utf-8").to_owned()
+}
+
+/// skopeo pushes an image and inspects it, and the docker CLI inspects its manifest, all with
+/// the credential coffer hands out for the registry.
+pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
+    require("skopeo");
+    require("docker");
+    let host = registry.host();
+    let authfile = private_file(
+        env,
+        "auth.json",
+        &format!(r#"{{"credHelpers": {{"{host}": "coffer"}}}}"#),
+    );
+    env.write_private(
+        &env.docker_config().join("config.json"),
+        r#"{"credsStore": "coffer"}"#,
+    );
+    let image = format!("{host}/cloud/image:latest");
+    let layout = oci_layout(env.root());
+    Run::of(
+        env.command("skopeo").args([
+            "--insecure-policy",
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-authfile",
+            &authfile,
+            &format!("oci:{}:latest", layout.display()),
+            &format!("docker://{image}"),
+        ]),
+        "",
+    )
+    .success();
+    let inspect = Run::of(
+        env.command("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--authfile",
+            &authfile,
+            &format!("docker://{image}"),
+        ]),
+        "",
+    );
+    assert!(
+        inspect.success().stdout().contains("\"Digest\""),
+        "{}",
+        inspect.stdout()
+    );
+    let manifest = Run::of(
+        env.command("docker")
+            .args(["manifest", "inspect", "--insecure", &image]),
+        "",
+    );
+    assert!(
+        manifest.success().stdout().contains("schemaVersion"),
+        "{}",
+        manifest.stdout()
+    );
+}
