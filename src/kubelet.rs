@@ -19,7 +19,8 @@ const API_VERSIONS: [&str; 2] = [
     "credentialprovider.kubelet.k8s.io/v1",
     "credentialprovider.kubelet.k8s.io/v1beta1",
 ];
-/// How long a kubelet may cache credentials that do not expire, so a rotation reaches nodes soon.
+/// How long a kubelet may cache credentials that do not expire, so a rotation reaches nodes soon;
+/// a token is cached no longer than it lives.
 pub const BASIC_CACHE_SECONDS: u64 = 600;
 
 #[derive(Debug, Deserialize)]
@@ -90,8 +91,13 @@ pub fn answer(
         cache_duration: format!("{BASIC_CACHE_SECONDS}s"),
         auth: BTreeMap::new(),
     };
+    // Kubelets pass a username and password on: an identity token is of no use to them.
     let entry = entry.filter(|e| e.username != IDENTITY_TOKEN_USER);
     if let Some(entry) = &entry {
+        if let Some(expires_at) = entry.expires_at() {
+            let left = expires_at.saturating_sub(crate::store::now());
+            response.cache_duration = format!("{}s", left.min(BASIC_CACHE_SECONDS));
+        }
         // An entry kept for one repository answers for that image only.
         let stored = ServerUrl::parse(&entry.server_url)?;
         let key = if stored.registry_path() == registry {

@@ -281,7 +281,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?;
             write_export(output, out.as_deref())?;
-            eprintln!("exported {} credential(s)", chosen.len());
+            match export::earliest_expiry(&chosen) {
+                Some(at) => eprintln!(
+                    "exported {} credential(s); the earliest token expires at {} (in {}): export again before then",
+                    chosen.len(),
+                    time(at),
+                    humantime::format_duration(Duration::from_secs(
+                        at.saturating_sub(crate::store::now())
+                    ))
+                ),
+                None => eprintln!(
+                    "exported {} credential(s); none of them expires",
+                    chosen.len()
+                ),
+            }
         }
         Command::KubeletCredentialProvider => {
             let response = kubelet::answer(std::io::stdin().lock(), || Credentials::open(paths))?;

@@ -59,6 +59,8 @@ pub struct Credential {
     pub server_url: String,
     pub username: String,
     pub secret: SecretString,
+    /// When a derived token stops working (Unix seconds); `None` for a credential that does not expire.
+    pub expires_at: Option<u64>,
 }
 
 impl Credential {
@@ -72,6 +74,11 @@ impl Credential {
         let pair = Zeroizing::new(format!("{}:{}", self.username, self.secret.expose_secret()));
         Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()))
     }
+}
+
+/// The earliest time any of `credentials` stops working, if one expires.
+pub fn earliest_expiry(credentials: &[Credential]) -> Option<u64> {
+    credentials.iter().filter_map(|c| c.expires_at).min()
 }
 
 /// The stored credentials that match `registries` (all when empty), fetched through `get` so
@@ -101,6 +108,7 @@ pub fn select(credentials: &Credentials, registries: &[String]) -> Result<Vec<Cr
                 .ok_or_else(|| Error::NothingStored(summary.server_url.clone()))?;
             Ok(Credential {
                 url: ServerUrl::parse(&entry.server_url)?,
+                expires_at: entry.expires_at(),
                 server_url: entry.server_url,
                 username: entry.username,
                 secret: entry.secret,

@@ -32,6 +32,19 @@ pub struct Entry {
     pub tokens: Option<TokenState>,
 }
 
+impl Entry {
+    /// When what this entry hands out stops working: the expiry of the derived token it
+    /// carries in place of the credential, if any (Unix seconds).
+    pub fn expires_at(&self) -> Option<u64> {
+        let token = self.tokens.as_ref()?.token.as_ref()?;
+        if token.username == self.username {
+            token.expires_at
+        } else {
+            None
+        }
+    }
+}
+
 pub(crate) fn expose<S: serde::Serializer>(
     secret: &SecretString,
     serializer: S,

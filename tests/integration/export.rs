@@ -347,3 +347,89 @@ fn profiles_are_isolated() {
         bad.stdout()
     );
 }
+
+/// A registry whose credential is a token minted by a command (the exec provider), living
+/// `lifetime`; each run of the command mints `token-N`.
+fn exec_registry(env: &Env, host: &str, lifetime: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(
+        env.coffer_home().join("config.toml"),
+        "[tokens]\nmin_margin = \"1s\"\nretry_after = \"1s\"\n",
+    )
+    .expect("config");
+    let count = env.root().join("count");
+    let program = env.root().join("mint.sh");
+    fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nn=$(($(cat {0} 2>/dev/null || echo 0) + 1)); echo $n > {0}; printf 'token-%s\\n' $n\n",
+            count.display()
+        ),
+    )
+    .expect("script");
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o700)).expect("chmod");
+    let command = format!("command=[\"{}\"]", program.display());
+    let lifetime = format!("lifetime={lifetime}");
+    env.coffer(&[
+        "login",
+        host,
+        "--mode",
+        "exec",
+        "--set",
+        &command,
+        "--set",
+        "username=bot",
+        "--set",
+        &lifetime,
+    ])
+    .success();
+}
+
+#[test]
+fn kubelet_provider_caches_a_token_no_longer_than_it_lives_and_renews_it_first() {
+    let env = Env::new();
+    exec_registry(&env, "127.0.0.1:5998", "4s");
+    let answer = |image: &str| -> serde_json::Value {
+        serde_json::from_str(&provider(&env, &request(image)).success().stdout()).expect("json")
+    };
+    let first = answer("127.0.0.1:5998/team/app:1");
+    assert_eq!(
+        first["auth"]["127.0.0.1:5998"],
+        serde_json::json!({"username": "bot", "password": "token-1"})
+    );
+    let seconds: u64 = first["cacheDuration"]
+        .as_str()
+        .expect("duration")
+        .trim_end_matches('s')
+        .parse()
+        .expect("seconds");
+    assert!(
+        seconds <= 4,
+        "cached longer than the token lives: {seconds}s"
+    );
+    // Past half its life the token is renewed before the kubelet gets it.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let second = answer("127.0.0.1:5998/team/app:1");
+    assert_eq!(second["auth"]["127.0.0.1:5998"]["password"], "token-2");
+}
+
+#[test]
+fn export_renews_tokens_first_and_says_when_the_earliest_expires() {
+    let env = Env::new();
+    exec_registry(&env, "127.0.0.1:5997", "1h");
+    store(&env, "basic.example", "u", "p");
+    let run = export(&env, &["docker-config"]);
+    assert!(
+        run.stderr().contains("the earliest token expires at"),
+        "{}",
+        run.stderr()
+    );
+    let config: serde_json::Value = serde_json::from_str(&run.stdout()).expect("json");
+    assert_eq!(config["auths"]["127.0.0.1:5997"]["password"], "token-1");
+    let basic = export(&env, &["docker-config", "--registry", "basic.example"]);
+    assert!(
+        basic.stderr().contains("none of them expires"),
+        "{}",
+        basic.stderr()
+    );
+}
