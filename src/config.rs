@@ -9,7 +9,10 @@ use crate::paths::Paths;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {}
+pub struct Config {
+    /// `[unlock]`: how long `coffer unlock` keeps the vault open.
+    pub unlock: crate::unlock::cache::UnlockConfig,
+}
 
 impl Config {
     pub fn load(paths: &Paths) -> Result<Config> {

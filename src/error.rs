@@ -38,6 +38,8 @@ pub enum Error {
     Config { path: PathBuf, message: String },
     #[error("cannot find a home directory for the vault; set COFFER_HOME")]
     NoHome,
+    #[error("{0}")]
+    Unlock(String),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(String),
 }

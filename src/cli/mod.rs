@@ -1,6 +1,7 @@
 //! The `coffer` command for people. Output for people goes to stdout; errors to stderr.
 
 mod doctor;
+mod lock;
 
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
@@ -60,6 +61,29 @@ enum Command {
     /// Check the set-up: docker's configuration, the helper on PATH, the vault.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+    /// Open the vault once; until the timeout, docker gets credentials with no passphrase.
+    #[command(
+        after_help = "Examples:\n  coffer unlock\n  coffer unlock --timeout 8h\n  coffer unlock --timeout 0   # until `coffer lock` or logout\n\nThe default timeout is 15m, or `timeout` in the [unlock] section of config.toml."
+    )]
+    Unlock {
+        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 for until `coffer lock`.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<unlock::cache::Timeout>,
+    },
+    /// Forget the unlocked vault's key now.
+    #[command(after_help = "Example:\n  coffer lock")]
+    Lock,
+    /// The process `coffer unlock` starts where the kernel keyring is unavailable.
+    #[command(hide = true)]
+    Agent {
+        #[arg(long)]
+        socket: std::path::PathBuf,
+        #[arg(long)]
+        vault: String,
+        /// Unix seconds; 0 for none.
+        #[arg(long)]
+        expires_at: u64,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -74,6 +98,15 @@ pub fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
+    // The agent runs with an empty environment and needs no paths.
+    if let Command::Agent {
+        socket,
+        vault,
+        expires_at,
+    } = command
+    {
+        return Ok(unlock::agent::server::run(socket, vault, expires_at));
+    }
     let paths = Paths::from_env()?;
     match command {
         Command::Init {
@@ -130,6 +163,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("passphrase changed; {count} entries kept");
         }
         Command::Doctor => return Ok(doctor::run(&paths)),
+        Command::Unlock { timeout } => lock::unlock(&paths, timeout)?,
+        Command::Lock => lock::lock(&paths)?,
+        Command::Agent { .. } => unreachable!("the agent is served before paths are looked up"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,7 @@ use crate::files;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::unlock::Unlocker;
+use crate::vault::format::KeyHeader;
 use crate::vault::{self, OpenVault, VaultError, VaultKey};
 
 #[derive(Debug)]
@@ -60,6 +61,25 @@ impl FileStore {
         })?;
         let key = self.vault_key(&bytes)?;
         Ok(self.decode_all(&bytes, &key)?.len())
+    }
+
+    /// The vault's key header (`None`: no vault yet): it names the vault's cached key.
+    pub fn key_header(&self) -> Result<Option<KeyHeader>> {
+        self.read_bytes()?
+            .map(|bytes| vault::key_header(&bytes).map_err(|e| self.damaged(e)))
+            .transpose()
+    }
+
+    /// The data key from the vault's own sealing, never from the unlock cache, proven by the
+    /// vault's seal: what `coffer unlock` caches.
+    pub fn unseal(&self) -> Result<VaultKey> {
+        let bytes = self.read_bytes()?.ok_or_else(|| Error::NoVault {
+            path: self.paths.vault(),
+        })?;
+        let header = vault::key_header(&bytes).map_err(|e| self.damaged(e))?;
+        let key = self.unlocker.unseal(&self.paths.vault(), &header)?;
+        self.open(&bytes, &key)?;
+        Ok(key)
     }
 
     /// Re-wraps the data key (a passphrase change); every entry is kept as it is.
@@ -221,12 +241,19 @@ impl Store for FileStore {
         decode(&plain).map(Some)
     }
 
-    fn put(&self, key: &str, mut entry: Entry) -> Result<()> {
+    fn put(&self, key: &str, entry: Entry) -> Result<()> {
+        self.put_all(vec![(key.to_owned(), entry)])
+    }
+
+    /// One read-modify-write for all of them: one vault rewrite instead of one per entry.
+    fn put_all(&self, new: Vec<(String, Entry)>) -> Result<()> {
         self.modify(|entries, _| {
-            if let Some(old) = entries.get(key) {
-                entry.created = old.created;
+            for (key, mut entry) in new {
+                if let Some(old) = entries.get(&key) {
+                    entry.created = old.created;
+                }
+                entries.insert(key, entry);
             }
-            entries.insert(key.to_owned(), entry);
         })
     }
 

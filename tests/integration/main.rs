@@ -4,5 +4,6 @@
 mod harness;
 
 mod e2e_docker;
+mod unlock;
 mod vectors;
 mod wire;
