@@ -4,10 +4,10 @@
 //! vault, whole. Every read-modify-write holds the vault lock, so parallel `docker login`s
 //! never lose an entry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,8 +19,11 @@ use crate::files;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::unlock::Unlocker;
-use crate::vault::format::KeyHeader;
+use crate::vault::format::{self, KeyHeader};
 use crate::vault::{self, OpenVault, VaultError, VaultKey};
+
+/// What a `get` reads first: the whole of a small vault, the header and start of a large one.
+const FIRST_READ: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct FileStore {
@@ -97,6 +100,35 @@ impl FileStore {
 
     /// The vault file's bytes, after checking that nobody else can read them.
     fn read_bytes(&self) -> Result<Option<Vec<u8>>> {
+        let Some(file) = self.open_file()? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        (&file)
+            .read_to_end(&mut bytes)
+            .map_err(Error::io("read", self.paths.vault()))?;
+        Ok(Some(bytes))
+    }
+
+    /// The header, table and seal of the vault file: all a lookup needs before its one record,
+    /// so a `get` reads a few hundred kilobytes of a 10,000-entry vault, not all of it.
+    fn read_sealed_part(&self, file: &File) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        let read = |bytes: &mut Vec<u8>, limit: usize| {
+            file.take(limit as u64)
+                .read_to_end(bytes)
+                .map_err(Error::io("read", self.paths.vault()))
+        };
+        read(&mut bytes, FIRST_READ)?;
+        let missing = format::sealed_len(&bytes).map_or(0, |len| len.saturating_sub(bytes.len()));
+        if missing > 0 {
+            read(&mut bytes, missing)?;
+        }
+        Ok(bytes)
+    }
+
+    /// The vault file, open for reading, after checking that nobody else can read it.
+    fn open_file(&self) -> Result<Option<File>> {
         let path = self.paths.vault();
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -118,11 +150,7 @@ impl FileStore {
             &path,
             &file.metadata().map_err(Error::io("inspect", &path))?,
         )?;
-        let mut bytes = Vec::new();
-        (&file)
-            .read_to_end(&mut bytes)
-            .map_err(Error::io("read", &path))?;
-        Ok(Some(bytes))
+        Ok(Some(file))
     }
 
     fn vault_key(&self, bytes: &[u8]) -> Result<VaultKey> {
@@ -190,9 +218,7 @@ impl FileStore {
     }
 
     fn used_mark(&self, tag: &[u8]) -> PathBuf {
-        self.paths
-            .used_marks()
-            .join(tag.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        self.paths.used_marks().join(mark_name(tag))
     }
 
     /// Records a use by touching an empty per-entry file: no rewrite of the vault on the hot path.
@@ -216,28 +242,50 @@ impl FileStore {
         }
     }
 
-    fn last_used(&self, tag: &[u8]) -> Option<u64> {
-        let modified = fs::metadata(self.used_mark(tag))
-            .and_then(|m| m.modified())
-            .ok()?;
-        modified
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
+    /// The last use of every entry used so far, by mark name, from one listing of `used/`:
+    /// a 10,000-entry `list` asks the file system about the marks that exist, not 10,000 names.
+    fn last_uses(&self) -> HashMap<String, u64> {
+        let Ok(marks) = fs::read_dir(self.paths.used_marks()) else {
+            return HashMap::new();
+        };
+        marks
+            .flatten()
+            .filter_map(|mark| {
+                let modified = mark.metadata().ok()?.modified().ok()?;
+                let seconds = modified.duration_since(UNIX_EPOCH).ok()?.as_secs();
+                Some((mark.file_name().into_string().ok()?, seconds))
+            })
+            .collect()
     }
 }
 
+fn mark_name(tag: &[u8]) -> String {
+    tag.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Store for FileStore {
+    /// The hot path of every pull: reads the header and table, then the one record it returns.
     fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
-        let Some(bytes) = self.read_bytes()? else {
+        let Some(file) = self.open_file()? else {
             return Ok(None);
         };
-        let key = self.vault_key(&bytes)?;
-        let vault = self.open(&bytes, &key)?;
-        let Some((index, plain)) = vault.find(keys).map_err(|e| self.damaged(e))? else {
+        let sealed = self.read_sealed_part(&file)?;
+        let key = self.vault_key(&sealed)?;
+        let vault = self.open(&sealed, &key)?;
+        let Some((_, row)) = vault.locate(keys) else {
             return Ok(None);
         };
-        self.mark_used(&vault.tag(&keys[index]));
+        // The row is authenticated by the seal, so its length is one coffer wrote.
+        let mut record = vec![0u8; row.len as usize];
+        file.read_exact_at(&mut record, u64::from(row.offset))
+            .map_err(|e| match e.kind() {
+                ErrorKind::UnexpectedEof => self.damaged(VaultError::Truncated),
+                _ => Error::io("read", self.paths.vault())(e),
+            })?;
+        let plain = vault
+            .open_record(row, &record)
+            .map_err(|e| self.damaged(e))?;
+        self.mark_used(&row.tag);
         decode(&plain).map(Some)
     }
 
@@ -274,13 +322,14 @@ impl Store for FileStore {
         };
         let key = self.vault_key(&bytes)?;
         let vault = self.open(&bytes, &key)?;
+        let last_uses = self.last_uses();
         let mut list = vault
             .records()
             .map_err(|e| self.damaged(e))?
             .iter()
             .map(|(tag, plain)| {
                 Ok(Summary {
-                    last_used: self.last_used(tag),
+                    last_used: last_uses.get(&mark_name(tag)).copied(),
                     ..Summary::from(&decode(plain)?)
                 })
             })

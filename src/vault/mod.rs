@@ -205,12 +205,28 @@ impl<'a> OpenVault<'a> {
 
     /// The plaintext stored under the first of `names` that is present.
     pub fn find(&self, names: &[String]) -> Result<Option<(usize, Plaintext)>, VaultError> {
-        for (index, name) in names.iter().enumerate() {
-            if let Some(row) = self.layout.row(&self.tag(name)) {
-                return self.decrypt(row).map(|plain| Some((index, plain)));
-            }
+        self.locate(names)
+            .map(|(index, row)| self.decrypt(row).map(|plain| (index, plain)))
+            .transpose()
+    }
+
+    /// The index of the first of `names` that is present, and its row: where its record is,
+    /// for a reader that read only the header and table and fetches the record itself.
+    pub fn locate(&self, names: &[String]) -> Option<(usize, Row)> {
+        names
+            .iter()
+            .enumerate()
+            .find_map(|(index, name)| Some((index, self.layout.row(&self.tag(name))?)))
+    }
+
+    /// Decrypts the record of `row`, read separately from the file (`row.len` bytes at
+    /// `row.offset`).
+    pub fn open_record(&self, row: Row, record: &[u8]) -> Result<Plaintext, VaultError> {
+        self.layout.check_record_row(row)?;
+        if record.len() != row.len as usize {
+            return Err(VaultError::Truncated);
         }
-        Ok(None)
+        self.open_sealed(row, record)
     }
 
     /// Every record's tag and plaintext, in table order.
@@ -222,7 +238,11 @@ impl<'a> OpenVault<'a> {
     }
 
     fn decrypt(&self, row: Row) -> Result<Plaintext, VaultError> {
-        let (nonce, sealed) = self.layout.record(row)?;
+        self.open_sealed(row, self.layout.record(row)?)
+    }
+
+    fn open_sealed(&self, row: Row, record: &[u8]) -> Result<Plaintext, VaultError> {
+        let (nonce, sealed) = record.split_at(NONCE_LEN);
         crypto::open(&self.records_key, nonce, sealed, &row.tag).map_err(|_| VaultError::Damaged)
     }
 }
