@@ -91,7 +91,10 @@ impl FileStore {
             let bytes = self.read_bytes()?.ok_or_else(|| Error::NoVault {
                 path: self.paths.vault(),
             })?;
-            let old_key = self.vault_key(&bytes)?;
+            // The old passphrase, even while unlocked: an unlocked terminal must not be enough
+            // to lock its owner out.
+            let header = vault::key_header(&bytes).map_err(|e| self.damaged(e))?;
+            let old_key = self.unlocker.unseal(&self.paths.vault(), &header)?;
             let entries = self.decode_all(&bytes, &old_key)?;
             self.write(&rewrap(&old_key), &entries)?;
             Ok(entries.len())

@@ -146,6 +146,27 @@ fn unlock_get_store_list_then_lock(mechanism: Mechanism) {
     assert!(doctor.contains(expected), "{doctor}");
     assert!(doctor.contains("left)"), "doctor says how long: {doctor}");
 
+    // Changing the passphrase still takes the old one.
+    let new_passphrase = vault.env.root().join("new-passphrase");
+    vault
+        .env
+        .write_private(&new_passphrase, "a new passphrase\n");
+    let passwd = Run::of(
+        vault
+            .env
+            .command(bin("coffer"))
+            .env(MECHANISM_VAR, mechanism.name())
+            .env("COFFER_NEW_PASSPHRASE_FILE", &new_passphrase)
+            .arg("passwd"),
+        "",
+    );
+    passwd.failure();
+    assert!(
+        passwd.stderr().contains("was not changed"),
+        "{}",
+        passwd.stderr()
+    );
+
     let pid = matches!(mechanism, Mechanism::Agent).then(|| vault.agent_pid());
     let lock = vault.coffer(&["lock"]);
     lock.success();
