@@ -426,3 +426,16 @@ fn config_sets_the_default_timeout() {
         refused.stderr()
     );
 }
+
+/// Logout empties the runtime folder; an agent whose socket is gone wipes its key and exits.
+#[test]
+fn agent_exits_when_its_socket_is_removed() {
+    let vault = Unlockable::new(Mechanism::Agent);
+    vault.coffer(&["unlock", "--timeout", "0"]).success();
+    let pid = vault.agent_pid();
+    assert!(running(pid));
+    fs::remove_file(vault.socket()).expect("remove the socket");
+    wait_until(|| !running(pid), "the agent exits when its socket is gone");
+    vault.forget_passphrase();
+    vault.assert_locked();
+}
