@@ -16,19 +16,19 @@ pub use linux::{clear, lookup, probe, store};
 #[cfg(not(target_os = "linux"))]
 pub use elsewhere::{clear, lookup, probe, store};
 
-/// The data key, then its expiry in Unix seconds (little-endian; 0 for none).
-const PAYLOAD_LEN: usize = 32 + 8;
-
-fn description(id: &VaultId) -> String {
-    format!("coffer:vault:{}", super::cache::hex(id))
-}
-
 #[cfg(target_os = "linux")]
 mod linux {
     use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
     use zeroize::Zeroizing;
 
     use super::*;
+
+    /// The data key, then its expiry in Unix seconds (little-endian; 0 for none).
+    const PAYLOAD_LEN: usize = 32 + 8;
+
+    fn description(id: &VaultId) -> String {
+        format!("coffer:vault:{}", crate::unlock::cache::hex(id))
+    }
 
     fn user_keyring() -> Result<KeyRing, Unavailable> {
         KeyRing::from_special_id(KeyRingIdentifier::User, true).map_err(unavailable)
