@@ -128,7 +128,7 @@ impl Agent {
     fn watch(&self) {
         loop {
             let left = self.expires_at.map(|at| at.saturating_sub(now()));
-            if left == Some(0) || !owns_path(&self.socket, self.identity) {
+            if self.expired() || !owns_path(&self.socket, self.identity) {
                 self.exit();
             }
             // Wall-clock seconds, so that the expiry holds across a laptop's sleep.
@@ -136,9 +136,17 @@ impl Agent {
         }
     }
 
+    fn expired(&self) -> bool {
+        self.expires_at.is_some_and(|at| now() >= at)
+    }
+
     fn answer(&self, stream: &UnixStream) {
         if peer_uid(stream) != Some(uid()) {
             return;
+        }
+        // The watcher looks once a second; a request in between must not get an expired key.
+        if self.expired() {
+            self.exit();
         }
         let _ = stream.set_read_timeout(Some(PATIENCE));
         let _ = stream.set_write_timeout(Some(PATIENCE));
