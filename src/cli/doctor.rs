@@ -170,6 +170,17 @@ fn check_vault(report: &mut Report, paths: &Paths) {
     }
 }
 
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// Which unlock mechanisms work here and whether the vault is unlocked; `true` if it is.
 fn check_unlock(report: &mut Report, store: &FileStore) -> bool {
     let header = match store.key_header() {
@@ -224,15 +235,4 @@ fn check_unlock(report: &mut Report, store: &FileStore) -> bool {
         ),
     }
     false
-}
-
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

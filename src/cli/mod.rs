@@ -88,6 +88,15 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The agent runs with an empty environment and needs no paths, so it starts before `run`.
+    if let Command::Agent {
+        socket,
+        vault,
+        expires_at,
+    } = cli.command
+    {
+        return unlock::agent::server::run(socket, vault, expires_at);
+    }
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
@@ -98,15 +107,6 @@ pub fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
-    // The agent runs with an empty environment and needs no paths.
-    if let Command::Agent {
-        socket,
-        vault,
-        expires_at,
-    } = command
-    {
-        return Ok(unlock::agent::server::run(socket, vault, expires_at));
-    }
     let paths = Paths::from_env()?;
     match command {
         Command::Init {
@@ -165,7 +165,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Unlock { timeout } => lock::unlock(&paths, timeout)?,
         Command::Lock => lock::lock(&paths)?,
-        Command::Agent { .. } => unreachable!("the agent is served before paths are looked up"),
+        Command::Agent { .. } => unreachable!("main() starts the agent before `run`"),
     }
     Ok(ExitCode::SUCCESS)
 }
