@@ -1,4 +1,8 @@
-//! `coffer unlock` and `coffer lock`: one Argon2id run per timeout window.
+//! `coffer unlock` and `coffer lock`: one Argon2id run per timeout window; and the hidden
+//! `coffer agent` that unlock starts where the kernel keyring is unavailable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::anyhow;
 
@@ -6,8 +10,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::paths::Paths;
 use crate::store::file::FileStore;
-use crate::unlock::Unlocker;
 use crate::unlock::cache::{self, Timeout};
+use crate::unlock::{Unlocker, agent};
 
 pub fn unlock(paths: &Paths, timeout: Option<Timeout>) -> anyhow::Result<()> {
     // Read before the slow part, so a broken config.toml fails at once.
@@ -55,4 +59,21 @@ pub fn lock(paths: &Paths) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What `coffer unlock` tells the agent it starts; the key itself comes on stdin.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    #[arg(long)]
+    socket: PathBuf,
+    /// The vault's id, in hex.
+    #[arg(long)]
+    vault: String,
+    /// Unix seconds; 0 for none.
+    #[arg(long)]
+    expires_at: u64,
+}
+
+pub fn agent(args: AgentArgs) -> ExitCode {
+    agent::server::run(args.socket, args.vault, args.expires_at)
 }

@@ -75,27 +75,14 @@ enum Command {
     Lock,
     /// The process `coffer unlock` starts where the kernel keyring is unavailable.
     #[command(hide = true)]
-    Agent {
-        #[arg(long)]
-        socket: std::path::PathBuf,
-        #[arg(long)]
-        vault: String,
-        /// Unix seconds; 0 for none.
-        #[arg(long)]
-        expires_at: u64,
-    },
+    Agent(lock::AgentArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The agent runs with an empty environment and needs no paths, so it starts before `run`.
-    if let Command::Agent {
-        socket,
-        vault,
-        expires_at,
-    } = cli.command
-    {
-        return unlock::agent::server::run(socket, vault, expires_at);
+    if let Command::Agent(args) = cli.command {
+        return lock::agent(args);
     }
     match run(cli.command) {
         Ok(code) => code,
@@ -165,7 +152,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Unlock { timeout } => lock::unlock(&paths, timeout)?,
         Command::Lock => lock::lock(&paths)?,
-        Command::Agent { .. } => unreachable!("main() starts the agent before `run`"),
+        Command::Agent(_) => unreachable!("main() starts the agent before `run`"),
     }
     Ok(ExitCode::SUCCESS)
 }
