@@ -80,10 +80,6 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The agent runs with an empty environment and needs no paths, so it starts before `run`.
-    if let Command::Agent(args) = cli.command {
-        return lock::agent(args);
-    }
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
@@ -94,6 +90,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
+    // The agent runs with an empty environment and needs no paths.
+    if let Command::Agent(args) = command {
+        return Ok(lock::agent(args));
+    }
     let paths = Paths::from_env()?;
     match command {
         Command::Init {
@@ -152,7 +152,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Unlock { timeout } => lock::unlock(&paths, timeout)?,
         Command::Lock => lock::lock(&paths)?,
-        Command::Agent(_) => unreachable!("main() starts the agent before `run`"),
+        Command::Agent(_) => unreachable!("the agent starts before the paths are looked up"),
     }
     Ok(ExitCode::SUCCESS)
 }
