@@ -79,8 +79,7 @@ impl FileStore {
         let bytes = self.read_bytes()?.ok_or_else(|| Error::NoVault {
             path: self.paths.vault(),
         })?;
-        let header = vault::key_header(&bytes).map_err(|e| self.damaged(e))?;
-        let key = self.unlocker.unseal(&self.paths.vault(), &header)?;
+        let key = self.unsealed_key(&bytes)?;
         self.open(&bytes, &key)?;
         Ok(key)
     }
@@ -93,8 +92,7 @@ impl FileStore {
             })?;
             // The old passphrase, even while unlocked: an unlocked terminal must not be enough
             // to lock its owner out.
-            let header = vault::key_header(&bytes).map_err(|e| self.damaged(e))?;
-            let old_key = self.unlocker.unseal(&self.paths.vault(), &header)?;
+            let old_key = self.unsealed_key(&bytes)?;
             let entries = self.decode_all(&bytes, &old_key)?;
             self.write(&rewrap(&old_key), &entries)?;
             Ok(entries.len())
@@ -164,6 +162,12 @@ impl FileStore {
     fn vault_key(&self, bytes: &[u8]) -> Result<VaultKey> {
         let header = vault::key_header(bytes).map_err(|e| self.damaged(e))?;
         self.unlocker.vault_key(&self.paths.vault(), &header)
+    }
+
+    /// [`Self::vault_key`] without the unlock cache.
+    fn unsealed_key(&self, bytes: &[u8]) -> Result<VaultKey> {
+        let header = vault::key_header(bytes).map_err(|e| self.damaged(e))?;
+        self.unlocker.unseal(&self.paths.vault(), &header)
     }
 
     fn open<'b>(&self, bytes: &'b [u8], key: &VaultKey) -> Result<OpenVault<'b>> {

@@ -203,13 +203,6 @@ impl<'a> OpenVault<'a> {
         crypto::lookup_tag(&self.lookup_key, name)
     }
 
-    /// The plaintext stored under the first of `names` that is present.
-    pub fn find(&self, names: &[String]) -> Result<Option<(usize, Plaintext)>, VaultError> {
-        self.locate(names)
-            .map(|(index, row)| self.decrypt(row).map(|plain| (index, plain)))
-            .transpose()
-    }
-
     /// The index of the first of `names` that is present, and its row: where its record is,
     /// for a reader that read only the header and table and fetches the record itself.
     pub fn locate(&self, names: &[String]) -> Option<(usize, Row)> {
@@ -322,13 +315,14 @@ mod tests {
         let vault = OpenVault::open(&bytes, &key).expect("opens");
         assert_eq!(vault.len(), 3);
         let names = ["zz".to_owned(), "b".to_owned(), "a".to_owned()];
-        let (index, plain) = vault.find(&names).expect("reads").expect("found");
+        let (index, row) = vault.locate(&names).expect("found");
+        let record = &bytes[row.offset as usize..][..row.len as usize];
+        let plain = vault.open_record(row, record).expect("opens");
         assert_eq!((index, plain.as_slice()), (1, b"beta".as_slice()));
-        assert!(
-            vault
-                .find(&["missing".to_owned()])
-                .expect("reads")
-                .is_none()
+        assert!(vault.locate(&["missing".to_owned()]).is_none());
+        assert_eq!(
+            vault.open_record(row, &record[1..]).err(),
+            Some(VaultError::Truncated)
         );
         assert_eq!(vault.records().expect("reads").len(), 3);
     }
