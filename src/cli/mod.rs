@@ -74,7 +74,10 @@ enum Command {
     #[command(after_help = "Example:\n  coffer lock")]
     Lock,
     /// The process `coffer unlock` starts where the kernel keyring is unavailable.
-    #[command(hide = true)]
+    #[command(
+        hide = true,
+        after_help = "Example (what `coffer unlock` runs, handing it the key on stdin):\n  coffer agent --socket $XDG_RUNTIME_DIR/coffer-agent/<vault id>.sock --vault <vault id> --expires-at 1700000900"
+    )]
     Agent(lock::AgentArgs),
 }
 
