@@ -439,3 +439,92 @@ fn agent_exits_when_its_socket_is_removed() {
     vault.forget_passphrase();
     vault.assert_locked();
 }
+
+/// Runs the rest of its arguments under a seccomp filter that answers EPERM to every keyring
+/// system call, as Docker's default profile does in containers.
+const WITHOUT_KEYCTL: &str = "
+import errno, os, sys, seccomp
+f = seccomp.SyscallFilter(seccomp.ALLOW)
+for call in ('keyctl', 'add_key', 'request_key'):
+    f.add_rule(seccomp.ERRNO(errno.EPERM), call)
+f.load()
+os.execv(sys.argv[1], sys.argv[1:])
+";
+
+/// With no mechanism forced, a container's seccomp filter makes `coffer unlock` fall back to the
+/// agent, say so, and every command behind the same filter finds the key there.
+#[test]
+fn keyctl_forbidden_by_seccomp_falls_back_to_the_agent() {
+    let python = "/usr/bin/python3";
+    let probe = std::process::Command::new(python)
+        .args(["-c", "import seccomp"])
+        .output();
+    assert!(
+        probe.is_ok_and(|out| out.status.success()),
+        "python3-seccomp is not installed; run scripts/test, which installs what the tests need"
+    );
+    let vault = Unlockable::new(Mechanism::Keyring);
+    let confined = |program: PathBuf, args: &[&str], input: &str| {
+        Run::of(
+            vault
+                .env
+                .command(python)
+                .args(["-c", WITHOUT_KEYCTL])
+                .arg(program)
+                .args(args),
+            input,
+        )
+    };
+    let unlock = confined(bin("coffer"), &["unlock", "--timeout", "2m"], "");
+    unlock.success();
+    assert!(
+        unlock
+            .stdout()
+            .contains("the kernel keyring is unavailable here (keyctl is not permitted here"),
+        "the fallback is said, not silent: {}",
+        unlock.stdout()
+    );
+    assert!(
+        unlock.stdout().contains("in the coffer agent"),
+        "{}",
+        unlock.stdout()
+    );
+    vault.forget_passphrase();
+
+    let get = confined(bin("docker-credential-coffer"), &["get"], URL);
+    assert_eq!(get.success().stdout(), ANSWER);
+    let doctor = confined(bin("coffer"), &["doctor"], "").stdout();
+    assert!(
+        doctor.contains("the kernel keyring is unavailable: keyctl is not permitted here"),
+        "{doctor}"
+    );
+    assert!(
+        doctor.contains("unlocked in the coffer agent, pid"),
+        "{doctor}"
+    );
+    // Outside the filter the keyring has nothing, and the agent still answers.
+    let unconfined = Run::of(
+        vault
+            .env
+            .command(bin("docker-credential-coffer"))
+            .arg("get"),
+        URL,
+    );
+    assert_eq!(unconfined.success().stdout(), ANSWER);
+
+    let lock = confined(bin("coffer"), &["lock"], "");
+    assert!(
+        lock.success()
+            .stdout()
+            .contains("gone from the coffer agent"),
+        "{}",
+        lock.stdout()
+    );
+    let locked = confined(bin("docker-credential-coffer"), &["get"], URL);
+    locked.failure();
+    assert!(
+        locked.stdout().contains("run `coffer unlock`"),
+        "{}",
+        locked.stdout()
+    );
+}
