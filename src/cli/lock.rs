@@ -34,8 +34,12 @@ pub fn unlock(paths: &Paths, timeout: Option<Timeout>) -> anyhow::Result<()> {
     for (mechanism, why) in &stored.skipped {
         println!("{mechanism} is unavailable here ({why})");
     }
+    let span = match timeout.seconds() {
+        Some(_) => format!("for {timeout}"),
+        None => timeout.to_string(),
+    };
     println!(
-        "unlocked {} for {timeout} in {}; `coffer lock` locks it now",
+        "unlocked {} {span} in {}; `coffer lock` locks it now",
         paths.vault().display(),
         stored.mechanism
     );

@@ -2,8 +2,8 @@
 //! `get`, `store` and `list` need neither the passphrase nor an Argon2id run.
 //!
 //! Two mechanisms, tried in this order:
-//! 1. [`keyring`]: the Linux kernel's user keyring. The kernel enforces the timeout, the key
-//!    never sits in a process of ours, and reading it costs three system calls.
+//! 1. [`keyring`]: the Linux kernel's user keyring. The kernel enforces the timeout, no process
+//!    of ours stays behind holding the key, and reading it costs three system calls.
 //! 2. [`agent`]: a small `coffer agent` process holding the key in locked memory behind a
 //!    0700 Unix socket, where the keyring is missing or forbidden (containers often refuse
 //!    `keyctl` through seccomp).

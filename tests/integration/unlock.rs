@@ -431,7 +431,15 @@ fn config_sets_the_default_timeout() {
 #[test]
 fn agent_exits_when_its_socket_is_removed() {
     let vault = Unlockable::new(Mechanism::Agent);
-    vault.coffer(&["unlock", "--timeout", "0"]).success();
+    let unlock = vault.coffer(&["unlock", "--timeout", "0"]);
+    assert!(
+        unlock
+            .success()
+            .stdout()
+            .contains("until `coffer lock` or logout in the coffer agent"),
+        "{}",
+        unlock.stdout()
+    );
     let pid = vault.agent_pid();
     assert!(running(pid));
     fs::remove_file(vault.socket()).expect("remove the socket");
