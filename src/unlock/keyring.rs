@@ -101,9 +101,11 @@ mod linux {
         let key = ring
             .add_key(&description(id), &*payload)
             .map_err(unavailable)?;
+        // The user's other processes may not possess the key (a service's private session
+        // keyring), so they get read and search; changing it stays with its possessor.
         let perms = KeyPermissionsBuilder::builder()
             .posessor(Permission::ALL)
-            .user(Permission::VIEW | Permission::READ | Permission::SEARCH | Permission::SETATTR)
+            .user(Permission::VIEW | Permission::READ | Permission::SEARCH)
             .build();
         // The kernel takes an unsigned int; 0 means no timeout (until `coffer lock` or the
         // user's last logout).
