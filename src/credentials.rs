@@ -37,20 +37,16 @@ impl Credentials {
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
-        let (key, entry) = keyed_entry(server_url, username, secret)?;
-        self.store.put(&key, entry)
-    }
-
-    /// Stores many `(server URL, username, secret)` at once: one write for the whole batch.
-    pub fn store_all(
-        &self,
-        entries: impl IntoIterator<Item = (String, String, SecretString)>,
-    ) -> Result<()> {
-        let entries = entries
-            .into_iter()
-            .map(|(server_url, username, secret)| keyed_entry(&server_url, &username, secret))
-            .collect::<Result<Vec<_>>>()?;
-        self.store.put_all(entries)
+        let url = ServerUrl::parse(server_url)?;
+        let now = now();
+        let entry = Entry {
+            server_url: server_url.trim().to_owned(),
+            username: username.to_owned(),
+            secret,
+            created: now,
+            updated: now,
+        };
+        self.store.put(&url.key(), entry)
     }
 
     /// Removes the entry this URL names; returns the removed entry's server URL.
@@ -62,20 +58,6 @@ impl Credentials {
     pub fn list(&self) -> Result<Vec<Summary>> {
         self.store.list()
     }
-}
-
-/// A new entry and the key the URL rules store it under.
-fn keyed_entry(server_url: &str, username: &str, secret: SecretString) -> Result<(String, Entry)> {
-    let url = ServerUrl::parse(server_url)?;
-    let now = now();
-    let entry = Entry {
-        server_url: server_url.trim().to_owned(),
-        username: username.to_owned(),
-        secret,
-        created: now,
-        updated: now,
-    };
-    Ok((url.key(), entry))
 }
 
 #[cfg(test)]

@@ -34,12 +34,12 @@ pub enum Error {
     LockTimeout(u64),
     #[error("{0}")]
     Passphrase(String),
+    #[error("{0}")]
+    Unlock(String),
     #[error("{}: {message}; fix or remove the file", path.display())]
     Config { path: PathBuf, message: String },
     #[error("cannot find a home directory for the vault; set COFFER_HOME")]
     NoHome,
-    #[error("{0}")]
-    Unlock(String),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(String),
 }
