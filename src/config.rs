@@ -19,6 +19,9 @@ pub struct Config {
     /// Which store serves: auto (the default), keychain or file. `COFFER_BACKEND` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<crate::backend::Backend>,
+    /// `[unlock]`: how long `coffer unlock` keeps the vault open.
+    #[serde(skip_serializing_if = "crate::unlock::cache::UnlockConfig::is_default")]
+    pub unlock: crate::unlock::cache::UnlockConfig,
 }
 
 impl Config {

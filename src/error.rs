@@ -41,6 +41,8 @@ pub enum Error {
     LockTimeout(u64),
     #[error("{0}")]
     Passphrase(String),
+    #[error("{0}")]
+    Unlock(String),
     #[error("{}: {message}; fix or remove the file", path.display())]
     Config { path: PathBuf, message: String },
     #[error("nothing is stored for {0}; `coffer ls` shows what is")]

@@ -10,6 +10,7 @@ use crate::protocol::PROGRAM;
 use crate::store::Store;
 use crate::store::file::FileStore;
 use crate::store::keychain::KeychainStore;
+use crate::unlock::cache::{self, State};
 use crate::unlock::{Unlocker, passphrase};
 
 struct Report {
@@ -195,9 +196,13 @@ fn check_vault(report: &mut Report, paths: &Paths) {
         .ok()
         .and_then(|bytes| crate::vault::key_header(&bytes).ok())
         .is_some_and(|header| header.sealing == crate::vault::format::Sealing::Keychain);
+    let unlocked = check_unlock(report, &store);
     match passphrase::available_source() {
         _ if keychain_sealed => report.ok("sealed by a key in the OS keychain (no passphrase)"),
         Some(source) => report.ok(&format!("passphrase from {source}")),
+        None if unlocked => report.note(
+            "no passphrase source: when the unlock expires, docker pulls fail until the next `coffer unlock`",
+        ),
         None => {
             report.problem(
                 "no passphrase source: docker pulls will fail",
@@ -226,4 +231,60 @@ pub(super) fn find_on_path(program: &str) -> Option<PathBuf> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Which unlock mechanisms work here and whether the vault is unlocked; `true` if it is.
+fn check_unlock(report: &mut Report, store: &FileStore) -> bool {
+    let header = match store.key_header() {
+        Ok(header) => header,
+        Err(error) => {
+            report.problem(
+                &format!("cannot read the vault: {error}"),
+                "see the message",
+            );
+            return false;
+        }
+    };
+    let states = match cache::status(header.as_ref().map(|h| &h.vault_id)) {
+        Ok(states) => states,
+        Err(error) => {
+            report.problem(&error.to_string(), "fix or unset the variable");
+            return false;
+        }
+    };
+    if let [(only, _)] = states.as_slice() {
+        report.note(&format!("{}: only {only} is used", cache::MECHANISM_VAR));
+    }
+    let mut usable = None;
+    for (mechanism, state) in &states {
+        match state {
+            State::Unavailable(why) => report.note(&format!("{mechanism} is unavailable: {why}")),
+            State::Unlocked { expires_at, pid } => {
+                let until = match expires_at {
+                    Some(at) => format!(
+                        "until {} ({} left)",
+                        super::time(*at),
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            at.saturating_sub(cache::now())
+                        ))
+                    ),
+                    None => "until `coffer lock` or logout".to_owned(),
+                };
+                let pid = pid.map(|pid| format!(", pid {pid}")).unwrap_or_default();
+                report.ok(&format!("unlocked in {mechanism}{pid} {until}"));
+                return true;
+            }
+            State::Locked => usable = usable.or(Some(*mechanism)),
+        }
+    }
+    match usable {
+        Some(mechanism) => report.note(&format!(
+            "locked; `coffer unlock` keeps it open (15m by default) in {mechanism}"
+        )),
+        None => report.problem(
+            "no unlock mechanism works here, so every docker pull needs the passphrase",
+            "set COFFER_PASSPHRASE_FILE, or allow keyctl (e.g. the container's seccomp profile)",
+        ),
+    }
+    false
 }

@@ -3,6 +3,7 @@
 mod doctor;
 mod generate;
 mod import;
+mod lock;
 mod log;
 mod login;
 mod migrate;
@@ -158,6 +159,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open the vault once; until the timeout, docker gets credentials with no passphrase.
+    #[command(
+        after_help = "Examples:\n  coffer unlock\n  coffer unlock --timeout 8h\n  coffer unlock --timeout 0   # until `coffer lock` or logout\n\nThe default timeout is 15m, or `timeout` in the [unlock] section of config.toml."
+    )]
+    Unlock {
+        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 for until `coffer lock`.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<unlock::cache::Timeout>,
+    },
+    /// Forget the unlocked vault's key now.
+    #[command(after_help = "Example:\n  coffer lock")]
+    Lock,
+    /// The process `coffer unlock` starts where the kernel keyring is unavailable.
+    #[command(
+        hide = true,
+        after_help = "Example (what `coffer unlock` runs, handing it the key on stdin):\n  coffer agent --socket $XDG_RUNTIME_DIR/coffer-agent/<vault id>.sock --vault <vault id> --expires-at 1700000900"
+    )]
+    Agent(lock::AgentArgs),
 }
 
 /// The variables coffer reads, for `--help` and the man pages.
@@ -187,6 +206,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The agent runs with an empty environment and needs no paths.
+    if let Command::Agent(args) = cli.command {
+        return Ok(lock::agent(args));
+    }
     let paths = Paths::for_profile(cli.profile.as_deref())?;
     match cli.command {
         Command::Init {
@@ -307,6 +330,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
         Command::Refresh(args) => return token::refresh(&paths, args),
         Command::Log { tail, json } => log::run(&paths, tail, json)?,
+        Command::Unlock { timeout } => lock::unlock(&paths, timeout)?,
+        Command::Lock => lock::lock(&paths)?,
+        Command::Agent(_) => unreachable!("the agent starts before the paths are looked up"),
     }
     Ok(ExitCode::SUCCESS)
 }

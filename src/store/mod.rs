@@ -84,6 +84,12 @@ pub trait Store: std::fmt::Debug {
     fn find(&self, keys: &[String]) -> Result<Option<Entry>>;
     /// Inserts or replaces the entry under `key`; a replaced entry keeps its `created` time.
     fn put(&self, key: &str, entry: Entry) -> Result<()>;
+    /// [`Store::put`] for many entries; stores that rewrite a file override it to write once.
+    fn put_all(&self, entries: Vec<(String, Entry)>) -> Result<()> {
+        entries
+            .into_iter()
+            .try_for_each(|(key, entry)| self.put(&key, entry))
+    }
     /// Removes the entry under the first of `keys` that is present, returning its server URL.
     fn remove(&self, keys: &[String]) -> Result<Option<String>>;
     /// Every entry's summary, sorted by server URL.

@@ -1,7 +1,10 @@
 //! Turning a vault's key header into its data key: from an unlock cache when one holds it,
 //! from the OS keychain for a keychain-sealed vault, else from a passphrase.
 
+pub mod agent;
+pub mod cache;
 pub mod keychain;
+mod keyring;
 pub mod passphrase;
 
 use std::path::Path;
@@ -23,8 +26,17 @@ pub struct Unlocker {
 }
 
 impl Unlocker {
-    /// The data key of the existing vault at `path`.
+    /// The data key of the existing vault at `path`: from the unlock cache (`coffer unlock`)
+    /// when it holds one, else from the vault's own sealing.
     pub fn vault_key(&self, path: &Path, header: &KeyHeader) -> Result<VaultKey> {
+        if let Some(key) = cache::lookup(&header.vault_id)? {
+            return Ok(VaultKey::from_cache(header, key));
+        }
+        self.unseal(path, header)
+    }
+
+    /// The data key from the vault's sealing (the passphrase), never from the unlock cache.
+    pub fn unseal(&self, path: &Path, header: &KeyHeader) -> Result<VaultKey> {
         let in_vault = |source| Error::Vault {
             path: path.to_path_buf(),
             source,

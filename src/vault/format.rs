@@ -140,12 +140,9 @@ impl<'a> Layout<'a> {
             wrap_nonce: array_at(bytes, 56),
             wrapped_key: array_at(bytes, 68),
         };
-        let count = u32_at(bytes, COUNT_AT) as usize;
-        if count > MAX_RECORDS {
-            return Err(VaultError::Damaged);
-        }
-        let table_end = TABLE_AT + count * ROW_LEN;
-        if bytes.len() < table_end + SEAL_LEN {
+        let sealed_end = sealed_len(bytes).ok_or(VaultError::Damaged)?;
+        let table_end = sealed_end - SEAL_LEN;
+        if bytes.len() < sealed_end {
             return Err(VaultError::Truncated);
         }
         Ok(Layout {
@@ -183,21 +180,39 @@ impl<'a> Layout<'a> {
         None
     }
 
-    /// The nonce and ciphertext of a record, if its row points inside the file.
-    pub fn record(&self, row: Row) -> Result<(&'a [u8], &'a [u8]), VaultError> {
+    /// The bytes of a record, if its row points inside the file.
+    pub fn record(&self, row: Row) -> Result<&'a [u8], VaultError> {
         let start = row.offset as usize;
         let end = start
             .checked_add(row.len as usize)
             .ok_or(VaultError::Damaged)?;
-        if start < self.sealed_prefix.len() + SEAL_LEN
-            || end > self.bytes.len()
+        if end > self.bytes.len() {
+            return Err(VaultError::Truncated);
+        }
+        self.check_record_row(row)?;
+        Ok(&self.bytes[start..end])
+    }
+
+    /// Refuses a row whose record would overlap the header, table or seal, or is too short to
+    /// hold a nonce and a tag.
+    pub fn check_record_row(&self, row: Row) -> Result<(), VaultError> {
+        if (row.offset as usize) < self.sealed_prefix.len() + SEAL_LEN
             || (row.len as usize) < NONCE_LEN + TAG_LEN
         {
             return Err(VaultError::Truncated);
         }
-        let record = &self.bytes[start..end];
-        Ok((&record[..NONCE_LEN], &record[NONCE_LEN..]))
+        Ok(())
     }
+}
+
+/// The length of the header, table and seal (all a lookup reads before its one record), from
+/// the first bytes of a file; `None` when they hold no full header or an impossible count.
+pub fn sealed_len(start: &[u8]) -> Option<usize> {
+    if start.len() < TABLE_AT {
+        return None;
+    }
+    let count = u32_at(start, COUNT_AT) as usize;
+    (count <= MAX_RECORDS).then_some(TABLE_AT + count * ROW_LEN + SEAL_LEN)
 }
 
 /// Writes the header fields that come before the table.

@@ -203,14 +203,23 @@ impl<'a> OpenVault<'a> {
         crypto::lookup_tag(&self.lookup_key, name)
     }
 
-    /// The plaintext stored under the first of `names` that is present.
-    pub fn find(&self, names: &[String]) -> Result<Option<(usize, Plaintext)>, VaultError> {
-        for (index, name) in names.iter().enumerate() {
-            if let Some(row) = self.layout.row(&self.tag(name)) {
-                return self.decrypt(row).map(|plain| Some((index, plain)));
-            }
+    /// The index of the first of `names` that is present, and its row: where its record is,
+    /// for a reader that read only the header and table and fetches the record itself.
+    pub fn locate(&self, names: &[String]) -> Option<(usize, Row)> {
+        names
+            .iter()
+            .enumerate()
+            .find_map(|(index, name)| Some((index, self.layout.row(&self.tag(name))?)))
+    }
+
+    /// Decrypts the record of `row`, read separately from the file (`row.len` bytes at
+    /// `row.offset`).
+    pub fn open_record(&self, row: Row, record: &[u8]) -> Result<Plaintext, VaultError> {
+        self.layout.check_record_row(row)?;
+        if record.len() != row.len as usize {
+            return Err(VaultError::Truncated);
         }
-        Ok(None)
+        self.open_sealed(row, record)
     }
 
     /// Every record's tag and plaintext, in table order.
@@ -222,7 +231,11 @@ impl<'a> OpenVault<'a> {
     }
 
     fn decrypt(&self, row: Row) -> Result<Plaintext, VaultError> {
-        let (nonce, sealed) = self.layout.record(row)?;
+        self.open_sealed(row, self.layout.record(row)?)
+    }
+
+    fn open_sealed(&self, row: Row, record: &[u8]) -> Result<Plaintext, VaultError> {
+        let (nonce, sealed) = record.split_at(NONCE_LEN);
         crypto::open(&self.records_key, nonce, sealed, &row.tag).map_err(|_| VaultError::Damaged)
     }
 }
@@ -302,13 +315,14 @@ mod tests {
         let vault = OpenVault::open(&bytes, &key).expect("opens");
         assert_eq!(vault.len(), 3);
         let names = ["zz".to_owned(), "b".to_owned(), "a".to_owned()];
-        let (index, plain) = vault.find(&names).expect("reads").expect("found");
+        let (index, row) = vault.locate(&names).expect("found");
+        let record = &bytes[row.offset as usize..][..row.len as usize];
+        let plain = vault.open_record(row, record).expect("opens");
         assert_eq!((index, plain.as_slice()), (1, b"beta".as_slice()));
-        assert!(
-            vault
-                .find(&["missing".to_owned()])
-                .expect("reads")
-                .is_none()
+        assert!(vault.locate(&["missing".to_owned()]).is_none());
+        assert_eq!(
+            vault.open_record(row, &record[1..]).err(),
+            Some(VaultError::Truncated)
         );
         assert_eq!(vault.records().expect("reads").len(), 3);
     }

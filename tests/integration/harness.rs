@@ -172,7 +172,8 @@ impl Env {
     }
 
     /// Every file under the temp root whose bytes contain `needle`.
-    pub fn files_containing(&self, needle: &str) -> Vec<PathBuf> {
+    pub fn files_containing(&self, needle: impl AsRef<[u8]>) -> Vec<PathBuf> {
+        let needle = needle.as_ref();
         let mut found = Vec::new();
         let mut stack = vec![self.root().to_path_buf()];
         while let Some(dir) = stack.pop() {
@@ -183,7 +184,7 @@ impl Env {
                     stack.push(path);
                 } else if kind.is_file() {
                     let bytes = fs::read(&path).unwrap_or_default();
-                    if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    if bytes.windows(needle.len()).any(|w| w == needle) {
                         found.push(path);
                     }
                 }

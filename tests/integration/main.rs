@@ -22,5 +22,6 @@ mod stress;
 mod tamper;
 mod token_server;
 mod token_vault;
+mod unlock;
 mod vectors;
 mod wire;

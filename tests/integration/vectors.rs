@@ -134,3 +134,33 @@ fn readable_by_others_is_refused_with_the_fix() {
     fs::set_permissions(env.coffer_home(), fs::Permissions::from_mode(0o755)).expect("chmod");
     fails_with(&env, "run `chmod 700");
 }
+
+/// `get` reads the header, the table and its one record: a damaged or missing record fails the
+/// `get` of its own entry, and only that one.
+#[test]
+fn get_checks_its_own_record_and_only_that_one() {
+    let vector = load("v1-passphrase");
+    let mut tampered = vector.vault.clone();
+    let last = tampered.len() - 20;
+    tampered[last] ^= 0x40;
+    let cut = &vector.vault[..vector.vault.len() - 3];
+    for (bytes, message) in [
+        (&tampered[..], "damaged or was tampered with"),
+        (cut, "truncated"),
+    ] {
+        let env = home_with(&vector, bytes);
+        let failed: Vec<String> = vector
+            .entries
+            .iter()
+            .map(|entry| env.helper("get", entry["ServerURL"].as_str().expect("url")))
+            .filter(|run| run.code() != Some(0))
+            .map(|run| run.stdout())
+            .collect();
+        assert_eq!(
+            failed.len(),
+            1,
+            "exactly the last record's entry fails: {failed:?}"
+        );
+        assert!(failed[0].contains(message), "{failed:?}");
+    }
+}

@@ -1,0 +1,236 @@
+//! The unlock cache's fallback: a `coffer agent` process per unlocked vault, holding the data
+//! key in locked memory and handing it to processes of the same user over a Unix socket.
+//!
+//! The socket is `<vault id>.sock` in `$XDG_RUNTIME_DIR/coffer-agent/` (or, without a runtime
+//! directory, `coffer-agent-<uid>` in the temp directory): a 0700 folder of the user's, holding a
+//! 0600 socket. Both ends check the other's uid with `SO_PEERCRED`. One request per connection,
+//! one JSON object per line each way:
+//!
+//! ```text
+//! -> {"op":"key","vault":"<hex id>"}     <- {"key":[32 numbers],"expires_at":1700000000}
+//! -> {"op":"status","vault":"<hex id>"}  <- {"expires_at":1700000000,"pid":4242}
+//! -> {"op":"lock","vault":"<hex id>"}    <- {"pid":4242}   (the agent wipes the key and exits)
+//! ```
+//! Failures answer `{"error":"..."}`. `expires_at` is absent when the agent has no timeout.
+
+pub mod server;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::cache::{Cached, Unavailable, VaultId, hex};
+use crate::files;
+use crate::vault::crypto::Key;
+
+/// How long either side waits for the other before giving up: `get` never hangs on an agent.
+const PATIENCE: Duration = Duration::from_secs(2);
+/// No line of this protocol comes near this; a peer cannot make the other side buffer more.
+const MAX_LINE: u64 = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Op {
+    Key,
+    Status,
+    Lock,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    op: Op,
+    vault: String,
+}
+
+/// Every answer, and the agent's one line to `coffer unlock` when it is ready (or not).
+/// No `Debug`: it can hold the key.
+#[derive(Default, Serialize, Deserialize)]
+struct Reply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Writes one JSON line through a buffer that is wiped afterwards and never reallocated.
+fn send<T: Serialize>(mut out: impl Write, message: &T) -> std::io::Result<()> {
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_LINE as usize));
+    serde_json::to_writer(&mut *line, message)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.flush()
+}
+
+/// Reads one JSON line of at most `MAX_LINE` bytes through a buffer that is wiped afterwards.
+fn receive<T: serde::de::DeserializeOwned>(input: impl Read) -> std::io::Result<T> {
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_LINE as usize + 1));
+    BufReader::new(input.take(MAX_LINE)).read_until(b'\n', &mut line)?;
+    serde_json::from_slice(&line).map_err(std::io::Error::other)
+}
+
+fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// The uid of the process at the other end of `stream`.
+#[cfg(target_os = "linux")]
+fn peer_uid(stream: &UnixStream) -> Option<u32> {
+    rustix::net::sockopt::socket_peercred(stream)
+        .ok()
+        .map(|cred| cred.uid.as_raw())
+}
+
+/// The uid of the process at the other end of `stream`.
+#[cfg(not(target_os = "linux"))]
+#[allow(unsafe_code)]
+fn peer_uid(stream: &UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let (mut uid, mut gid) = (0, 0);
+    // SAFETY: getpeereid only writes two integers through pointers to these live locals.
+    let status = unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) };
+    (status == 0).then_some(uid)
+}
+
+/// The folder of agent sockets.
+pub fn socket_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+        Some(runtime) => PathBuf::from(runtime).join("coffer-agent"),
+        None => std::env::temp_dir().join(format!("coffer-agent-{}", uid())),
+    }
+}
+
+fn socket_path(id: &VaultId) -> PathBuf {
+    socket_dir().join(format!("{}.sock", hex(id)))
+}
+
+/// Refuses a socket folder that is a link, someone else's, or open to others: a socket in it
+/// could be anyone's.
+fn check_private_dir(dir: &Path) -> Result<(), Unavailable> {
+    let metadata = fs::symlink_metadata(dir)
+        .map_err(|e| Unavailable(format!("cannot inspect {}: {e}", dir.display())))?;
+    if !metadata.is_dir() || metadata.uid() != uid() || metadata.mode() & 0o077 != 0 {
+        return Err(Unavailable(format!(
+            "{} must be a folder of yours that only you can open (0700); remove it and unlock again",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether an agent could run here: its socket folder, if it exists, is private.
+pub fn probe() -> Result<(), Unavailable> {
+    let dir = socket_dir();
+    match fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => check_private_dir(&dir),
+    }
+}
+
+/// One request to the vault's agent; `None` when no agent serves it.
+fn exchange(id: &VaultId, op: Op) -> Result<Option<Reply>, Unavailable> {
+    let path = socket_path(id);
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let stream = match UnixStream::connect(&path) {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(Unavailable(format!("cannot reach the agent: {e}"))),
+    };
+    check_private_dir(dir)?;
+    if peer_uid(&stream) != Some(uid()) {
+        return Err(Unavailable(format!(
+            "{} is served by another user's process",
+            path.display()
+        )));
+    }
+    let talk = || -> std::io::Result<Reply> {
+        stream.set_read_timeout(Some(PATIENCE))?;
+        stream.set_write_timeout(Some(PATIENCE))?;
+        let request = Request { op, vault: hex(id) };
+        send(&stream, &request)?;
+        receive(&stream)
+    };
+    let reply = talk().map_err(|e| Unavailable(format!("the agent did not answer: {e}")))?;
+    match reply.error {
+        Some(error) => Err(Unavailable(format!("the agent refused: {error}"))),
+        None => Ok(Some(reply)),
+    }
+}
+
+pub fn lookup(id: &VaultId) -> Result<Option<Cached>, Unavailable> {
+    Ok(exchange(id, Op::Key)?.and_then(|reply| {
+        reply.key.map(|key| Cached {
+            key,
+            expires_at: reply.expires_at,
+        })
+    }))
+}
+
+/// The running agent's pid and expiry, without the key.
+pub fn status(id: &VaultId) -> Result<Option<(u32, Option<u64>)>, Unavailable> {
+    Ok(exchange(id, Op::Status)?.map(|reply| (reply.pid.unwrap_or(0), reply.expires_at)))
+}
+
+/// Tells the vault's agent to wipe its key and exit; `true` if one was running.
+pub fn lock(id: &VaultId) -> Result<bool, Unavailable> {
+    exchange(id, Op::Lock).map(|reply| reply.is_some())
+}
+
+/// Starts an agent holding `key` until `expires_at` (Unix seconds), and waits until it serves.
+/// The key reaches it through a pipe, never argv or the environment; the agent gets an empty
+/// environment, so a `COFFER_PASSPHRASE` does not live on in it.
+pub fn start(id: &VaultId, key: &Key, expires_at: Option<u64>) -> Result<(), Unavailable> {
+    let dir = socket_dir();
+    files::ensure_private_dir(&dir).map_err(|e| Unavailable(e.to_string()))?;
+    check_private_dir(&dir)?;
+    let program = std::env::current_exe()
+        .map_err(|e| Unavailable(format!("cannot find the coffer program to run: {e}")))?;
+    let mut child = Command::new(program)
+        .arg("agent")
+        .arg("--socket")
+        .arg(socket_path(id))
+        .arg("--vault")
+        .arg(hex(id))
+        .arg("--expires-at")
+        .arg(expires_at.unwrap_or(0).to_string())
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Unavailable(format!("cannot start `coffer agent`: {e}")))?;
+    let handed = child
+        .stdin
+        .take()
+        .map(|mut pipe| pipe.write_all(key.as_ref()));
+    let ready = child.stdout.take().map(receive::<Reply>);
+    let failure = match (handed, ready) {
+        (Some(Ok(())), Some(Ok(reply))) => match reply.error {
+            None => return Ok(()),
+            Some(error) => error,
+        },
+        _ => "it exited before it was ready".to_owned(),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(Unavailable(format!("the agent did not start: {failure}")))
+}
