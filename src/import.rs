@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use base64::Engine;
+use base64ct::{Base64, Encoding};
 use jsonc_parser::cst::{CstInputValue, CstRootNode};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -73,8 +73,7 @@ pub fn from_auths_file(path: &Path) -> Result<Vec<Found>> {
             });
         } else if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
             let decoded = Zeroizing::new(
-                base64::engine::general_purpose::STANDARD
-                    .decode(auth.trim())
+                Base64::decode_vec(auth.trim())
                     .map_err(|_| bad("has an `auth` that is not base64"))?,
             );
             let text = std::str::from_utf8(&decoded)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use base64::Engine;
+use base64ct::{Base64, Encoding};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -116,8 +116,7 @@ fn kubernetes_secret(credentials: &[Credential], options: &Options) -> Result<Ku
     let config = Zeroizing::new(
         serde_json::to_vec(&docker_config(credentials, DockerKey::AsStored)).map_err(encoding)?,
     );
-    let encoded =
-        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(config.as_slice()));
+    let encoded = Zeroizing::new(Base64::encode_string(config.as_slice()));
     Ok(KubernetesSecret {
         api_version: "v1",
         data: BTreeMap::from([(".dockerconfigjson", encoded)]),

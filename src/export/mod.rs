@@ -5,6 +5,7 @@ mod formats;
 
 use std::collections::BTreeSet;
 
+use base64ct::Encoding;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
@@ -70,9 +71,8 @@ impl Credential {
 
     /// `base64(username:secret)`, the `auth` field of docker's config.
     pub fn basic_auth(&self) -> Zeroizing<String> {
-        use base64::Engine;
         let pair = Zeroizing::new(format!("{}:{}", self.username, self.secret.expose_secret()));
-        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()))
+        Zeroizing::new(base64ct::Base64::encode_string(pair.as_bytes()))
     }
 }
 

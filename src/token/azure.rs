@@ -155,7 +155,12 @@ fn client_credentials(
     }
     let answer = serde_json::from_slice::<Answer>(&reply.body).ok();
     if !reply.ok() {
-        return Err(refused(&reply, &url, "AAD", answer.and_then(|a| a.error)));
+        return Err(provider::refusal(
+            "AAD",
+            &url,
+            reply.status,
+            answer.and_then(|a| a.error),
+        ));
     }
     answer
         .and_then(|a| a.access_token)
@@ -166,26 +171,6 @@ fn client_credentials(
         })
 }
 
-fn refused(reply: &Reply, url: &Url, who: &str, code: Option<String>) -> TokenError {
-    let code = code.filter(|e| e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-    match (reply.status, code) {
-        (400 | 401 | 403, Some(code)) => TokenError::Credential(format!(
-            "{who} at {} refused it (HTTP {}, {code})",
-            display(url),
-            reply.status
-        )),
-        (400 | 401 | 403, None) => TokenError::CredentialRejected {
-            url: display(url),
-            status: reply.status,
-        },
-        (status, _) => TokenError::Status {
-            what: "the token exchange",
-            url: display(url),
-            status,
-        },
-    }
-}
-
 /// `{"refresh_token": "<JWT>"}` from `/oauth2/exchange`; its `exp` says when it runs out.
 fn refresh_token(reply: &Reply, url: &Url) -> Result<Minted, TokenError> {
     #[derive(Deserialize)]
@@ -193,7 +178,12 @@ fn refresh_token(reply: &Reply, url: &Url) -> Result<Minted, TokenError> {
         refresh_token: Option<Zeroizing<String>>,
     }
     if !reply.ok() {
-        return Err(refused(reply, url, "the registry's token exchange", None));
+        return Err(provider::refusal(
+            "the registry's token exchange",
+            url,
+            reply.status,
+            None,
+        ));
     }
     let token = serde_json::from_slice::<Answer>(&reply.body)
         .ok()

@@ -400,24 +400,8 @@ fn refused(reply: &Reply, url: &Url) -> TokenError {
     let kind = serde_json::from_slice::<Fault>(&reply.body)
         .ok()
         .and_then(|f| f.kind)
-        .map(|k| k.rsplit('#').next().unwrap_or_default().to_owned())
-        .filter(|k| k.bytes().all(|b| b.is_ascii_alphanumeric()) && !k.is_empty());
-    match (reply.status, kind) {
-        (400 | 401 | 403, Some(kind)) => TokenError::Credential(format!(
-            "ECR at {} refused it (HTTP {}, {kind})",
-            display(url),
-            reply.status
-        )),
-        (400 | 401 | 403, None) => TokenError::CredentialRejected {
-            url: display(url),
-            status: reply.status,
-        },
-        (status, _) => TokenError::Status {
-            what: "the ECR API",
-            url: display(url),
-            status,
-        },
-    }
+        .map(|k| k.rsplit('#').next().unwrap_or_default().to_owned());
+    provider::refusal("the ECR API", url, reply.status, kind)
 }
 
 #[derive(Deserialize)]

@@ -196,25 +196,12 @@ fn access_token(reply: &Reply, url: &Url) -> Result<Minted, TokenError> {
     }
     let answer = serde_json::from_slice::<Answer>(&reply.body).ok();
     if !reply.ok() {
-        let code = answer
-            .and_then(|a| a.error)
-            .filter(|e| e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-        return Err(match (reply.status, code) {
-            (400 | 401 | 403, Some(code)) => TokenError::Credential(format!(
-                "Google's token endpoint {} refused it (HTTP {}, {code})",
-                display(url),
-                reply.status
-            )),
-            (400 | 401 | 403, None) => TokenError::CredentialRejected {
-                url: display(url),
-                status: reply.status,
-            },
-            (status, _) => TokenError::Status {
-                what: "Google's token endpoint",
-                url: display(url),
-                status,
-            },
-        });
+        return Err(super::provider::refusal(
+            "Google's token endpoint",
+            url,
+            reply.status,
+            answer.and_then(|a| a.error),
+        ));
     }
     let bad = |why| TokenError::BadAnswer {
         url: display(url),

@@ -5,6 +5,7 @@
 //! Adding a provider: one file implementing [`Provider`], its entry in [`PROVIDERS`], and a
 //! [`Mode`](super::settings::Mode) variant of the same name (with its arm in `Mode::name`).
 
+use reqwest::Url;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
@@ -14,6 +15,7 @@ use super::ecr::Ecr;
 use super::exec::Exec;
 use super::google::Google;
 use super::http::Http;
+use super::http::display;
 use super::oauth2::OAuth2;
 use super::settings::RegistrySettings;
 use crate::server_url::ServerUrl;
@@ -85,4 +87,27 @@ pub fn no_options(options: &toml::Table) -> Result<(), String> {
 /// A provider's settings as its own type (`#[serde(deny_unknown_fields)]` refuses misspellings).
 pub fn options<T: DeserializeOwned>(options: &toml::Table) -> Result<T, String> {
     T::deserialize(toml::Value::Table(options.clone())).map_err(|e| e.message().to_owned())
+}
+
+/// An issuer's refusal. 400, 401 and 403 blame the stored credential, naming the issuer's own
+/// error code where it is a plain word (so never anything that could be a secret); any other
+/// status is reported as it is.
+pub fn refusal(issuer: &'static str, url: &Url, status: u16, code: Option<String>) -> TokenError {
+    let code =
+        code.filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    match (status, code) {
+        (400 | 401 | 403, Some(code)) => TokenError::Credential(format!(
+            "{issuer} at {} refused it (HTTP {status}, {code})",
+            display(url)
+        )),
+        (400 | 401 | 403, None) => TokenError::CredentialRejected {
+            url: display(url),
+            status,
+        },
+        (status, _) => TokenError::Status {
+            what: issuer,
+            url: display(url),
+            status,
+        },
+    }
 }

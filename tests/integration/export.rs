@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use base64::Engine;
+use base64ct::{Base64, Encoding};
 
 use crate::harness::{Env, Registry, Run, oci_layout, require};
 
@@ -155,8 +155,7 @@ fn k8s_secret_matches_kubectl_field_for_field() {
     let ours: serde_json::Value = serde_norway::from_str(&ours).expect("our YAML");
     let theirs: serde_json::Value = serde_norway::from_str(&theirs).expect("kubectl YAML");
     assert_eq!(ours, theirs);
-    let config = base64::engine::general_purpose::STANDARD
-        .decode(ours["data"][".dockerconfigjson"].as_str().expect("data"))
+    let config = Base64::decode_vec(ours["data"][".dockerconfigjson"].as_str().expect("data"))
         .expect("base64");
     let config: serde_json::Value = serde_json::from_slice(&config).expect("json");
     assert_eq!(
@@ -212,9 +211,7 @@ fn rkt_and_butane_documents_hold_the_right_values() {
         .as_str()
         .expect("auth");
     assert_eq!(
-        base64::engine::general_purpose::STANDARD
-            .decode(auth)
-            .expect("b64"),
+        Base64::decode_vec(auth).expect("b64"),
         b"hubuser:hub-secret"
     );
     assert_eq!(config["auths"]["127.0.0.1:5000"]["username"], USER);
