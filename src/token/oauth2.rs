@@ -59,6 +59,15 @@ impl Provider for OAuth2 {
     }
 }
 
+/// Reads a token endpoint's answer as the password grant does: refused unless it holds a token,
+/// and, when it holds a refresh token, that token's issue and expiry times in our clock. (The
+/// parser the `token_response` fuzz target drives.)
+pub fn read_answer(reply: &Reply, url: &Url) -> Result<Option<(u64, Option<u64>)>, TokenError> {
+    let answer = Answer::parse(reply, url)?;
+    let refresh = answer.refresh_token.as_deref().filter(|t| !t.is_empty());
+    Ok(refresh.map(|refresh| refresh_token_times(reply, &answer, refresh)))
+}
+
 /// When the refresh token was issued and expires, in our clock: its own JWT claims first, else
 /// the answer's `issued_at` (or its arrival) and `refresh_expires_in` where the server gives one.
 /// `expires_in` is the access token's lifetime, not the refresh token's, so it is not used.
