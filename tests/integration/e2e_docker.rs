@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::harness::{Env, Registry, Run, oci_layout, require};
+use crate::harness::{Env, Registry, Run, require, skopeo_push};
 
 const USER: &str = "coffer-e2e";
 const PASSWORD: &str = "e2e-Pa55word-9f3b1c";
@@ -24,20 +24,7 @@ pub fn write_docker_config(env: &Env, json: &str) {
 /// Pushes a one-layer image with skopeo, its credentials coming from coffer via credHelpers.
 pub fn push_image(env: &Env, registry: &Registry, authfile: &str) -> String {
     let image = format!("{}/e2e/image:latest", registry.host());
-    let layout = oci_layout(env.root());
-    skopeo(
-        env,
-        &[
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-authfile",
-            authfile,
-            &format!("oci:{}:latest", layout.display()),
-            &format!("docker://{image}"),
-        ],
-    )
-    .success();
+    skopeo_push(env, &mut env.command("skopeo"), authfile, &image);
     image
 }
 

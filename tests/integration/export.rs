@@ -6,7 +6,7 @@ use std::path::Path;
 
 use base64ct::{Base64, Encoding};
 
-use crate::harness::{Env, Registry, Run, oci_layout, require};
+use crate::harness::{Env, Registry, Run, require, skopeo_push};
 
 const USER: &str = "fleet-user";
 const PASSWORD: &str = "fleet-Pa55-4c1e9a";
@@ -30,21 +30,12 @@ fn registry_with_image(env: &Env) -> (Registry, String) {
     let authfile = env.root().join("exported-auth.json");
     export(env, &["podman", "--out", authfile.to_str().expect("utf-8")]);
     let image = format!("{}/fleet/app:1", registry.host());
-    let layout = oci_layout(env.root());
-    require("skopeo");
-    Run::of(
-        env.command("skopeo").args([
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-authfile",
-            authfile.to_str().expect("utf-8"),
-            &format!("oci:{}:latest", layout.display()),
-            &format!("docker://{image}"),
-        ]),
-        "",
-    )
-    .success();
+    skopeo_push(
+        env,
+        &mut env.command("skopeo"),
+        authfile.to_str().expect("utf-8"),
+        &image,
+    );
     (registry, image)
 }
 

@@ -485,6 +485,25 @@ impl Drop for Registry {
     }
 }
 
+/// Pushes a one-layer OCI image made under `env`'s root to `image` with `skopeo` (a command the
+/// caller set up, e.g. with a D-Bus session), its credentials from `authfile`.
+pub fn skopeo_push(env: &Env, skopeo: &mut Command, authfile: &str, image: &str) {
+    require("skopeo");
+    let layout = oci_layout(env.root());
+    let source = format!("oci:{}:latest", layout.display());
+    let destination = format!("docker://{image}");
+    let args = [
+        "--insecure-policy",
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-authfile",
+        authfile,
+        &source,
+        &destination,
+    ];
+    Run::of(skopeo.args(args), "").success();
+}
+
 /// A minimal OCI image layout (one empty layer) for skopeo to push.
 pub fn oci_layout(dir: &Path) -> PathBuf {
     use sha2::{Digest, Sha256};

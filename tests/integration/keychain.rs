@@ -5,7 +5,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::harness::{Env, Registry, Run, bin, oci_layout, require};
+use crate::harness::{Env, Registry, Run, bin, require, skopeo_push};
 use crate::secret_service::SecretService;
 
 const USER: &str = "coffer-kc";
@@ -83,25 +83,13 @@ fn docker_login_inspect_logout_with_entries_in_the_keychain() {
         &authfile,
         &format!(r#"{{"credHelpers": {{"{host}": "coffer"}}}}"#),
     );
-    require("skopeo");
     let image = format!("{host}/kc/image:latest");
-    let layout = oci_layout(env.root());
-    run(
+    skopeo_push(
         &env,
-        ss,
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-authfile",
-            authfile.to_str().expect("utf-8"),
-            &format!("oci:{}:latest", layout.display()),
-            &format!("docker://{image}"),
-        ],
-        "",
-    )
-    .success();
+        &mut command(&env, ss, "skopeo"),
+        authfile.to_str().expect("utf-8"),
+        &image,
+    );
     let inspect = run(
         &env,
         ss,

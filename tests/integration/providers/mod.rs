@@ -11,7 +11,7 @@ mod scoping;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::harness::{Env, Registry, Run, oci_layout, require};
+use crate::harness::{Env, Registry, Run, require, skopeo_push};
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -63,20 +63,7 @@ pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
         r#"{"credsStore": "coffer"}"#,
     );
     let image = format!("{host}/cloud/image:latest");
-    let layout = oci_layout(env.root());
-    Run::of(
-        env.command("skopeo").args([
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-authfile",
-            &authfile,
-            &format!("oci:{}:latest", layout.display()),
-            &format!("docker://{image}"),
-        ]),
-        "",
-    )
-    .success();
+    skopeo_push(env, &mut env.command("skopeo"), &authfile, &image);
     let inspect = Run::of(
         env.command("skopeo").args([
             "inspect",
