@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::keychain::{Keychain, Unusable};
+use crate::os::keychain::{Keychain, Unusable};
 use crate::paths::Paths;
 use crate::store::Store;
 use crate::store::file::FileStore;
-use crate::store::keychain::KeychainStore;
+use crate::store::keychain_items::KeychainStore;
 use crate::unlock::Unlocker;
 
 pub const ENV: &str = "COFFER_BACKEND";

@@ -1,7 +1,7 @@
 //! The credential helper docker, podman, skopeo and buildah run: the wire protocol, nothing else.
 
 fn main() {
-    coffer::hardening::disable_core_dumps();
+    coffer::os::hardening::disable_core_dumps();
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())

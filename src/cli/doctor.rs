@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::backend::{self, Backend};
-use crate::keychain::Keychain;
+use crate::os::keychain::Keychain;
 use crate::paths::Paths;
 use crate::protocol::PROGRAM;
 use crate::store::Store;
 use crate::store::file::FileStore;
-use crate::store::keychain::KeychainStore;
+use crate::store::keychain_items::KeychainStore;
 use crate::unlock::cache::{self, State};
 use crate::unlock::{Unlocker, passphrase};
 

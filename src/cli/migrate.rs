@@ -4,11 +4,11 @@ use anyhow::Context;
 
 use crate::backend::{self, Backend, Origin};
 use crate::config::Config;
-use crate::keychain::Keychain;
 use crate::migrate::migrate;
+use crate::os::keychain::Keychain;
 use crate::paths::Paths;
 use crate::store::Store;
-use crate::store::keychain::KeychainStore;
+use crate::store::keychain_items::KeychainStore;
 
 pub fn run(paths: &Paths, to: Backend) -> anyhow::Result<()> {
     let keychain = KeychainStore::new(Keychain::open().map_err(crate::Error::from)?, paths);

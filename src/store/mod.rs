@@ -4,7 +4,7 @@
 
 pub mod audited;
 pub mod file;
-pub mod keychain;
+pub mod keychain_items;
 pub mod memory;
 
 use secrecy::{ExposeSecret, SecretString};

@@ -3,8 +3,7 @@
 
 pub mod agent;
 pub mod cache;
-pub mod keychain;
-mod keyring;
+pub mod keychain_sealed;
 pub mod passphrase;
 
 use std::path::Path;
@@ -50,7 +49,7 @@ impl Unlocker {
                 VaultKey::unwrap(header, &kek).map_err(in_vault)
             }
             Sealing::Keychain => {
-                VaultKey::unwrap(header, &keychain::kek(header)?).map_err(in_vault)
+                VaultKey::unwrap(header, &keychain_sealed::kek(header)?).map_err(in_vault)
             }
         }
     }
@@ -59,7 +58,7 @@ impl Unlocker {
     /// usual sources.
     pub fn new_vault_key(&self) -> Result<VaultKey> {
         if self.new_vault_in_keychain {
-            return keychain::new_vault_key();
+            return keychain_sealed::new_vault_key();
         }
         let passphrase =
             passphrase::read("new coffer vault passphrase: ", true)?.ok_or(Error::Locked)?;

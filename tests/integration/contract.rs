@@ -7,10 +7,10 @@
 
 use std::process::Command;
 
-use coffer::keychain::Keychain;
+use coffer::os::keychain::Keychain;
 use coffer::paths::Paths;
 use coffer::server_url::ServerUrl;
-use coffer::store::keychain::KeychainStore;
+use coffer::store::keychain_items::KeychainStore;
 use coffer::store::memory::MemoryStore;
 use coffer::store::{Entry, Store};
 use coffer::unlock::Unlocker;

@@ -19,7 +19,7 @@ use super::file::{FileStore, decode, encode};
 use super::{Entry, Store, Summary};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::keychain::Keychain;
+use crate::os::keychain::Keychain;
 use crate::paths::Paths;
 use crate::unlock::Unlocker;
 

@@ -2,7 +2,7 @@
 //! types a passphrase. The item is named by the vault's id: several vaults never share a key.
 
 use crate::error::{Error, Result};
-use crate::keychain::Keychain;
+use crate::os::keychain::Keychain;
 use crate::vault::crypto::{self, KEY_LEN};
 use crate::vault::format::KeyHeader;
 use crate::vault::{NewSealing, VaultKey};
