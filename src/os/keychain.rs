@@ -57,12 +57,13 @@ impl std::fmt::Display for Unusable {
 }
 
 impl Unusable {
-    /// The one command that makes the keychain usable (or tells coffer not to want it).
+    /// The one command that makes the keychain usable here. Never "use another store": a
+    /// store that was chosen is not silently replaced (`coffer migrate` moves entries).
     pub fn fix(&self) -> &'static str {
         match self {
             Unusable::NoSession => {
-                "run coffer inside a desktop session or `dbus-run-session -- $SHELL`; \
-                 or `export COFFER_BACKEND=file` to use the file vault"
+                "run it in your desktop session (or inside `dbus-run-session -- $SHELL` with a \
+                 Secret Service)"
             }
             Unusable::NoService(_) => {
                 "install and start a Secret Service: `sudo apt install gnome-keyring` \
@@ -72,8 +73,14 @@ impl Unusable {
                 "unlock it: `gnome-keyring-daemon --replace --unlock` (reads the password on \
                  stdin), or log in to the desktop once"
             }
-            Unusable::Failed(_) => "`export COFFER_BACKEND=file` to use the file vault instead",
+            Unusable::Failed(_) => "check the keychain with `coffer doctor` and try again",
         }
+    }
+
+    /// Whether this context has no keychain at all (as opposed to one that is locked or
+    /// failing): where coffer decides on a store, such a context gets the passphrase vault.
+    pub fn absent(&self) -> bool {
+        matches!(self, Unusable::NoSession | Unusable::NoService(_))
     }
 }
 
@@ -84,6 +91,7 @@ impl From<Unusable> for Error {
 }
 
 /// An open, unlocked keychain.
+#[derive(Clone)]
 pub struct Keychain {
     store: Arc<CredentialStore>,
 }
@@ -111,7 +119,7 @@ impl Keychain {
         match self.entry(service, user, None)?.get_secret() {
             Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
             Err(keyring_core::Error::NoEntry) => Ok(None),
-            Err(e) => Err(failure(e)),
+            Err(e) => Err(failure(e, service, user)),
         }
     }
 
@@ -126,8 +134,10 @@ impl Keychain {
         bytes: &[u8],
     ) -> Result<()> {
         let entry = self.entry(service, user, Some(label))?;
-        entry.set_secret(bytes).map_err(failure)?;
-        platform::describe(&entry, attributes).map_err(failure)
+        entry
+            .set_secret(bytes)
+            .map_err(|e| failure(e, service, user))?;
+        platform::describe(&entry, attributes).map_err(|e| failure(e, service, user))
     }
 
     /// Deletes the item; `false` when there was none.
@@ -135,19 +145,26 @@ impl Keychain {
         match self.entry(service, user, None)?.delete_credential() {
             Ok(()) => Ok(true),
             Err(keyring_core::Error::NoEntry) => Ok(false),
-            Err(e) => Err(failure(e)),
+            Err(e) => Err(failure(e, service, user)),
         }
     }
 
-    /// The bytes of every item of `service`.
-    pub fn all(&self, service: &str) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+    /// Every item of `service`: its user (account) and its bytes.
+    pub fn all(&self, service: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
         let spec = platform::search_spec(service);
         let spec: HashMap<&str, &str> = spec.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.store
             .search(&spec)
-            .map_err(failure)?
+            .map_err(|e| failure(e, service, "*"))?
             .into_iter()
-            .map(|entry| entry.get_secret().map(Zeroizing::new).map_err(failure))
+            .map(|entry| {
+                let user = entry
+                    .get_specifiers()
+                    .map(|(_, user)| user)
+                    .unwrap_or_default();
+                let bytes = entry.get_secret().map_err(|e| failure(e, service, &user))?;
+                Ok((user, Zeroizing::new(bytes)))
+            })
             .collect()
     }
 
@@ -155,20 +172,32 @@ impl Keychain {
         let modifiers = platform::modifiers(label);
         self.store
             .build(service, user, Some(&modifiers))
-            .map_err(failure)
+            .map_err(|e| failure(e, service, user))
     }
 }
 
-fn failure(error: keyring_core::Error) -> Error {
+/// The platform's own command that deletes exactly the item(s) `service`/`user`, for messages:
+/// coffer never suggests one that would delete more.
+pub fn delete_command(service: &str, user: &str) -> String {
+    platform::delete_command(service, user)
+}
+
+/// `text` as one single-quoted POSIX shell word.
+pub(super) fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn failure(error: keyring_core::Error, service: &str, user: &str) -> Error {
     match error {
         keyring_core::Error::NoStorageAccess(detail) => Error::Keychain(format!(
             "the keychain refused access ({detail}); {}",
             Unusable::Locked.fix()
         )),
         keyring_core::Error::Ambiguous(items) => Error::Keychain(format!(
-            "{} keychain items match one coffer entry; remove the extra ones \
-             (e.g. with `secret-tool clear service coffer`) and log in again",
-            items.len()
+            "{} keychain items are named {service}/{user} where coffer keeps one; delete them \
+             with `{}` and store that credential again",
+            items.len(),
+            delete_command(service, user)
         )),
         other => Error::Keychain(format!("the keychain failed: {other}")),
     }

@@ -8,7 +8,7 @@ use keyring_core::{CredentialStore, Entry};
 use secret_service::EncryptionType;
 use secret_service::blocking::SecretService;
 
-use crate::os::keychain::Unusable;
+use crate::os::keychain::{Unusable, shell_quote};
 
 /// The session bus address the way zbus finds it: the variable, else the systemd user bus.
 pub fn session_bus() -> Option<String> {
@@ -72,4 +72,14 @@ pub fn describe(entry: &Entry, attributes: &HashMap<&str, &str>) -> keyring_core
 
 pub fn search_spec(service: &str) -> Vec<(&'static str, String)> {
     vec![("service", service.to_owned())]
+}
+
+/// `secret-tool clear` deletes every item matching all the attributes given: with service and
+/// username it deletes exactly that item (or its duplicates), never the other entries.
+pub fn delete_command(service: &str, user: &str) -> String {
+    format!(
+        "secret-tool clear service {} username {}",
+        shell_quote(service),
+        shell_quote(user)
+    )
 }

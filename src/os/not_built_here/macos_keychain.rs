@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use keyring_core::{CredentialStore, Entry};
 
-use crate::os::keychain::Unusable;
+use crate::os::keychain::{Unusable, shell_quote};
 
 /// The login keychain always exists; a locked one fails the first access with a clear error.
 pub fn probe() -> Result<(), Unusable> {
@@ -29,4 +29,13 @@ pub fn describe(_entry: &Entry, _attributes: &HashMap<&str, &str>) -> keyring_co
 
 pub fn search_spec(service: &str) -> Vec<(&'static str, String)> {
     vec![("service", service.to_owned())]
+}
+
+/// Deletes the one generic password with this service and account.
+pub fn delete_command(service: &str, user: &str) -> String {
+    format!(
+        "security delete-generic-password -s {} -a {}",
+        shell_quote(service),
+        shell_quote(user)
+    )
 }

@@ -31,3 +31,8 @@ pub fn describe(_entry: &Entry, _attributes: &HashMap<&str, &str>) -> keyring_co
 pub fn search_spec(service: &str) -> Vec<(&'static str, String)> {
     vec![("pattern", format!(r"\.{service}$"))]
 }
+
+/// Deletes the one generic credential with this target name (`<user>.<service>`).
+pub fn delete_command(service: &str, user: &str) -> String {
+    format!("cmdkey /delete:\"{user}.{service}\"")
+}
