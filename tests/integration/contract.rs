@@ -135,6 +135,15 @@ pub fn check(store: &dyn Store) {
         ("alice2", 100, 200)
     );
 
+    // A lookup is remembered as the entry's last use.
+    assert!(secret_of(store, "ghcr.io").is_some());
+    let list = store.list().expect("list");
+    let used: Vec<(&str, bool)> = list
+        .iter()
+        .map(|s| (s.server_url.as_str(), s.last_used.is_some()))
+        .collect();
+    assert!(used.contains(&("ghcr.io", true)), "{used:?}");
+
     // Remove by the first present key; the others stay.
     assert_eq!(
         store
