@@ -141,7 +141,7 @@ impl KeychainStore {
                 reason,
             };
             Error::Keychain(format!(
-                "the keychain item {SERVICE}/{key} is not a coffer entry ({}); delete that one \
+                "the keychain item (service {SERVICE}, account {key}) is not a coffer entry ({}); delete that one \
                  item with `{}`, then store the credential again",
                 unreadable.reason,
                 unreadable.delete_command()

@@ -22,6 +22,9 @@ pub struct Unlocker {
     pub new_vault_params: Option<KdfParams>,
     /// Seal a vault created by this process with a key kept in the OS keychain.
     pub new_vault_in_keychain: bool,
+    /// Keep a data key that was unsealed through the OS keychain in the unlock cache for this
+    /// long, so that the keychain is asked once per window rather than on every `get`.
+    pub cache_keychain_unseal: Option<cache::Timeout>,
 }
 
 impl Unlocker {
@@ -49,7 +52,13 @@ impl Unlocker {
                 VaultKey::unwrap(header, &kek).map_err(in_vault)
             }
             Sealing::Keychain => {
-                VaultKey::unwrap(header, &keychain_sealed::kek(header)?).map_err(in_vault)
+                let key = VaultKey::unwrap(header, &keychain_sealed::kek(path, header)?)
+                    .map_err(in_vault)?;
+                if let Some(timeout) = self.cache_keychain_unseal {
+                    // Best effort: without a cache the next `get` asks the keychain again.
+                    let _ = cache::store(&header.vault_id, key.data_key(), timeout);
+                }
+                Ok(key)
             }
         }
     }
