@@ -123,7 +123,8 @@ pub fn open(paths: &Paths) -> Result<(Box<dyn Store>, Choice)> {
         Backend::Keychain => Box::new(item_store(paths, origin)?),
         // A vault of an earlier coffer settles it without asking the keychain.
         Backend::Auto if paths.vault().exists() => {
-            record(paths, Backend::File)?;
+            // Best effort: a read-only home still serves, and the vault decides again next time.
+            let _ = record(paths, Backend::File);
             return Ok((
                 Box::new(file_store(paths)?),
                 Choice {
