@@ -8,11 +8,12 @@ mod log;
 mod login;
 mod migrate;
 mod setup;
+mod table;
 mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -279,7 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("passphrase changed; {count} entries kept");
         }
         Command::Migrate { to } => migrate::run(&paths, to)?,
-        Command::Import(source) => import::run(source)?,
+        Command::Import(source) => import::run(&paths, source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Export {
             format,
@@ -368,33 +369,18 @@ fn print_table(list: &[Summary]) {
         println!("no credentials stored");
         return;
     }
-    let width = list
-        .iter()
-        .map(|s| s.server_url.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let user_width = list
-        .iter()
-        .map(|s| s.username.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    println!(
-        "{:width$}  {:user_width$}  {:20}  LAST USED",
-        "REGISTRY", "USERNAME", "CREATED"
-    );
-    for s in list {
-        let last = s.last_used.map_or_else(|| "never".to_owned(), time);
-        println!(
-            "{:width$}  {:user_width$}  {:20}  {last}",
-            s.server_url,
-            s.username,
-            time(s.created)
-        );
-    }
+    let header = ["REGISTRY", "USERNAME", "CREATED", "LAST USED"].map(str::to_owned);
+    let rows = list.iter().map(|s| {
+        [
+            s.server_url.clone(),
+            s.username.clone(),
+            time(s.created),
+            s.last_used.map_or_else(|| "never".to_owned(), time),
+        ]
+    });
+    table::print(&std::iter::once(header).chain(rows).collect::<Vec<_>>());
 }
 
 fn time(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+    crate::clock::rfc3339(unix)
 }

@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -189,11 +189,7 @@ pub fn status(id: Option<&VaultId>) -> Result<Vec<(Mechanism, State)>> {
         .collect())
 }
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::clock::now;
 
 /// How long `coffer unlock` keeps a vault open: whole seconds, or until `coffer lock`/logout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
