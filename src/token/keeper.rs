@@ -176,6 +176,9 @@ impl Keeper {
             Err(Error::LockTimeout(seconds)) => {
                 Ok(Some(Renewal::Failed(entry, TokenError::Busy { seconds })))
             }
+            // No lock file can be made (a read-only or full folder): nothing can be saved either,
+            // so the renewal goes on unlocked, to serve a valid token and remember the failure.
+            Err(Error::Io { .. }) => self.renew_locked(store, key, entry, config, when).map(Some),
             Err(error) => Err(error),
         }
     }

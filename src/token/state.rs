@@ -20,8 +20,9 @@ use sha2::{Digest, Sha256};
 /// long as the clock was wrong.
 pub const CLOCK_SLACK: u64 = 60;
 
-/// The shortest lifetime a configured token may have: shorter ones would be minted on every pull.
-pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
+/// The shortest lifetime a configured token may have. Renewal starts after a quarter of a short
+/// lifetime (see [`Derived::renew_at`]), so anything shorter would be minted on every pull.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TokenState {

@@ -171,14 +171,23 @@ fn odd_input_is_one_line_and_exit_1() {
         wrong.join("\n")
     );
 
-    // The limit itself is accepted, and the access log keeps its line short.
-    let longest = "a".repeat(1 << 20);
+    // The longest server URL is accepted, a longer one refused, and the access log keeps its
+    // line short.
+    let longest = "a".repeat(coffer::server_url::MAX_LEN);
     let run = env.helper("get", &longest);
     assert_eq!(
         (run.code(), run.stdout()),
         (
             Some(1),
             "credentials not found in native keychain\n".to_owned()
+        )
+    );
+    let run = env.helper("get", &"a".repeat(1 << 20));
+    assert_eq!(
+        (run.code(), run.stdout()),
+        (
+            Some(1),
+            "invalid server URL: longer than 4096 bytes\n".to_owned()
         )
     );
     let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
@@ -243,4 +252,48 @@ fn endless_stdin_is_cut_at_the_limit() {
             elapsed.as_millis()
         );
     }
+}
+
+/// A URL or username of a million characters is refused by the helper; the longest accepted
+/// ones, and names holding escape sequences, are listed by `coffer ls` and `coffer token
+/// status` without a panic and without reaching the terminal raw.
+#[test]
+fn ls_and_token_status_show_long_and_hostile_names_safely() {
+    let env = Env::new();
+    let store = |url: &str, user: &str| {
+        env.helper(
+            "store",
+            &serde_json::json!({"ServerURL": url, "Username": user, "Secret": MARKER}).to_string(),
+        )
+    };
+    let huge = "a".repeat(1_000_000);
+    assert_eq!(
+        store(&huge, "u").failure().stdout(),
+        "invalid server URL: longer than 4096 bytes\n"
+    );
+    assert_eq!(
+        store("r.example", &huge).failure().stdout(),
+        "the username is longer than 4096 bytes; refusing it\n"
+    );
+    let long_url = format!("{}.example", "b".repeat(4000));
+    store(&long_url, &"c".repeat(4096)).success();
+    store("forged.example", "eve\nevil.example  root\u{1b}[2J").success();
+    for args in [&["ls"][..], &["token", "status"]] {
+        let run = env.coffer(args);
+        let out = run.success().stdout();
+        assert!(
+            !out.contains('\u{1b}'),
+            "{args:?}: an escape reached the terminal"
+        );
+        assert!(
+            out.lines().all(|line| !line.starts_with("evil.example")),
+            "{args:?}: a forged row:\n{out}"
+        );
+        assert!(
+            out.lines().all(|line| line.len() < 1024),
+            "{args:?}: a huge row"
+        );
+    }
+    let ls = env.coffer(&["ls"]).stdout();
+    assert!(ls.contains("eve\\nevil.example  root\\u{1b}[2J"), "{ls}");
 }
