@@ -151,7 +151,7 @@ fn read_secret(args: &LoginArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
         bail!("the secret is larger than {MAX_SECRET} bytes; refusing it");
     };
     let bytes = bytes.as_bytes();
-    let text = std::str::from_utf8(&bytes).context("the secret is not UTF-8 text")?;
+    let text = std::str::from_utf8(bytes).context("the secret is not UTF-8 text")?;
     let text = text.trim_end_matches(['\n', '\r']);
     if text.is_empty() {
         bail!("the secret is empty");

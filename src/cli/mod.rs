@@ -165,7 +165,8 @@ enum Command {
         after_help = "Examples:\n  coffer unlock\n  coffer unlock --timeout 8h\n  coffer unlock --timeout 0   # until `coffer lock` or logout\n\nThe default timeout is 15m, or `timeout` in the [unlock] section of config.toml."
     )]
     Unlock {
-        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 for until `coffer lock`.
+        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 (any zero, 0s too) for until
+        /// `coffer lock`.
         #[arg(long, value_name = "DURATION")]
         timeout: Option<unlock::cache::Timeout>,
     },

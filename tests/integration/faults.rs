@@ -628,3 +628,32 @@ fn faketime_forward_backward_and_before_1970() {
         clocks.map(|(_, what)| what).join(", ")
     ));
 }
+
+/// A `get` that renews its token is one `get` line in the access log (and one `update` for
+/// the renewal), not two `get`s.
+#[test]
+fn a_renewing_get_writes_one_get_line() {
+    require("faketime");
+    let env = Env::new();
+    let runs = exec_registry(&env, "1h");
+    env.helper("get", EXEC_HOST).success();
+    let gets = || {
+        let log = env.coffer(&["log", "--json"]);
+        log.success()
+            .stdout()
+            .lines()
+            .filter(|line| line.contains(r#""action":"get""#))
+            .count()
+    };
+    let before = gets();
+    let run = Run::of(
+        env.command("faketime")
+            .args(["-f", "+45m"])
+            .arg(bin("docker-credential-coffer"))
+            .arg("get"),
+        EXEC_HOST,
+    );
+    run.success();
+    assert_eq!(runs(), 2, "the get renewed the token");
+    assert_eq!(gets(), before + 1, "one get, one line");
+}
