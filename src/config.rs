@@ -19,6 +19,13 @@ pub struct Config {
     /// Which store serves: auto (the default), keychain or file. `COFFER_BACKEND` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<crate::backend::Backend>,
+    /// The description an entry stored without one gets (`docker login` gives none): whose
+    /// credentials this machine's are, e.g. "ci-runner-7, team payments".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_description: Option<String>,
+    /// `[kubelet]`: which registries trade a pod's service-account token, and for what.
+    #[serde(skip_serializing_if = "crate::kubelet::settings::KubeletSettings::is_default")]
+    pub kubelet: crate::kubelet::settings::KubeletSettings,
     /// `[unlock]`: how long `coffer unlock` keeps the vault open.
     #[serde(skip_serializing_if = "crate::unlock::cache::UnlockConfig::is_default")]
     pub unlock: crate::unlock::cache::UnlockConfig,
@@ -28,10 +35,19 @@ impl Config {
     pub fn load(paths: &Paths) -> Result<Config> {
         let path = paths.config();
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| Error::Config {
-                path,
-                message: e.message().to_owned(),
-            }),
+            Ok(text) => {
+                let config: Config = toml::from_str(&text).map_err(|e| Error::Config {
+                    path: path.clone(),
+                    message: e.message().to_owned(),
+                })?;
+                if let Some(text) = &config.default_description {
+                    crate::store::description(text).map_err(|e| Error::Config {
+                        path,
+                        message: format!("default_description: {e}"),
+                    })?;
+                }
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(source) => Err(Error::Io {
                 action: "read",

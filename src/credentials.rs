@@ -66,6 +66,18 @@ impl Credentials {
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
+        self.store_described(server_url, username, secret, None)
+    }
+
+    /// [`Credentials::store`] saying whose credential it is. Without a description, a replaced
+    /// entry keeps its own, and a new one takes `default_description` from config.toml.
+    pub fn store_described(
+        &self,
+        server_url: &str,
+        username: &str,
+        secret: SecretString,
+        description: Option<String>,
+    ) -> Result<()> {
         let url = ServerUrl::parse(server_url)?;
         let now = now();
         let entry = Entry {
@@ -75,6 +87,7 @@ impl Credentials {
             created: now,
             updated: now,
             tokens: None,
+            description,
         };
         match &self.keeper {
             Some(keeper) => keeper.store(&*self.store, &url, entry),
@@ -86,6 +99,32 @@ impl Credentials {
     pub fn erase(&self, server_url: &str) -> Result<Option<String>> {
         let url = ServerUrl::parse(server_url)?;
         self.store.remove(&url.erase_keys())
+    }
+
+    /// Sets (or, with `None`, clears) the description of the entry this URL names, keeping
+    /// everything else; returns the entry's server URL.
+    pub fn describe(
+        &self,
+        server_url: &str,
+        description: Option<String>,
+    ) -> Result<Option<String>> {
+        let url = ServerUrl::parse(server_url)?;
+        let mut described = None;
+        for key in url.erase_keys() {
+            self.store.update(&key, &mut |slot| match slot {
+                Some(entry) => {
+                    described = Some(entry.server_url.clone());
+                    let changed = entry.description != description;
+                    entry.description = description.clone();
+                    changed
+                }
+                None => false,
+            })?;
+            if described.is_some() {
+                break;
+            }
+        }
+        Ok(described)
     }
 
     pub fn list(&self) -> Result<Vec<Summary>> {

@@ -119,6 +119,7 @@ mod tests {
             created: 0,
             updated: 0,
             tokens: None,
+            description: None,
         }
     }
 
