@@ -7,6 +7,7 @@ mod audit_log;
 mod cli;
 mod contract;
 mod crash;
+mod descriptions;
 mod e2e_docker;
 mod e2e_podman;
 mod e2e_tokens;
