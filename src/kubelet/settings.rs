@@ -290,6 +290,10 @@ mod tests {
                 .expect_err("default outside allowed");
         assert!(error.to_string().contains("default"), "{error}");
         assert!(read("fallback = \"vault\"\n").is_err());
+        let shipped: crate::config::Config =
+            toml::from_str(include_str!("../../packaging/kubernetes/node-config.toml"))
+                .expect("the shipped node config is valid");
+        assert_eq!(shipped.kubelet.registries.len(), 4);
         assert!(read("colour = 1\n").is_err());
     }
 }
