@@ -11,49 +11,65 @@ use super::settings::{Exchange, PodExchange};
 use crate::token::TokenError;
 use crate::token::exec::Job;
 use crate::token::provider::{Minted, options};
-use crate::token::settings::TokenSettings;
+use crate::token::settings::{Mode, TokenSettings};
 
-/// `exchange = "aws"`: STS and ECR in `region` (default: the registry host's), at `endpoint`
-/// where both are served elsewhere (a VPC endpoint, moto on loopback).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AwsSettings {
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(default)]
-    endpoint: Option<String>,
-}
-
-/// `exchange = "google"`: the workload identity pool provider the cluster's issuer is
-/// registered with, and the STS and IAM Credentials endpoints (Google's by default).
+/// `exchange = "google"`: the workload identity pool provider that trusts the cluster's
+/// issuer, and the STS token endpoint where it is not Google's.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GoogleSettings {
     workload_identity_provider: String,
     #[serde(default)]
-    sts_endpoint: Option<String>,
-    #[serde(default)]
-    iam_endpoint: Option<String>,
+    token_url: Option<String>,
 }
 
-/// `exchange = "azure"`: the tenant whose app registrations trust the cluster's issuer, and
-/// the authority host (sovereign clouds, or a loopback fixture).
+/// `exchange = "azure"`: the tenant whose app registrations trust the cluster's issuer.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AzureSettings {
     tenant: String,
-    #[serde(default)]
-    authority_host: Option<String>,
 }
 
-/// Checks a cloud exchange's own settings when `config.toml` is read.
-pub(super) fn check(exchange: Exchange, table: &toml::Table) -> Result<(), String> {
+/// The keys a cloud exchange takes itself; every other key is a setting of the registry mode of
+/// the same cloud (`region`, `endpoint`, `authority_host`...), checked by that mode.
+fn own_keys(exchange: Exchange) -> &'static [&'static str] {
     match exchange {
-        Exchange::Aws => options::<AwsSettings>(table).map(|_| ()),
-        Exchange::Google => options::<GoogleSettings>(table).map(|_| ()),
-        Exchange::Azure => options::<AzureSettings>(table).map(|_| ()),
-        Exchange::Exec => Job::from_options(table).map(|_| ()),
+        Exchange::Google => &["workload_identity_provider", "token_url"],
+        Exchange::Azure => &["tenant"],
+        Exchange::Aws | Exchange::Exec => &[],
     }
+}
+
+/// The registry mode whose settings a cloud exchange shares.
+fn mode(exchange: Exchange) -> Option<Mode> {
+    match exchange {
+        Exchange::Aws => Some(Mode::Ecr),
+        Exchange::Google => Some(Mode::Google),
+        Exchange::Azure => Some(Mode::Azure),
+        Exchange::Exec => None,
+    }
+}
+
+/// (the exchange's own keys, the mode's settings).
+fn split(exchange: Exchange, table: &toml::Table) -> (toml::Table, toml::Table) {
+    table
+        .clone()
+        .into_iter()
+        .partition(|(key, _)| own_keys(exchange).contains(&key.as_str()))
+}
+
+/// Checks an exchange's settings when `config.toml` is read.
+pub(super) fn check(exchange: Exchange, table: &toml::Table) -> Result<(), String> {
+    let Some(mode) = mode(exchange) else {
+        return Job::from_options(table).map(|_| ());
+    };
+    let (own, shared) = split(exchange, table);
+    match exchange {
+        Exchange::Google => options::<GoogleSettings>(&own).map(|_| ())?,
+        Exchange::Azure => options::<AzureSettings>(&own).map(|_| ())?,
+        Exchange::Aws | Exchange::Exec => {}
+    }
+    mode.check(&shared)
 }
 
 /// The registry credential for `registry` that `token`, as `identity`, is worth.
