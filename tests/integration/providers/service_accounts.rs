@@ -375,3 +375,46 @@ fn without_a_token_the_configured_fallback_answers_and_says_so() {
     assert!(stderr.contains("fallback = \"none\""), "{stderr}");
     assert_eq!(federation.count("/exchange"), 0);
 }
+
+#[test]
+fn the_shipped_kubelet_config_and_node_config_agree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).expect(name);
+    let kubelet: serde_json::Value =
+        serde_norway::from_str(&read("credential-provider-config.yaml")).expect("yaml");
+    let provider = &kubelet["providers"][0];
+    assert_eq!(provider["apiVersion"], "credentialprovider.kubelet.k8s.io/v1");
+    let attributes = &provider["tokenAttributes"];
+    assert!(
+        ["ServiceAccount", "Token"].contains(&attributes["cacheType"].as_str().expect("cacheType")),
+        "cacheType is required since 1.34"
+    );
+    let node: toml::Table = toml::from_str(&read("node-config.toml")).expect("toml");
+    assert_eq!(
+        attributes["serviceAccountTokenAudience"].as_str(),
+        node["kubelet"]["audience"].as_str(),
+        "the kubelet asks for the audience coffer accepts"
+    );
+    let keys: Vec<&str> = attributes["optionalServiceAccountAnnotationKeys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().expect("key"))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "coffer.dev/aws-role-arn",
+            "coffer.dev/gcp-service-account",
+            "coffer.dev/azure-client-id"
+        ]
+    );
+    // The node config is what coffer reads: it accepts it as its own config.toml.
+    let env = Env::new();
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        read("node-config.toml"),
+    )
+    .expect("config");
+    env.coffer(&["token", "status"]).success();
+}
