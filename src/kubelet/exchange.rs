@@ -23,20 +23,12 @@ struct GoogleSettings {
     token_url: Option<String>,
 }
 
-/// `exchange = "azure"`: the tenant whose app registrations trust the cluster's issuer.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AzureSettings {
-    tenant: String,
-}
-
 /// The keys a cloud exchange takes itself; every other key is a setting of the registry mode of
 /// the same cloud (`region`, `endpoint`, `authority_host`...), checked by that mode.
 fn own_keys(exchange: Exchange) -> &'static [&'static str] {
     match exchange {
         Exchange::Google => &["workload_identity_provider", "token_url"],
-        Exchange::Azure => &["tenant"],
-        Exchange::Aws | Exchange::Exec => &[],
+        Exchange::Aws | Exchange::Azure | Exchange::Exec => &[],
     }
 }
 
@@ -66,10 +58,23 @@ pub(super) fn check(exchange: Exchange, table: &toml::Table) -> Result<(), Strin
     let (own, shared) = split(exchange, table);
     match exchange {
         Exchange::Google => options::<GoogleSettings>(&own).map(|_| ())?,
-        Exchange::Azure => options::<AzureSettings>(&own).map(|_| ())?,
+        // The azure mode's own `tenant`: here it is required.
+        Exchange::Azure => {
+            tenant(&shared)?;
+        }
         Exchange::Aws | Exchange::Exec => {}
     }
     mode.check(&shared)
+}
+
+fn tenant(settings: &toml::Table) -> Result<&str, String> {
+    settings
+        .get("tenant")
+        .and_then(toml::Value::as_str)
+        .ok_or_else(|| {
+            "`tenant` is missing: the directory whose app registrations trust the cluster's issuer"
+                .to_owned()
+        })
 }
 
 /// The registry credential for `registry` that `token`, as `identity`, is worth.

@@ -383,7 +383,10 @@ fn the_shipped_kubelet_config_and_node_config_agree() {
     let kubelet: serde_json::Value =
         serde_norway::from_str(&read("credential-provider-config.yaml")).expect("yaml");
     let provider = &kubelet["providers"][0];
-    assert_eq!(provider["apiVersion"], "credentialprovider.kubelet.k8s.io/v1");
+    assert_eq!(
+        provider["apiVersion"],
+        "credentialprovider.kubelet.k8s.io/v1"
+    );
     let attributes = &provider["tokenAttributes"];
     assert!(
         ["ServiceAccount", "Token"].contains(&attributes["cacheType"].as_str().expect("cacheType")),
