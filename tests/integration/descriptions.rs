@@ -3,16 +3,12 @@
 //! export; never in a file in plaintext.
 
 use crate::harness::{Env, Run, bin};
+// `docker login`'s way: the helper's `store`.
+use crate::token_vault::store;
 
 const RUNNER: &str = "ci-runner-7, team payments";
 const MOVED: &str = "ci-runner-9, team ledger";
 const DEFAULT: &str = "fleet default: build farm";
-
-fn store(env: &Env, url: &str, user: &str, secret: &str) {
-    let request =
-        serde_json::json!({"ServerURL": url, "Username": user, "Secret": secret}).to_string();
-    env.helper("store", &request).success();
-}
 
 /// `coffer ls --json`: server URL → description.
 fn descriptions(env: &Env) -> Vec<(String, Option<String>)> {
@@ -55,7 +51,7 @@ fn descriptions_round_trip_and_never_reach_a_plaintext_file() {
     );
 
     // A new password for the same registry is still the same machine's.
-    store(&env, "registry.example.com", "robot", "rotated");
+    store(&env, "registry.example.com", "robot", "rotated").success();
     assert_eq!(descriptions(&env)[0].1.as_deref(), Some(RUNNER));
     let describe = env.coffer(&["describe", "https://registry.example.com", MOVED]);
     assert!(describe.success().stdout().contains(MOVED));
@@ -67,8 +63,8 @@ fn descriptions_round_trip_and_never_reach_a_plaintext_file() {
         format!("default_description = \"{DEFAULT}\"\n"),
     )
     .expect("config");
-    store(&env, "ghcr.io", "bot", "ghp_secret");
-    store(&env, "registry.example.com", "robot", "rotated-again");
+    store(&env, "ghcr.io", "bot", "ghp_secret").success();
+    store(&env, "registry.example.com", "robot", "rotated-again").success();
     assert_eq!(
         descriptions(&env),
         [

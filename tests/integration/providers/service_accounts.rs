@@ -20,16 +20,16 @@ use crate::harness::{Env, Registry, Run, bin, require};
 
 const AUDIENCE: &str = "coffer";
 const KID: &str = "cluster-key-1";
-const ROLE_KEY: &str = "coffer.dev/aws-role-arn";
+pub(super) const ROLE_KEY: &str = "coffer.dev/aws-role-arn";
 
 /// The cluster's service-account issuer: discovery, JWKS, and tokens signed with its key.
-struct Issuer {
-    fixture: Fixture,
+pub(super) struct Issuer {
+    pub(super) fixture: Fixture,
     key: RsaPrivateKey,
 }
 
 impl Issuer {
-    fn start() -> Issuer {
+    pub(super) fn start() -> Issuer {
         let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("rsa key");
         let public = key.to_public_key();
         let base = Arc::new(Mutex::new(String::new()));
@@ -65,7 +65,7 @@ impl Issuer {
     }
 
     /// A bound service-account token as the kubelet requests it for a pod.
-    fn token(&self, namespace: &str, name: &str, lifetime: u64) -> String {
+    pub(super) fn token(&self, namespace: &str, name: &str, lifetime: u64) -> String {
         let now = unix_now();
         let header = serde_json::json!({"alg": "RS256", "kid": KID});
         let claims = serde_json::json!({
@@ -111,7 +111,7 @@ fn federation(issuer: String, passwords: BTreeMap<String, String>) -> Fixture {
     })
 }
 
-fn verify(issuer: &str, token: &str) -> Result<serde_json::Value, String> {
+pub(super) fn verify(issuer: &str, token: &str) -> Result<serde_json::Value, String> {
     let get = |url: &str| -> Result<serde_json::Value, String> {
         let text = reqwest::blocking::get(url)
             .and_then(|r| r.text())
@@ -152,7 +152,7 @@ fn verify(issuer: &str, token: &str) -> Result<serde_json::Value, String> {
     Ok(claims)
 }
 
-fn request(image: &str, token: Option<&str>, annotations: serde_json::Value) -> String {
+pub(super) fn request(image: &str, token: Option<&str>, annotations: serde_json::Value) -> String {
     let mut request = serde_json::json!({
         "kind": "CredentialProviderRequest",
         "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
@@ -166,7 +166,7 @@ fn request(image: &str, token: Option<&str>, annotations: serde_json::Value) -> 
 }
 
 /// Runs the provider: (exit code, response, stderr).
-fn provide(env: &Env, input: &str) -> (Option<i32>, serde_json::Value, String) {
+pub(super) fn provide(env: &Env, input: &str) -> (Option<i32>, serde_json::Value, String) {
     let run = Run::of(
         env.command(bin("coffer"))
             .arg("kubelet-credential-provider"),
@@ -200,7 +200,7 @@ region = "eu-west-1"
 }
 
 /// Does the registry take this username and password?
-fn accepted(registry: &Registry, username: &str, password: &str) -> bool {
+pub(super) fn accepted(registry: &Registry, username: &str, password: &str) -> bool {
     reqwest::blocking::Client::new()
         .get(format!("http://{}/v2/", registry.host()))
         .basic_auth(username, Some(password))
@@ -356,8 +356,7 @@ fn without_a_token_the_configured_fallback_answers_and_says_so() {
     let federation = federation(issuer.fixture.url(), BTreeMap::new());
     let host = "127.0.0.1:5999";
     configure(&env, host, &federation, "");
-    let store = serde_json::json!({"ServerURL": host, "Username": "node", "Secret": "node-pw"});
-    env.helper("store", &store.to_string()).success();
+    crate::token_vault::store(&env, host, "node", "node-pw").success();
     let image = format!("{host}/team/app:1");
 
     let (code, answer, stderr) = provide(&env, &request(&image, None, serde_json::Value::Null));
