@@ -159,6 +159,7 @@ pub fn answer(
             decision
         }
         (token, _) => {
+            let had_token = token.is_some();
             // A token is checked even when it is not used: a kubelet sending broken ones is
             // misconfigured, and must hear it.
             if let Some(token) = token
@@ -170,32 +171,26 @@ pub fn answer(
                 record(log, &registry, &decision);
                 return render(api_version, decision);
             }
-            let why = match exchange {
-                Some(_) => format!(
-                    "the kubelet sent no service-account token for {registry}; give the provider tokenAttributes in the CredentialProviderConfig"
+            let why = match (had_token, exchange) {
+                (false, Some(_)) => format!(
+                    "the kubelet sent no service-account token for {registry} (the provider needs tokenAttributes)"
                 ),
-                None if config.kubelet.registries.is_empty() => String::new(),
-                None => format!("{registry} has no exchange under [kubelet.registries]"),
+                (false, None) => {
+                    format!("the kubelet sent no service-account token for {registry}")
+                }
+                (true, _) => format!("{registry} has no exchange under [kubelet.registries]"),
             };
             match config.kubelet.fallback {
-                Fallback::Node => {
-                    let mut decision = from_node(&node()?, &registry, &repository)?;
-                    if !why.is_empty() {
-                        decision.notice = Some(format!(
-                            "{why}; answered from the node's credentials (fallback = \"node\")"
-                        ));
-                    }
-                    decision
-                }
+                Fallback::Node => Decision {
+                    notice: Some(format!(
+                        "{why}; answered from the node's credentials (fallback = \"node\")"
+                    )),
+                    ..from_node(&node()?, &registry, &repository)?
+                },
                 Fallback::None => {
                     let decision = Decision::none(
                         format!(
-                            "{}; no credentials (fallback = \"none\"): the kubelet pulls anonymously",
-                            if why.is_empty() {
-                                format!("no exchange for {registry}")
-                            } else {
-                                why
-                            }
+                            "{why}; no credentials (fallback = \"none\"): the kubelet pulls anonymously"
                         ),
                         false,
                     );
