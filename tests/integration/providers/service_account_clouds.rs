@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 
 use super::fixture::{Answer, Fixture, Request};
-use super::service_accounts::{Issuer, ROLE_KEY, accepted, provide, request, verify};
+use super::service_accounts::{
+    Issuer, ROLE_KEY, accepted, provide, request, runtime_uses, verify,
+};
 use super::unix_now;
 use crate::harness::{Env, Registry, free_port, require, wait_for_port};
 
@@ -119,6 +121,7 @@ fn ecr_through_assume_role_with_web_identity_at_moto() {
     assert_eq!(answer["auth"][&host]["username"], "AWS");
     assert_eq!(answer["auth"][&host]["password"], MOTO_PASSWORD);
     assert!(accepted(&registry, "AWS", MOTO_PASSWORD));
+    runtime_uses(&env, &format!("{host}/team/app:1"), &answer, &host);
     assert!(stderr.contains(ROLE), "{stderr}");
 
     let calls = moto.calls();
@@ -195,6 +198,7 @@ fn artifact_registry_through_a_workload_identity_pool() {
     assert_eq!(answer["auth"][&host]["username"], "oauth2accesstoken");
     assert_eq!(answer["auth"][&host]["password"], minted);
     assert!(accepted(&registry, "oauth2accesstoken", minted));
+    runtime_uses(&env, &image, &answer, &host);
 
     let (code, answer, stderr) = provide(
         &env,
@@ -282,5 +286,6 @@ fn acr_through_a_federated_client_assertion() {
     assert_eq!(response["auth"][&host]["username"], ZERO_GUID);
     assert_eq!(response["auth"][&host]["password"], refresh.as_str());
     assert!(accepted(&registry, ZERO_GUID, &refresh));
+    runtime_uses(&env, &format!("{host}/team/app:1"), &response, &host);
     aad.assert_clean();
 }

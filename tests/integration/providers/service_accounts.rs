@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use base64ct::{Base64UrlUnpadded, Encoding};
+use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::traits::PublicKeyParts;
@@ -16,7 +16,7 @@ use sha2::Sha256;
 
 use super::fixture::{Answer, Fixture, Request};
 use super::unix_now;
-use crate::harness::{Env, Registry, Run, bin, require};
+use crate::harness::{Env, Registry, Run, bin, require, skopeo_push};
 
 const AUDIENCE: &str = "coffer";
 const KID: &str = "cluster-key-1";
@@ -199,6 +199,36 @@ region = "eu-west-1"
     std::fs::write(env.coffer_home().join("config.toml"), config).expect("config");
 }
 
+/// What the container runtime does with the kubelet's credentials: skopeo pushes and inspects
+/// `image` with exactly the username and password of the provider's answer.
+pub(super) fn runtime_uses(env: &Env, image: &str, answer: &serde_json::Value, registry: &str) {
+    let auth = &answer["auth"][registry];
+    let pair = format!(
+        "{}:{}",
+        auth["username"].as_str().expect("username"),
+        auth["password"].as_str().expect("password")
+    );
+    let authfile = env.root().join("kubelet-auth.json");
+    env.write_private(
+        &authfile,
+        &serde_json::json!({"auths": {registry: {"auth": Base64::encode_string(pair.as_bytes())}}})
+            .to_string(),
+    );
+    let authfile = authfile.to_str().expect("utf-8");
+    skopeo_push(env, &mut env.command("skopeo"), authfile, image);
+    let inspect = Run::of(
+        env.command("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--authfile",
+            authfile,
+            &format!("docker://{image}"),
+        ]),
+        "",
+    );
+    assert!(inspect.success().stdout().contains("\"Digest\""));
+}
+
 /// Does the registry take this username and password?
 pub(super) fn accepted(registry: &Registry, username: &str, password: &str) -> bool {
     reqwest::blocking::Client::new()
@@ -253,6 +283,7 @@ fn each_pod_pulls_with_its_own_service_account_and_never_anothers() {
         accepted(&registry, "pod", &web),
         "the registry takes what was minted"
     );
+    runtime_uses(&env, &image, &answer, &host);
 
     // Another service account gets its own credential, which this registry does not take;
     // then the first one again: coffer keeps nothing that one account could get from another.
