@@ -4,12 +4,15 @@
 use secrecy::SecretString;
 
 use crate::audit::AccessLog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::audited::Audited;
 use crate::store::{Entry, Store, Summary, now};
 use crate::token::keeper::Keeper;
+
+/// The longest username coffer stores (registries' are far shorter).
+pub const MAX_USERNAME: usize = 4096;
 
 #[derive(Debug)]
 pub struct Credentials {
@@ -67,6 +70,7 @@ impl Credentials {
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
         let url = ServerUrl::parse(server_url)?;
+        check_username(username)?;
         let now = now();
         let entry = Entry {
             server_url: server_url.trim().to_owned(),
@@ -82,6 +86,44 @@ impl Credentials {
         }
     }
 
+    /// Stores many credentials (an import) with one write of the store: storing them one by
+    /// one would rewrite a file vault once per entry. Registries in a token mode are stored one
+    /// by one after the others, each minting its first token.
+    pub fn store_all(&self, items: Vec<(String, String, SecretString)>) -> Result<()> {
+        let now = now();
+        let mut plain = Vec::new();
+        let mut minting = Vec::new();
+        for (server_url, username, secret) in items {
+            let url = ServerUrl::parse(&server_url)?;
+            check_username(&username)?;
+            let mints = match &self.keeper {
+                Some(keeper) => keeper.mints(&url)?,
+                None => false,
+            };
+            if mints {
+                minting.push((server_url, username, secret));
+                continue;
+            }
+            let entry = Entry {
+                server_url: server_url.trim().to_owned(),
+                username,
+                secret,
+                created: now,
+                updated: now,
+                tokens: None,
+            };
+            plain.push((url.key(), entry));
+        }
+        if !plain.is_empty() {
+            self.store.put_all(plain)?;
+        }
+        minting
+            .into_iter()
+            .try_for_each(|(server_url, username, secret)| {
+                self.store(&server_url, &username, secret)
+            })
+    }
+
     /// Removes the entry this URL names; returns the removed entry's server URL.
     pub fn erase(&self, server_url: &str) -> Result<Option<String>> {
         let url = ServerUrl::parse(server_url)?;
@@ -91,6 +133,16 @@ impl Credentials {
     pub fn list(&self) -> Result<Vec<Summary>> {
         self.store.list()
     }
+}
+
+fn check_username(username: &str) -> Result<()> {
+    if username.len() > MAX_USERNAME {
+        return Err(Error::TooLong {
+            what: "username",
+            max: MAX_USERNAME,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -109,6 +161,30 @@ mod tests {
             .get(url)
             .expect("get")
             .map(|e| e.secret.expose_secret().to_owned())
+    }
+
+    #[test]
+    fn a_url_or_username_of_a_million_characters_is_refused() {
+        let creds = creds();
+        let long = "a".repeat(1_000_000);
+        let error = creds.store(&long, "u", "pw".into()).expect_err("long URL");
+        assert_eq!(
+            error.to_string(),
+            "invalid server URL: longer than 4096 bytes"
+        );
+        let error = creds
+            .store("r.example", &long, "pw".into())
+            .expect_err("long name");
+        assert_eq!(
+            error.to_string(),
+            "the username is longer than 4096 bytes; refusing it"
+        );
+        assert!(creds.get(&long).is_err());
+        let limit = "u".repeat(MAX_USERNAME);
+        creds
+            .store("r.example", &limit, "pw".into())
+            .expect("at the limit");
+        assert!(creds.list().expect("list").len() == 1);
     }
 
     #[test]
