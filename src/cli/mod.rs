@@ -8,11 +8,12 @@ mod log;
 mod login;
 mod migrate;
 mod setup;
+mod table;
 mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -177,7 +178,8 @@ enum Command {
         after_help = "Examples:\n  coffer unlock\n  coffer unlock --timeout 8h\n  coffer unlock --timeout 0   # until `coffer lock` or logout\n\nThe default timeout is 15m, or `timeout` in the [unlock] section of config.toml."
     )]
     Unlock {
-        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 for until `coffer lock`.
+        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 (any zero, 0s too) for until
+        /// `coffer lock`.
         #[arg(long, value_name = "DURATION")]
         timeout: Option<unlock::cache::Timeout>,
     },
@@ -212,10 +214,25 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("coffer: {error:#}");
+            eprintln!("coffer: {}", one_message(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line. The library's errors already end with their typed
+/// cause's text, so a cause said before is not said again ("No space left on device: No space
+/// left on device").
+fn one_message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -303,7 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("passphrase changed; {count} entries kept");
         }
         Command::Migrate { to } => migrate::run(&paths, to)?,
-        Command::Import(source) => import::run(source)?,
+        Command::Import(source) => import::run(&paths, source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Export {
             format,
@@ -407,34 +424,26 @@ fn print_table(list: &[Summary]) {
         println!("no credentials stored");
         return;
     }
-    let width = list
-        .iter()
-        .map(|s| s.server_url.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let user_width = list
-        .iter()
-        .map(|s| s.username.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    println!(
-        "{:width$}  {:user_width$}  {:20}  {:20}  DESCRIPTION",
-        "REGISTRY", "USERNAME", "CREATED", "LAST USED"
-    );
-    for s in list {
-        let last = s.last_used.map_or_else(|| "never".to_owned(), time);
-        println!(
-            "{:width$}  {:user_width$}  {:20}  {last:20}  {}",
-            s.server_url,
-            s.username,
+    let header = [
+        "REGISTRY",
+        "USERNAME",
+        "CREATED",
+        "LAST USED",
+        "DESCRIPTION",
+    ]
+    .map(str::to_owned);
+    let rows = list.iter().map(|s| {
+        [
+            s.server_url.clone(),
+            s.username.clone(),
             time(s.created),
-            s.description.as_deref().unwrap_or("-")
-        );
-    }
+            s.last_used.map_or_else(|| "never".to_owned(), time),
+            s.description.clone().unwrap_or_else(|| "-".to_owned()),
+        ]
+    });
+    table::print(&std::iter::once(header).chain(rows).collect::<Vec<_>>());
 }
 
 fn time(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+    crate::clock::rfc3339(unix)
 }
