@@ -124,6 +124,10 @@ impl ServiceAccountToken {
         self.token.expose_secret()
     }
 
+    pub fn secret(&self) -> &SecretString {
+        &self.token
+    }
+
     /// `namespace/name`, for messages.
     pub fn who(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
