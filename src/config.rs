@@ -22,6 +22,13 @@ pub struct Config {
     /// Which store serves: auto (the default), keychain or file. `COFFER_BACKEND` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<crate::backend::Backend>,
+    /// The description an entry stored without one gets (`docker login` gives none): whose
+    /// credentials this machine's are, e.g. "ci-runner-7, team payments".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_description: Option<String>,
+    /// `[kubelet]`: which registries trade a pod's service-account token, and for what.
+    #[serde(skip_serializing_if = "crate::kubelet::settings::KubeletSettings::is_default")]
+    pub kubelet: crate::kubelet::settings::KubeletSettings,
     /// `[unlock]`: how long `coffer unlock` keeps the vault open.
     #[serde(skip_serializing_if = "crate::unlock::cache::UnlockConfig::is_default")]
     pub unlock: crate::unlock::cache::UnlockConfig,
@@ -38,10 +45,17 @@ impl Config {
             path: path.clone(),
             message: "it is not UTF-8 text".to_owned(),
         })?;
-        toml::from_str(&text).map_err(|e| Error::Config {
-            path,
+        let config: Config = toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.clone(),
             message: e.message().to_owned(),
-        })
+        })?;
+        if let Some(text) = &config.default_description {
+            crate::store::description(text).map_err(|e| Error::Config {
+                path,
+                message: format!("default_description: {e}"),
+            })?;
+        }
+        Ok(config)
     }
 
     /// Writes the whole file atomically (0600 in a 0700 folder).

@@ -115,27 +115,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Where a write to `path` lands: the target of a symbolic link, after checking that it is a
 /// regular file or not there yet.
 pub fn write_target(path: &Path) -> Result<PathBuf> {
-    let target = match fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.file_type().is_symlink() => {
-            let link = fs::read_link(path).map_err(Error::io("read the link", path))?;
-            let target = match path.parent() {
-                Some(dir) => dir.join(link),
-                None => link,
-            };
-            // A dangling link is written through too; a link to a link is followed once more.
-            return match fs::metadata(&target) {
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(target),
-                _ => write_target(&target),
-            };
+    // Links are followed as open(2) follows them, with the kernel's own bound on a chain, so a
+    // loop of links is an error rather than endless recursion.
+    const MAX_LINKS: usize = 40;
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let link = fs::read_link(&path).map_err(Error::io("read the link", &path))?;
+                path = match path.parent() {
+                    Some(dir) => dir.join(link),
+                    None => link,
+                };
+            }
+            Ok(metadata) if !metadata.is_file() => return Err(Error::NotRegular { path }),
+            // A regular file, or nothing there yet (a dangling link is written through).
+            _ => return Ok(path),
         }
-        Ok(metadata) if !metadata.is_file() => {
-            return Err(Error::NotRegular {
-                path: path.to_path_buf(),
-            });
-        }
-        _ => path.to_path_buf(),
-    };
-    Ok(target)
+    }
+    Err(Error::Io {
+        action: "follow the links at",
+        path,
+        source: std::io::Error::from_raw_os_error(libc::ELOOP),
+    })
 }
 
 /// [`write_atomic`] for a file that is not ours alone (docker's `config.json`): the new file
@@ -253,6 +255,20 @@ mod tests {
             0o600
         );
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn a_loop_of_links_is_refused_not_followed_forever() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink("b", dir.path().join("a")).expect("link a");
+        std::os::unix::fs::symlink("a", dir.path().join("b")).expect("link b");
+        let error = write_atomic(&dir.path().join("a"), b"secret").expect_err("a loop");
+        assert!(error.to_string().contains("follow the links"), "{error}");
+        assert!(
+            fs::symlink_metadata(dir.path().join("a"))
+                .expect("a")
+                .is_symlink()
+        );
     }
 
     #[test]

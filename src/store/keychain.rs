@@ -155,6 +155,7 @@ impl Store for KeychainStore {
                 created: entry.created,
                 updated: entry.updated,
                 tokens: None,
+                description: entry.description.clone(),
             };
             let stub = serde_json::to_vec(&Stub {
                 entry: &metadata,

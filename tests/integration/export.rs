@@ -6,7 +6,7 @@ use std::path::Path;
 
 use base64ct::{Base64, Encoding};
 
-use crate::harness::{Env, Registry, Run, require, skopeo_push};
+use crate::harness::{DOCKER, Env, Registry, Run, require, require_file, skopeo_push};
 
 const USER: &str = "fleet-user";
 const PASSWORD: &str = "fleet-Pa55-4c1e9a";
@@ -41,13 +41,16 @@ fn registry_with_image(env: &Env) -> (Registry, String) {
 
 /// `docker manifest inspect` with only the given config folder: no helper, inline auths.
 fn docker_inspects_with(env: &Env, config_dir: &Path, image: &str) {
-    require("docker");
+    require_file(DOCKER, "docker.io");
     let config = fs::read_to_string(config_dir.join("config.json")).expect("config");
     assert!(!config.contains("credsStore"), "{config}");
     let run = Run::of(
-        env.command("docker")
-            .env("DOCKER_CONFIG", config_dir)
-            .args(["manifest", "inspect", "--insecure", image]),
+        env.command(DOCKER).env("DOCKER_CONFIG", config_dir).args([
+            "manifest",
+            "inspect",
+            "--insecure",
+            image,
+        ]),
         "",
     );
     assert!(
