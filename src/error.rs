@@ -46,10 +46,10 @@ pub enum Error {
     },
     #[error("another coffer process held the vault lock for {0} s; if none is running, try again")]
     LockTimeout(u64),
-    #[error("{0}")]
-    Passphrase(String),
-    #[error("{0}")]
-    Unlock(String),
+    #[error(transparent)]
+    Passphrase(#[from] crate::unlock::passphrase::PassphraseError),
+    #[error(transparent)]
+    Unlock(crate::unlock::cache::UnlockError),
     #[error("{}: {source}; fix or remove the file", path.display())]
     Config {
         path: PathBuf,
