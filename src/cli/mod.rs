@@ -220,16 +220,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line. The library's errors already end with their typed
-/// cause's text, so a cause said before is not said again ("No space left on device: No space
-/// left on device").
+/// The error and its causes on one line. A library error says its typed cause itself, in safe
+/// words, so the chain stops there: its sources' own text may quote input, and would repeat
+/// what was said ("No space left on device: No space left on device").
 fn one_message(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
+        }
+        if cause.is::<crate::Error>() {
+            break;
         }
     }
     text
@@ -446,4 +451,26 @@ fn print_table(list: &[Summary]) {
 
 fn time(unix: u64) -> String {
     crate::clock::rfc3339(unix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_that_repeat_their_cause_say_it_once() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let error = anyhow::Error::new(crate::Error::Io {
+            action: "write",
+            path: "/v".into(),
+            source: full,
+        })
+        .context("the passphrase was not changed");
+        let text = one_message(&error);
+        assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+        assert!(
+            text.starts_with("the passphrase was not changed: cannot write /v: "),
+            "{text}"
+        );
+    }
 }

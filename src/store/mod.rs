@@ -153,6 +153,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn put(&self, key: &str, entry: Entry) -> Result<()> {
         (**self).put(key, entry)
     }
+    fn put_all(&self, entries: Vec<(String, Entry)>) -> Result<()> {
+        (**self).put_all(entries)
+    }
     fn remove(&self, keys: &[String]) -> Result<Option<String>> {
         (**self).remove(keys)
     }
