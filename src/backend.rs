@@ -300,6 +300,13 @@ impl Store for Undecided {
         }
     }
 
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        match self.for_reading()? {
+            Some(store) => store.peek(keys),
+            None => Ok(None),
+        }
+    }
+
     fn put(&self, key: &str, entry: Entry) -> Result<()> {
         self.for_writing()?.put(key, entry)
     }

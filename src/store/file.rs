@@ -265,14 +265,8 @@ impl FileStore {
         }
     }
 
-    fn used(&self) -> UsedMarks {
-        UsedMarks::new(self.paths.used_marks())
-    }
-}
-
-impl Store for FileStore {
-    /// The hot path of every pull: reads the header and table, then the one record it returns.
-    fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
+    /// Reads the header and table, then the one record it returns; `mark` records the use.
+    fn lookup(&self, keys: &[String], mark: bool) -> Result<Option<Entry>> {
         let Some((file, len)) = self.open_file()? else {
             return Ok(None);
         };
@@ -288,8 +282,25 @@ impl Store for FileStore {
         let plain = vault
             .open_record(row, &record)
             .map_err(|e| self.damaged(e))?;
-        self.used().mark(&row.tag);
+        if mark {
+            self.used().mark(&row.tag);
+        }
         decode(&plain).map(Some)
+    }
+
+    fn used(&self) -> UsedMarks {
+        UsedMarks::new(self.paths.used_marks())
+    }
+}
+
+impl Store for FileStore {
+    /// The hot path of every pull: reads the header and table, then the one record it returns.
+    fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
+        self.lookup(keys, true)
+    }
+
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        self.lookup(keys, false)
     }
 
     fn put(&self, key: &str, entry: Entry) -> Result<()> {
@@ -308,14 +319,19 @@ impl Store for FileStore {
         })
     }
 
+    /// Writes only when something was removed: erasing what is not there changes nothing.
     fn remove(&self, keys: &[String]) -> Result<Option<String>> {
         if !self.exists() {
             return Ok(None);
         }
-        self.modify(|entries, vault_key| {
-            let (key, entry) = keys.iter().find_map(|key| entries.remove_entry(key))?;
+        self.with_lock(|| {
+            let (vault_key, mut entries) = self.load_or_new()?;
+            let Some((key, entry)) = keys.iter().find_map(|key| entries.remove_entry(key)) else {
+                return Ok(None);
+            };
+            self.write(&vault_key, &entries)?;
             self.used().forget(&vault_key.lookup_tag(&key));
-            Some(entry.server_url)
+            Ok(Some(entry.server_url))
         })
     }
 
@@ -365,14 +381,12 @@ impl Store for FileStore {
 }
 
 pub(super) fn decode(plain: &[u8]) -> Result<Entry> {
-    serde_json::from_slice(plain)
-        .map_err(|e| Error::Entry(format!("{:?} at column {}", e.classify(), e.column())))
+    serde_json::from_slice(plain).map_err(Error::entry)
 }
 
 pub(super) fn encode(entry: &Entry) -> Result<Zeroizing<Vec<u8>>> {
     let mut json = SecretBuffer::default();
-    serde_json::to_writer(&mut json, entry)
-        .map_err(|e| Error::Entry(format!("{:?}", e.classify())))?;
+    serde_json::to_writer(&mut json, entry).map_err(Error::entry)?;
     Ok(json.into_inner())
 }
 
