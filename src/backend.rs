@@ -96,6 +96,10 @@ impl Choice {
 
 /// The backend setting in force. `COFFER_BACKEND=auto` defers to config.toml.
 pub fn configured(paths: &Paths) -> Result<(Backend, Origin)> {
+    setting(&Config::load(paths)?)
+}
+
+fn setting(config: &Config) -> Result<(Backend, Origin)> {
     if let Some(value) = std::env::var_os(ENV).filter(|v| !v.is_empty()) {
         let value = value.to_string_lossy();
         match value.as_ref() {
@@ -109,24 +113,25 @@ pub fn configured(paths: &Paths) -> Result<(Backend, Origin)> {
             }
         }
     }
-    Ok(match Config::load(paths)?.backend {
+    Ok(match config.backend {
         Some(Backend::Auto) | None => (Backend::Auto, Origin::Default),
         Some(backend) => (backend, Origin::Config),
     })
 }
 
-/// Opens the store in use. Nothing is probed when a store is recorded.
+/// Opens the store in use. Nothing is probed when a store is recorded; config.toml is read once.
 pub fn open(paths: &Paths) -> Result<(Box<dyn Store>, Choice)> {
-    let (asked, origin) = configured(paths)?;
+    let config = Config::load(paths)?;
+    let (asked, origin) = setting(&config)?;
     let store: Box<dyn Store> = match asked {
-        Backend::File => Box::new(file_store(paths)?),
+        Backend::File => Box::new(vault_store(paths, &config)),
         Backend::Keychain => Box::new(item_store(paths, origin)?),
         // A vault of an earlier coffer settles it without asking the keychain.
         Backend::Auto if paths.vault().exists() => {
             // Best effort: a read-only home still serves, and the vault decides again next time.
             let _ = record(paths, Backend::File);
             return Ok((
-                Box::new(file_store(paths)?),
+                Box::new(vault_store(paths, &config)),
                 Choice {
                     used: Backend::File,
                     origin: Origin::Config,
@@ -149,13 +154,17 @@ pub fn open(paths: &Paths) -> Result<(Box<dyn Store>, Choice)> {
 
 /// The file vault, its keychain-sealed key kept in the unlock cache for the unlock window.
 pub fn file_store(paths: &Paths) -> Result<FileStore> {
-    Ok(FileStore::new(
+    Ok(vault_store(paths, &Config::load(paths)?))
+}
+
+fn vault_store(paths: &Paths, config: &Config) -> FileStore {
+    FileStore::new(
         paths.clone(),
         Unlocker {
-            cache_keychain_unseal: Some(keychain_window(&Config::load(paths)?)),
+            cache_keychain_unseal: Some(keychain_window(config)),
             ..Unlocker::default()
         },
-    ))
+    )
 }
 
 /// The file vault for a command that may create it (the first entry, `coffer init`,
