@@ -1,5 +1,7 @@
-//! The keychain backend end to end: docker through coffer with entries in a real gnome-keyring,
-//! the automatic choice and what `coffer doctor` says about it, the keychain-sealed vault, and
+//! The keychain end to end, against a real gnome-keyring: the store chosen once by the first entry
+//! and recorded (the keychain-sealed vault on a desktop), the one-line errors of a context that
+//! cannot reach it, no D-Bus after the choice, the desktop default locking with the keychain or
+//! the session, docker through the item store, doctor on split entries and stray items, and
 //! migration between the stores.
 
 use std::fs;
