@@ -374,6 +374,37 @@ fn after_the_choice_no_call_touches_d_bus() {
         "no D-Bus connection after the choice"
     );
     run(&desktop, None, "coffer", &["lock"], "").success();
+
+    // Where keyctl is refused the agent holds the key instead, started by the helper itself.
+    let agent = |cmd: &mut Command| {
+        cmd.env("COFFER_UNLOCK_MECHANISM", "agent");
+    };
+    let mut first = command(&desktop, Some(&service), "docker-credential-coffer");
+    agent(&mut first);
+    assert!(
+        Run::of(first.arg("get"), "ghcr.io")
+            .success()
+            .stdout()
+            .contains(PASSWORD)
+    );
+    let before = counter.connections();
+    let mut get = command(&desktop, None, "docker-credential-coffer");
+    agent(&mut get);
+    let got = Run::of(counter.apply(&mut get).arg("get"), "ghcr.io");
+    assert!(got.success().stdout().contains(PASSWORD));
+    assert_eq!(
+        counter.connections(),
+        before,
+        "the agent answered, not D-Bus"
+    );
+    let mut lock = command(&desktop, None, "coffer");
+    agent(&mut lock);
+    let locked = Run::of(lock.arg("lock"), "");
+    assert!(
+        locked.success().stdout().contains("coffer agent"),
+        "{}",
+        locked.stdout()
+    );
 }
 
 /// The desktop default's key lives in the unlock cache for the unlock window only: locking the
