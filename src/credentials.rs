@@ -4,8 +4,9 @@
 use secrecy::SecretString;
 
 use crate::audit::AccessLog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::paths::Paths;
+use crate::pending_erase::{self, Pending, PendingErases};
 use crate::server_url::ServerUrl;
 use crate::store::audited::Audited;
 use crate::store::{Entry, Store, Summary, now};
@@ -16,6 +17,8 @@ pub struct Credentials {
     store: Box<dyn Store>,
     /// The token vault; without it every entry is handed out as stored.
     keeper: Option<Keeper>,
+    /// Erases asked for while the vault could not be opened, finished by the next action.
+    pending: Option<PendingErases>,
 }
 
 impl Credentials {
@@ -29,13 +32,17 @@ impl Credentials {
     pub fn open(paths: Paths) -> Result<Self> {
         let (store, _) = crate::backend::open(&paths)?;
         let log = AccessLog::new(paths.access_log());
-        Ok(Credentials::new(Audited::new(store, log)).with_tokens(Keeper::new(paths)))
+        Ok(Credentials {
+            pending: Some(PendingErases::new(&paths)),
+            ..Credentials::new(Audited::new(store, log)).with_tokens(Keeper::new(paths))
+        })
     }
 
     pub fn new(store: impl Store + 'static) -> Self {
         Credentials {
             store: Box::new(store),
             keeper: None,
+            pending: None,
         }
     }
 
@@ -56,6 +63,7 @@ impl Credentials {
     /// place of the credential where the registry's mode hands one out.
     pub fn get(&self, server_url: &str) -> Result<Option<Entry>> {
         let url = ServerUrl::parse(server_url)?;
+        self.settle_quietly();
         let Some(entry) = self.store.find(&url.lookup_keys())? else {
             return Ok(None);
         };
@@ -67,6 +75,7 @@ impl Credentials {
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
         let url = ServerUrl::parse(server_url)?;
+        self.settle_quietly();
         let now = now();
         let entry = Entry {
             server_url: server_url.trim().to_owned(),
@@ -82,14 +91,54 @@ impl Credentials {
         }
     }
 
-    /// Removes the entry this URL names; returns the removed entry's server URL.
+    /// Removes the entry this URL names; returns the removed entry's server URL. An erase the
+    /// vault's state prevents (locked, wrong passphrase) is recorded, to be finished by the next
+    /// action that opens the vault, and reported as [`Error::ErasePending`], never as done.
     pub fn erase(&self, server_url: &str) -> Result<Option<String>> {
         let url = ServerUrl::parse(server_url)?;
-        self.store.remove(&url.erase_keys())
+        self.settle_quietly();
+        let removed = self.store.remove(&url.erase_keys());
+        match (removed, &self.pending) {
+            (Err(error), Some(pending)) if pending_erase::reason(&error).is_some() => {
+                let registry = server_url.trim().to_owned();
+                let reason = pending_erase::reason(&error).unwrap_or_default();
+                pending.record(&registry, reason)?;
+                Err(Error::ErasePending {
+                    registry,
+                    cause: Box::new(error),
+                })
+            }
+            (removed, _) => removed,
+        }
     }
 
     pub fn list(&self) -> Result<Vec<Summary>> {
+        self.settle_quietly();
         self.store.list()
+    }
+
+    /// The erases still waiting for the vault to open.
+    pub fn pending_erases(&self) -> Result<Vec<Pending>> {
+        self.pending
+            .as_ref()
+            .map_or(Ok(Vec::new()), PendingErases::list)
+    }
+
+    /// Finishes the erases recorded while the vault could not be opened; returns those done.
+    pub fn settle_pending(&self) -> Result<Vec<Pending>> {
+        let Some(pending) = &self.pending else {
+            return Ok(Vec::new());
+        };
+        pending.settle(|registry| {
+            let url = ServerUrl::parse(registry)?;
+            self.store.remove(&url.erase_keys()).map(|_| ())
+        })
+    }
+
+    /// Before any action: a vault that still cannot be opened fails the action itself, with
+    /// its own error, so this one has nothing to add.
+    fn settle_quietly(&self) {
+        let _ = self.settle_pending();
     }
 }
 

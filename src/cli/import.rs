@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use crate::auth_file::{self, AuthFile, PlaintextFile, Route};
 use crate::credentials::Credentials;
-use crate::import::{self, Found, Route};
+use crate::import::{self, Found};
 
 #[derive(Debug, Subcommand)]
 pub enum Source {
@@ -65,22 +66,38 @@ pub fn run(source: Source) -> anyhow::Result<()> {
 }
 
 fn from_file(path: &Path, scrub: bool, route: Route) -> anyhow::Result<()> {
-    let found = import::from_auths_file(path)?;
-    let stored = store_all(found, &path.display().to_string())?;
+    let file = AuthFile::read(path)?;
+    if !file.exists() {
+        bail!("{} does not exist; give --file", path.display());
+    }
+    let stored = store_all(file.credentials()?, &file.path.display().to_string())?;
     if !scrub {
+        if !stored.is_empty() {
+            let live = PlaintextFile {
+                path: file.path.clone(),
+                logins: stored.len(),
+                live: true,
+            };
+            println!("they are still in the file in plaintext: {}", live.advice());
+        }
         return Ok(());
     }
-    let scrubbed = import::scrub(path, &stored, route)?;
-    if scrubbed.registries.is_empty() {
-        println!("nothing to scrub in {}", path.display());
+    let scrubbed = auth_file::scrub(&file.path, &stored, route)?;
+    let Some(backup) = &scrubbed.backup else {
+        println!("nothing to scrub in {}", scrubbed.path.display());
         return Ok(());
-    }
+    };
+    let copy = PlaintextFile {
+        path: backup.clone(),
+        logins: scrubbed.registries.len(),
+        live: false,
+    };
     println!(
-        "removed the secrets of {} registries from {}; the original is in {} \
-         (0600): delete it once your logins work",
-        scrubbed.registries.len(),
-        path.display(),
-        scrubbed.backup.display()
+        "removed the secrets of {} from {}; the original, plaintext secrets and all, is kept as {}: {}",
+        super::plural(scrubbed.registries.len(), "registry", "registries"),
+        scrubbed.path.display(),
+        backup.display(),
+        copy.advice()
     );
     for routed in &scrubbed.routed {
         println!("  added {routed} = \"coffer\"");
@@ -111,7 +128,10 @@ fn store_all(found: Vec<Found>, from: &str) -> anyhow::Result<Vec<String>> {
         println!("  {} ({})", item.server_url, item.username);
         stored.push(item.server_url);
     }
-    println!("imported {} credentials from {from}", stored.len());
+    println!(
+        "imported {} from {from}",
+        super::plural(stored.len(), "credential", "credentials")
+    );
     Ok(stored)
 }
 

@@ -73,7 +73,7 @@ fn print_table(events: &[Event]) {
 }
 
 /// An enum's name as it is spelled in the log file.
-fn json_name(value: &impl serde::Serialize) -> String {
+pub(super) fn json_name(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -81,7 +81,7 @@ fn json_name(value: &impl serde::Serialize) -> String {
 }
 
 /// A caller names itself (`comm`), so a hostile one could put terminal escapes there.
-fn printable(text: &str) -> String {
+pub(super) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()

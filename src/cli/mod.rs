@@ -7,6 +7,7 @@ mod lock;
 mod log;
 mod login;
 mod migrate;
+mod passwd;
 mod setup;
 mod token;
 
@@ -14,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
 
 use std::io::{IsTerminal, Write};
 
@@ -24,7 +24,7 @@ use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::store::Summary;
 use crate::store::file::FileStore;
-use crate::unlock::{self, Unlocker, passphrase};
+use crate::unlock::{self, Unlocker};
 use crate::vault::crypto::KdfParams;
 use crate::{export, files, kubelet};
 
@@ -73,11 +73,12 @@ enum Command {
         /// The registry as you would give it to `docker login`.
         registry: String,
     },
-    /// Change the vault's passphrase, keeping every entry.
+    /// Change the vault's passphrase (the current one first, then the new one twice), keeping
+    /// every entry; --rotate-key also replaces the key that encrypts them.
     #[command(
-        after_help = "Examples:\n  coffer passwd\n  COFFER_NEW_PASSPHRASE_FILE=new.txt coffer passwd"
+        after_help = "Examples:\n  coffer passwd\n  coffer passwd --rotate-key\n  COFFER_NEW_PASSPHRASE_FILE=new.txt coffer passwd --update-passphrase-file"
     )]
-    Passwd,
+    Passwd(passwd::PasswdArgs),
     /// Move every entry to the OS keychain or the file vault, and make that the store in use.
     #[command(after_help = "Examples:\n  coffer migrate --to keychain\n  coffer migrate --to file")]
     Migrate {
@@ -90,9 +91,14 @@ enum Command {
         after_help = "Examples:\n  coffer import docker --scrub\n  coffer import pass"
     )]
     Import(import::Source),
-    /// Check the set-up: docker's configuration, the helper on PATH, the vault.
+    /// Check the set-up: docker's configuration, the helper on PATH, the vault, plaintext
+    /// copies, files left by root, and the recent failures docker did not show.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+    /// Delete every copy of docker's or podman's configuration that holds plaintext logins
+    /// (backups made by setup, import or by hand), once your logins work through coffer.
+    #[command(after_help = "Example:\n  coffer ls && coffer forget-plaintext")]
+    ForgetPlaintext,
     /// Write credentials for hosts without a helper: docker config, Kubernetes Secret, podman
     /// auth.json, rkt, Mesos or Butane.
     #[command(
@@ -210,6 +216,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Agent(args) = cli.command {
         return Ok(lock::agent(args));
     }
+    // Packaging runs this as root with any HOME; it touches no user file.
+    if let Command::Generate { what, dir } = &cli.command {
+        generate::run(*what, dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let paths = Paths::for_profile(cli.profile.as_deref())?;
     match cli.command {
         Command::Init {
@@ -253,34 +264,58 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Ls { json } => {
-            let list = Credentials::open(paths.clone())?.list()?;
+            let credentials = Credentials::open(paths.clone())?;
+            let finished = credentials.settle_pending().unwrap_or_default();
+            let list = match credentials.list() {
+                Ok(list) => list,
+                Err(error) => {
+                    // What the person cannot see in a locked vault, they still learn.
+                    for pending in credentials.pending_erases().unwrap_or_default() {
+                        eprintln!("{}", pending_line(&pending));
+                    }
+                    return Err(error.into());
+                }
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 print_table(&list);
+            }
+            for done in finished {
+                eprintln!(
+                    "erased {}: the logout of {} had failed ({}); finished now",
+                    done.registry,
+                    time(done.at),
+                    done.reason
+                );
             }
         }
         Command::Rm { registry } => match Credentials::open(paths.clone())?.erase(&registry)? {
             Some(removed) => println!("removed {removed}"),
             None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
         },
-        Command::Passwd => {
-            let store = FileStore::new(paths, Unlocker::default());
-            let new = passphrase::read_new()?;
-            let count = store
-                .rekey(|old| {
-                    unlock::key_for_new_passphrase(
-                        new.expose_secret(),
-                        KdfParams::DEFAULT,
-                        Some(old),
-                    )
-                })
-                .context("the passphrase was not changed")?;
-            println!("passphrase changed; {count} entries kept");
-        }
+        Command::Passwd(args) => passwd::run(&paths, args)?,
         Command::Migrate { to } => migrate::run(&paths, to)?,
         Command::Import(source) => import::run(source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
+        Command::ForgetPlaintext => {
+            let found = crate::auth_file::plaintext_files(&crate::auth_file::config_dirs());
+            let removed = crate::auth_file::remove_copies(&found)?;
+            for path in &removed {
+                println!("removed {}", path.display());
+            }
+            if removed.is_empty() {
+                println!("no plaintext copy found");
+            }
+            for live in found.iter().filter(|f| f.live) {
+                println!(
+                    "kept {}: tools read it, and it still holds {}: {}",
+                    live.path.display(),
+                    plural(live.logins, "plaintext login", "plaintext logins"),
+                    live.advice()
+                );
+            }
+        }
         Command::Export {
             format,
             registries,
@@ -306,16 +341,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_export(output, out.as_deref())?;
             match export::earliest_expiry(&chosen) {
                 Some(at) => eprintln!(
-                    "exported {} credential(s); the earliest token expires at {} (in {}): export again before then",
-                    chosen.len(),
+                    "exported {}; the earliest token expires at {} (in {}): export again before then",
+                    plural(chosen.len(), "credential", "credentials"),
                     time(at),
                     humantime::format_duration(Duration::from_secs(
                         at.saturating_sub(crate::store::now())
                     ))
                 ),
                 None => eprintln!(
-                    "exported {} credential(s); none of them expires",
-                    chosen.len()
+                    "exported {}; none of them expires",
+                    plural(chosen.len(), "credential", "credentials")
                 ),
             }
         }
@@ -324,7 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::io::stdout().write_all(&response)?;
         }
         Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
-        Command::Generate { what, dir } => generate::run(what, &dir)?,
+        Command::Generate { .. } => unreachable!("generate runs before the paths are looked up"),
         Command::Mode(args) => return token::mode(&paths, args),
         Command::Login(args) => return login::run(&paths, args),
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
@@ -392,6 +427,26 @@ fn print_table(list: &[Summary]) {
             s.username,
             time(s.created)
         );
+    }
+}
+
+/// "ghcr.io: logout failed (vault locked) at 2026-...; still stored".
+pub(crate) fn pending_line(pending: &crate::pending_erase::Pending) -> String {
+    format!(
+        "{}: logout failed ({}) at {}; still stored until a coffer command opens the vault \
+         (`coffer unlock` finishes it)",
+        pending.registry,
+        pending.reason,
+        time(pending.at)
+    )
+}
+
+/// "1 entry", "2 entries": every count people read goes through here.
+pub(crate) fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
     }
 }
 

@@ -57,9 +57,9 @@ pub fn available_source() -> Option<Source> {
         .map(|_| Source::Terminal)
 }
 
-/// Reads the passphrase from the first available source; `None` when there is none.
-/// `confirm` asks twice on a terminal (for a new passphrase).
-pub fn read(prompt: &str, confirm: bool) -> Result<Option<SecretString>> {
+/// Reads the passphrase from the first available source, and names it; `None` when there is
+/// none. `confirm` asks twice on a terminal (for a new passphrase).
+pub fn read(prompt: &str, confirm: bool) -> Result<Option<(SecretString, Source)>> {
     let Some(source) = available_source() else {
         return Ok(None);
     };
@@ -78,7 +78,7 @@ pub fn read(prompt: &str, confirm: bool) -> Result<Option<SecretString>> {
             "the passphrase from {source} is empty"
         )));
     }
-    Ok(Some(passphrase))
+    Ok(Some((passphrase, source)))
 }
 
 fn first_line(path: &Path, require_private: bool) -> Result<SecretString> {
