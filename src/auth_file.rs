@@ -362,7 +362,8 @@ pub struct Scrubbed {
 /// (the file a symlink points to), after copying it to a `.plaintext.bak` backup. The member,
 /// its separator and the whitespace before it go; every other byte stays. Where nothing routes
 /// the client to coffer yet, `route` adds `"credsStore": "coffer"` or a `credHelpers` member per
-/// registry, so the credentials stay reachable. The file is replaced atomically, keeping its mode.
+/// registry, so the credentials stay reachable. The file is replaced atomically, 0600 or
+/// narrower.
 pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbed> {
     let path = resolve(path)?;
     let bytes = read_bounded(&path)?.ok_or_else(|| refused(&path, "does not exist"))?;
@@ -444,7 +445,8 @@ pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbe
         ));
     }
     scrubbed.backup = Some(backup(&path, &bytes, 0o600, true)?);
-    files::write_atomic_mode(&path, edited.as_bytes(), mode)?;
+    // A file that held secrets becomes private to its user, whatever else it keeps.
+    files::write_atomic_mode(&path, edited.as_bytes(), mode & !0o077)?;
     Ok(scrubbed)
 }
 

@@ -28,7 +28,11 @@ pub enum Error {
     NoPassphraseForNewVault { path: PathBuf },
     /// The passphrase a source gave does not open the vault. Running `coffer unlock` would read
     /// the same source again, so the advice names the source.
-    #[error("the passphrase from {from} does not open the vault at {}: {fix}", path.display())]
+    #[error(
+        "{}: cannot unlock the vault: the passphrase is wrong, or the vault header is damaged; \
+         the passphrase came from {from}: {fix}",
+        path.display()
+    )]
     WrongPassphrase {
         path: PathBuf,
         from: String,

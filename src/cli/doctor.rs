@@ -106,7 +106,9 @@ fn check_docker_config(report: &mut Report) {
             "coffer setup docker",
         ),
         None => report.problem(
-            &format!("{shown} does not exist, so docker keeps logins in plaintext"),
+            &format!(
+                "credsStore is not set: {shown} does not exist, so docker keeps logins in plaintext"
+            ),
             "coffer setup docker",
         ),
     }

@@ -327,7 +327,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let credentials = Credentials::open(paths)?;
             let chosen = export::select(&credentials, &registries)?;
             if chosen.is_empty() {
-                bail!("no credentials stored; nothing to export");
+                bail!(
+                    "no credentials stored; nothing to export (`docker login` or `coffer login` \
+                     stores some)"
+                );
             }
             let output = export::render(
                 format,

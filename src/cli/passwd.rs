@@ -76,8 +76,8 @@ pub fn run(paths: &Paths, args: PasswdArgs) -> anyhow::Result<()> {
         Some(source @ passphrase::Source::File(_))
         | Some(source @ passphrase::Source::SystemdCredential(_))
         | Some(source @ passphrase::Source::Environment) => println!(
-            "stale: {source} still holds the old passphrase; put the new one there, or docker \
-             pulls fail (for a file, `coffer passwd --update-passphrase-file` does it next time)"
+            "stale: {source} still holds the old passphrase: put the new one there, or every \
+             docker pull fails (for a file, --update-passphrase-file does that)"
         ),
         _ => {}
     }

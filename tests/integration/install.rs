@@ -199,17 +199,25 @@ fn install_over_an_existing_config_keeps_every_key_and_backs_it_up() {
     // it private.
     assert_eq!(mode & 0o777, 0o600, "the scrubbed file is private");
 
+    // Setup's backup of the original and the import's of what it scrubbed: both hold the
+    // plaintext login, and say so in their names.
     let backups = install.backups();
-    assert_eq!(backups.len(), 1, "{backups:?}");
-    assert_eq!(fs::read_to_string(&backups[0]).expect("backup"), original);
-    let mode = fs::metadata(&backups[0])
-        .expect("stat")
-        .permissions()
-        .mode();
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    assert!(
+        backups
+            .iter()
+            .all(|b| b.to_string_lossy().ends_with(".plaintext.bak")),
+        "{backups:?}"
+    );
+    let first = backups
+        .iter()
+        .find(|b| fs::read_to_string(b).expect("backup") == original)
+        .expect("the original is kept");
+    let mode = fs::metadata(first).expect("stat").permissions().mode();
     assert_eq!(mode & 0o777, 0o644);
 
     assert!(
-        run.stdout().contains("unencrypted: 1 login(s)"),
+        run.stdout().contains("unencrypted: 1 login sits"),
         "{}",
         run.stdout()
     );

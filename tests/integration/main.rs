@@ -11,6 +11,7 @@ mod e2e_docker;
 mod e2e_podman;
 mod e2e_tokens;
 mod export;
+mod failures;
 mod hostile;
 mod hygiene;
 mod import;
