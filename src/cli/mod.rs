@@ -187,12 +187,36 @@ enum Command {
 
 /// The variables coffer reads, for `--help` and the man pages.
 const ENVIRONMENT: &str = "Environment:
-  COFFER_HOME             the vault's folder
-  COFFER_PASSPHRASE_FILE  a 0600 file holding the passphrase
-  COFFER_PASSPHRASE       the passphrase (the least safe source)
-  COFFER_PROFILE          an isolated set of credentials (--profile)
-  COFFER_BACKEND          auto, keychain or file
-  DOCKER_CONFIG           the folder of docker's config.json";
+  COFFER_HOME                 the vault's folder
+  COFFER_PASSPHRASE_FILE      a 0600 file holding the passphrase
+  COFFER_PASSPHRASE           the passphrase (the least safe source)
+  COFFER_NEW_PASSPHRASE_FILE  the new passphrase, for `coffer passwd` without a terminal
+  COFFER_PROFILE              an isolated set of credentials (--profile)
+  COFFER_BACKEND              auto, keychain or file
+  COFFER_UNLOCK_MECHANISM     keyring or agent: where `coffer unlock` keeps the key
+  DOCKER_CONFIG               the folder of docker's config.json";
+
+/// Where the passphrase comes from, for the man pages.
+pub(crate) const PASSPHRASE_SOURCES: &str = "Passphrase sources:
+The first that is set is used; with none, and no unlocked key, a command fails at once and says
+what to do (docker hides the helper's words, so the helper also tells the terminal, if any).
+  1. COFFER_PASSPHRASE_FILE: the first line of a 0600 file
+  2. $CREDENTIALS_DIRECTORY/coffer-passphrase: a systemd credential (LoadCredential=)
+  3. COFFER_PASSPHRASE: the variable itself (visible to your other processes)
+  4. a prompt on /dev/tty, when there is a terminal
+`coffer unlock` keeps the vault's key in the kernel keyring (or the coffer agent) until its
+timeout: then no source is needed.";
+
+/// The files coffer reads and writes, for the man pages.
+pub(crate) const FILES: &str = "Files:
+  ~/.local/share/coffer/vault.coffer   the vault (COFFER_HOME/vault.coffer), 0600 in a 0700 folder
+  ~/.local/share/coffer/access.log     one line per credential action, never a secret (`coffer log`)
+  ~/.local/share/coffer/erase-pending.json  logouts the vault was locked for, finished later
+  ~/.config/coffer/config.toml         settings: store, unlock timeout, registry modes
+  ~/.config/coffer/setup.json          what `coffer setup` replaced, for --undo
+  ~/.docker/config.json                docker's configuration (DOCKER_CONFIG/config.json)
+  config.json.<time>.bak               a backup made by setup; .plaintext.bak when it holds secrets
+  ~/.config/containers/registries.conf.d/coffer.conf  written by `coffer setup podman`";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Sealing {
