@@ -376,3 +376,65 @@ fn installed_completions_load_and_man_pages_render() {
         run.stdout()
     );
 }
+
+#[test]
+fn a_failed_import_still_ends_with_the_summary_of_what_did_and_did_not_happen() {
+    let install = Install::new();
+    install.write_config(
+        r#"{"auths": {"registry.example.com": {"auth": "YWxpY2U6czNjcmV0"}}}"#,
+        0o600,
+    );
+    // No passphrase anywhere: the import that --yes accepts cannot create the vault.
+    fs::remove_file(install.env.passphrase_file()).expect("rm");
+    let run = install.run(&["--yes"]);
+    assert_eq!(run.code(), Some(1), "{}", run.stdout());
+    let out = run.stdout();
+    assert!(
+        out.contains("is installed under"),
+        "the summary is printed:\n{out}"
+    );
+    assert!(out.contains("docker       uses coffer"), "{out}");
+    assert!(
+        out.contains("plaintext    NOT moved: the import failed"),
+        "{out}"
+    );
+    assert!(out.contains("coffer import docker --scrub"), "{out}");
+    assert!(run.stderr().contains("no vault yet"), "{}", run.stderr());
+}
+
+#[test]
+fn a_second_run_reports_podman_as_it_is_and_builds_say_nothing_false() {
+    let install = Install::new();
+    install.run(&["--podman"]).success();
+    let again = install.run(&[]);
+    let out = again.success().stdout();
+    assert!(
+        out.contains("podman       uses coffer (set up earlier"),
+        "{out}"
+    );
+    assert!(!out.contains("few minutes"), "nothing was built:\n{out}");
+}
+
+#[test]
+fn uninstall_without_the_prefix_names_the_one_to_give() {
+    let install = Install::new();
+    install.run(&["--no-configure"]).success();
+    // The user forgets --prefix; their PATH finds the installed coffer.
+    let mut cmd = install.command("bash", true);
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
+        .args(["--uninstall", "--no-configure"]);
+    let run = Run::of(&mut cmd, "");
+    assert_eq!(run.code(), Some(1), "{}", run.stdout());
+    assert!(
+        run.stderr().contains(&format!(
+            "run ./install.sh --uninstall --prefix {}",
+            install.prefix.display()
+        )),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        install.prefix.join("bin/coffer").exists(),
+        "nothing removed"
+    );
+}
