@@ -248,6 +248,22 @@ mod tests {
     }
 
     #[test]
+    fn setup_help_names_each_tool_once() {
+        let mut coffer = super::super::Cli::command();
+        coffer.build();
+        let help = coffer
+            .find_subcommand_mut("setup")
+            .expect("setup")
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("- docker: `credsStore`"), "{help}");
+        assert!(
+            !help.contains("docker: docker:") && !help.contains("podman: podman"),
+            "{help}"
+        );
+    }
+
+    #[test]
     fn completions_offer_no_hidden_verb() {
         let dir = tempfile::tempdir().expect("temp dir");
         run(What::Completions, dir.path()).expect("completions");
