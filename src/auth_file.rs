@@ -11,11 +11,11 @@
 //! - [`scrub`] removes imported secrets by editing the syntax tree (jsonc-parser's CST), so every
 //!   byte outside the removed members stays as it was.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use base64ct::{Base64, Encoding};
 use jsonc_parser::cst::{CstInputValue, CstRootNode};
@@ -214,8 +214,7 @@ pub const PLAINTEXT_MARK: &str = ".plaintext.bak";
 /// plaintext secrets), with the file's own permissions (a backup holds whatever the file held),
 /// never replacing an earlier backup.
 fn backup(path: &Path, bytes: &[u8], mode: u32, plaintext: bool) -> Result<PathBuf> {
-    let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
-        .to_string()
+    let stamp: String = crate::clock::rfc3339_now()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
@@ -386,8 +385,13 @@ pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbe
         other_creds_store: None,
     };
     if let Some(auths) = object.object_value("auths") {
-        for registry in registries {
-            let Some(entry) = auths.object_value(registry) else {
+        // One pass over the file's entries: a lookup per registry would be quadratic.
+        let wanted: HashSet<&str> = registries.iter().map(String::as_str).collect();
+        for prop in auths.properties() {
+            let Some(registry) = prop.name().and_then(|name| name.decoded_value().ok()) else {
+                continue;
+            };
+            let Some(entry) = prop.object_value().filter(|_| wanted.contains(&*registry)) else {
                 continue;
             };
             let mut removed = false;
@@ -398,7 +402,7 @@ pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbe
                 }
             }
             if removed {
-                scrubbed.registries.push(registry.clone());
+                scrubbed.registries.push(registry);
             }
         }
     }
@@ -418,8 +422,13 @@ pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbe
         },
         Route::CredHelpers => {
             let helpers = object.object_value_or_set("credHelpers");
+            let routed: HashSet<String> = helpers
+                .properties()
+                .iter()
+                .filter_map(|prop| prop.name()?.decoded_value().ok())
+                .collect();
             for registry in &scrubbed.registries {
-                if helpers.get(registry).is_none() {
+                if !routed.contains(registry) {
                     helpers.append(registry, CstInputValue::String("coffer".into()));
                     scrubbed.routed.push(format!("credHelpers.{registry}"));
                 }

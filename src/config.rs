@@ -7,6 +7,9 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::paths::Paths;
 
+/// A settings file is a few hundred bytes; a larger one is a mistake, never read whole.
+const MAX_SIZE: u64 = 1 << 20;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -27,18 +30,18 @@ pub struct Config {
 impl Config {
     pub fn load(paths: &Paths) -> Result<Config> {
         let path = paths.config();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| Error::Config {
-                path,
-                message: e.message().to_owned(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(Error::Io {
-                action: "read",
-                path,
-                source,
-            }),
-        }
+        // It names commands to run and where to send secrets: only the user may change it.
+        let Some(bytes) = files::read_trusted(&path, MAX_SIZE)? else {
+            return Ok(Config::default());
+        };
+        let text = String::from_utf8(bytes).map_err(|_| Error::Config {
+            path: path.clone(),
+            message: "it is not UTF-8 text".to_owned(),
+        })?;
+        toml::from_str(&text).map_err(|e| Error::Config {
+            path,
+            message: e.message().to_owned(),
+        })
     }
 
     /// Writes the whole file atomically (0600 in a 0700 folder).

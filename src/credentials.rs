@@ -12,6 +12,9 @@ use crate::store::audited::Audited;
 use crate::store::{Entry, Store, Summary, now};
 use crate::token::keeper::Keeper;
 
+/// The longest username coffer stores (registries' are far shorter).
+pub const MAX_USERNAME: usize = 4096;
+
 #[derive(Debug)]
 pub struct Credentials {
     store: Box<dyn Store>,
@@ -75,6 +78,7 @@ impl Credentials {
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
         let url = ServerUrl::parse(server_url)?;
+        check_username(username)?;
         self.settle_quietly();
         let now = now();
         let entry = Entry {
@@ -89,6 +93,45 @@ impl Credentials {
             Some(keeper) => keeper.store(&*self.store, &url, entry),
             None => self.store.put(&url.key(), entry),
         }
+    }
+
+    /// Stores many credentials (an import) with one write of the store: storing them one by
+    /// one would rewrite a file vault once per entry. Registries in a token mode are stored one
+    /// by one after the others, each minting its first token.
+    pub fn store_all(&self, items: Vec<(String, String, SecretString)>) -> Result<()> {
+        self.settle_quietly();
+        let now = now();
+        let mut plain = Vec::new();
+        let mut minting = Vec::new();
+        for (server_url, username, secret) in items {
+            let url = ServerUrl::parse(&server_url)?;
+            check_username(&username)?;
+            let mints = match &self.keeper {
+                Some(keeper) => keeper.mints(&url)?,
+                None => false,
+            };
+            if mints {
+                minting.push((server_url, username, secret));
+                continue;
+            }
+            let entry = Entry {
+                server_url: server_url.trim().to_owned(),
+                username,
+                secret,
+                created: now,
+                updated: now,
+                tokens: None,
+            };
+            plain.push((url.key(), entry));
+        }
+        if !plain.is_empty() {
+            self.store.put_all(plain)?;
+        }
+        minting
+            .into_iter()
+            .try_for_each(|(server_url, username, secret)| {
+                self.store(&server_url, &username, secret)
+            })
     }
 
     /// Removes the entry this URL names; returns the removed entry's server URL. An erase the
@@ -142,6 +185,16 @@ impl Credentials {
     }
 }
 
+fn check_username(username: &str) -> Result<()> {
+    if username.len() > MAX_USERNAME {
+        return Err(Error::TooLong {
+            what: "username",
+            max: MAX_USERNAME,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
@@ -158,6 +211,30 @@ mod tests {
             .get(url)
             .expect("get")
             .map(|e| e.secret.expose_secret().to_owned())
+    }
+
+    #[test]
+    fn a_url_or_username_of_a_million_characters_is_refused() {
+        let creds = creds();
+        let long = "a".repeat(1_000_000);
+        let error = creds.store(&long, "u", "pw".into()).expect_err("long URL");
+        assert_eq!(
+            error.to_string(),
+            "invalid server URL: longer than 4096 bytes"
+        );
+        let error = creds
+            .store("r.example", &long, "pw".into())
+            .expect_err("long name");
+        assert_eq!(
+            error.to_string(),
+            "the username is longer than 4096 bytes; refusing it"
+        );
+        assert!(creds.get(&long).is_err());
+        let limit = "u".repeat(MAX_USERNAME);
+        creds
+            .store("r.example", &limit, "pw".into())
+            .expect("at the limit");
+        assert!(creds.list().expect("list").len() == 1);
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub enum Error {
     #[error("{} is accessible by other users; run `chmod {mode:o} {}` and try again", path.display(), path.display())]
     Permissions { path: PathBuf, mode: u32 },
     #[error(
+        "{} belongs to another user; coffer takes settings only from your own files or root's",
+        path.display()
+    )]
+    NotOwned { path: PathBuf },
+    #[error("{} is not a regular file; give the path of a file", path.display())]
+    NotRegular { path: PathBuf },
+    #[error(
         "permission denied reading {}: run coffer as the user who owns the vault, or give it back \
          to that user (`chown`) with `chmod 600` on the file and `chmod 700` on its folder",
         path.display()
@@ -70,6 +77,8 @@ pub enum Error {
     Unlock(String),
     #[error("{}: {message}; fix or remove the file", path.display())]
     Config { path: PathBuf, message: String },
+    #[error("the {what} is longer than {max} bytes; refusing it")]
+    TooLong { what: &'static str, max: usize },
     #[error("nothing is stored for {0}; `coffer ls` shows what is")]
     NothingStored(String),
     #[error("{0}")]

@@ -371,10 +371,10 @@ fn check_recent_failures(report: &mut Report, paths: &Paths) {
             "        {}  {} {} by {} ({}): {}",
             event.time,
             super::log::json_name(&event.action),
-            super::log::printable(event.registry.as_deref().unwrap_or("-")),
-            super::log::printable(&event.caller),
+            super::table::printable(event.registry.as_deref().unwrap_or("-")),
+            super::table::printable(&event.caller),
             event.caller_pid,
-            super::log::printable(event.error.as_deref().unwrap_or("failed"))
+            super::table::printable(event.error.as_deref().unwrap_or("failed"))
         );
     }
 }

@@ -9,11 +9,12 @@ mod login;
 mod migrate;
 mod passwd;
 mod setup;
+mod table;
 mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
@@ -170,7 +171,8 @@ enum Command {
         after_help = "Examples:\n  coffer unlock\n  coffer unlock --timeout 8h\n  coffer unlock --timeout 0   # until `coffer lock` or logout\n\nThe default timeout is 15m, or `timeout` in the [unlock] section of config.toml."
     )]
     Unlock {
-        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 for until `coffer lock`.
+        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 (any zero, 0s too) for until
+        /// `coffer lock`.
         #[arg(long, value_name = "DURATION")]
         timeout: Option<unlock::cache::Timeout>,
     },
@@ -229,10 +231,25 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("coffer: {error:#}");
+            eprintln!("coffer: {}", one_message(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line. The library's errors already end with their typed
+/// cause's text, so a cause said before is not said again ("No space left on device: No space
+/// left on device").
+fn one_message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -320,7 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Passwd(args) => passwd::run(&paths, args)?,
         Command::Migrate { to } => migrate::run(&paths, to)?,
-        Command::Import(source) => import::run(source)?,
+        Command::Import(source) => import::run(&paths, source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::ForgetPlaintext => {
             let found = crate::auth_file::plaintext_files(&crate::auth_file::config_dirs());
@@ -430,31 +447,16 @@ fn print_table(list: &[Summary]) {
         println!("no credentials stored");
         return;
     }
-    let width = list
-        .iter()
-        .map(|s| s.server_url.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let user_width = list
-        .iter()
-        .map(|s| s.username.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    println!(
-        "{:width$}  {:user_width$}  {:20}  LAST USED",
-        "REGISTRY", "USERNAME", "CREATED"
-    );
-    for s in list {
-        let last = s.last_used.map_or_else(|| "never".to_owned(), time);
-        println!(
-            "{:width$}  {:user_width$}  {:20}  {last}",
-            s.server_url,
-            s.username,
-            time(s.created)
-        );
-    }
+    let header = ["REGISTRY", "USERNAME", "CREATED", "LAST USED"].map(str::to_owned);
+    let rows = list.iter().map(|s| {
+        [
+            s.server_url.clone(),
+            s.username.clone(),
+            time(s.created),
+            s.last_used.map_or_else(|| "never".to_owned(), time),
+        ]
+    });
+    table::print(&std::iter::once(header).chain(rows).collect::<Vec<_>>());
 }
 
 /// "ghcr.io: logout failed (vault locked) at 2026-...; still stored".
@@ -478,5 +480,5 @@ pub(crate) fn plural(count: usize, one: &str, many: &str) -> String {
 }
 
 fn time(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+    crate::clock::rfc3339(unix)
 }

@@ -193,6 +193,7 @@ struct RktCredentials<'a> {
 
 fn rkt(credentials: &[Credential]) -> Result<Output> {
     basic_only(credentials, "rkt")?;
+    let mut taken = std::collections::HashSet::new();
     let documents = credentials
         .iter()
         .map(|c| {
@@ -207,7 +208,15 @@ fn rkt(credentials: &[Credential]) -> Result<Output> {
                     password: c.secret.expose_secret(),
                 },
             };
-            let file = format!("{}.json", domain.replace(['/', ':'], "_"));
+            // `host:5000` and `host/5000` read alike once made a file name: number the second.
+            let stem = domain.replace(['/', ':'], "_");
+            let file = (1..)
+                .map(|n| match n {
+                    1 => format!("{stem}.json"),
+                    n => format!("{stem}-{n}.json"),
+                })
+                .find(|name| taken.insert(name.clone()))
+                .unwrap_or_default();
             Ok((file, Zeroizing::new(json(&document)?)))
         })
         .collect::<Result<_>>()?;

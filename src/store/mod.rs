@@ -82,6 +82,11 @@ impl From<&Entry> for Summary {
 pub trait Store: std::fmt::Debug {
     /// The entry under the first of `keys` that is present.
     fn find(&self, keys: &[String]) -> Result<Option<Entry>>;
+    /// [`Store::find`], but not a use of the entry: neither logged nor marked as used (the
+    /// token keeper reading an entry again under its lock).
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        self.find(keys)
+    }
     /// Inserts or replaces the entry under `key`; a replaced entry keeps its `created` time.
     fn put(&self, key: &str, entry: Entry) -> Result<()>;
     /// [`Store::put`] for many entries; stores that rewrite a file override it to write once.
@@ -117,6 +122,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
         (**self).find(keys)
     }
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        (**self).peek(keys)
+    }
     fn put(&self, key: &str, entry: Entry) -> Result<()> {
         (**self).put(key, entry)
     }
@@ -131,8 +139,4 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::clock::now;

@@ -31,6 +31,7 @@ use zeroize::Zeroizing;
 use super::TokenError;
 use super::http::unix;
 use super::provider::{self, LongLived, Minted, Provider, Target};
+use super::state::MIN_LIFETIME;
 
 /// A token, a password or a JWT is far smaller; more is not a secret but a mistake.
 const MAX_OUTPUT: u64 = 64 * 1024;
@@ -122,6 +123,12 @@ impl Job {
             Some(text) => duration("lifetime", text)?,
             None => DEFAULT_LIFETIME,
         };
+        if lifetime < MIN_LIFETIME {
+            return Err(format!(
+                "`lifetime` must be at least {}: a shorter one would run the command on every pull",
+                humantime::format_duration(MIN_LIFETIME)
+            ));
+        }
         let timeout = match &settings.timeout {
             Some(text) => Some(duration("timeout", text)?),
             None => None,
@@ -312,6 +319,17 @@ mod tests {
         ))
         .expect_err("bad lifetime");
         assert!(error.contains("`lifetime`"), "{error}");
+    }
+
+    #[test]
+    fn a_lifetime_of_a_nanosecond_is_refused() {
+        for text in ["1ns", "3s"] {
+            let error = Job::from_options(&table(&format!(
+                "command = [\"gh\"]\nusername = \"x\"\nlifetime = \"{text}\""
+            )))
+            .expect_err(text);
+            assert!(error.contains("at least 4s"), "{error}");
+        }
         assert!(Exec.check(&table("comand = [\"gh\"]")).is_err());
         assert!(Exec.check(&table("command = \"gh auth token\"")).is_err());
     }
