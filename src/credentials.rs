@@ -77,6 +77,18 @@ impl Credentials {
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
+        self.store_described(server_url, username, secret, None)
+    }
+
+    /// [`Credentials::store`] saying whose credential it is. Without a description, a replaced
+    /// entry keeps its own, and a new one takes `default_description` from config.toml.
+    pub fn store_described(
+        &self,
+        server_url: &str,
+        username: &str,
+        secret: SecretString,
+        description: Option<String>,
+    ) -> Result<()> {
         let url = ServerUrl::parse(server_url)?;
         check_username(username)?;
         self.settle_quietly();
@@ -88,6 +100,7 @@ impl Credentials {
             created: now,
             updated: now,
             tokens: None,
+            description,
         };
         match &self.keeper {
             Some(keeper) => keeper.store(&*self.store, &url, entry),
@@ -103,6 +116,18 @@ impl Credentials {
         let now = now();
         let mut plain = Vec::new();
         let mut minting = Vec::new();
+        // As `store` does one by one: a replaced entry keeps its description, a new one takes
+        // the configured default.
+        let mut described: std::collections::HashMap<String, String> = self
+            .store
+            .list()?
+            .into_iter()
+            .filter_map(|s| Some((ServerUrl::parse(&s.server_url).ok()?.key(), s.description?)))
+            .collect();
+        let default = match &self.keeper {
+            Some(keeper) => keeper.default_description()?,
+            None => None,
+        };
         for (server_url, username, secret) in items {
             let url = ServerUrl::parse(&server_url)?;
             check_username(&username)?;
@@ -121,6 +146,7 @@ impl Credentials {
                 created: now,
                 updated: now,
                 tokens: None,
+                description: described.remove(&url.key()).or_else(|| default.clone()),
             };
             plain.push((url.key(), entry));
         }
@@ -153,6 +179,32 @@ impl Credentials {
             }
             (removed, _) => removed,
         }
+    }
+
+    /// Sets (or, with `None`, clears) the description of the entry this URL names, keeping
+    /// everything else; returns the entry's server URL.
+    pub fn describe(
+        &self,
+        server_url: &str,
+        description: Option<String>,
+    ) -> Result<Option<String>> {
+        let url = ServerUrl::parse(server_url)?;
+        let mut described = None;
+        for key in url.erase_keys() {
+            self.store.update(&key, &mut |slot| match slot {
+                Some(entry) => {
+                    described = Some(entry.server_url.clone());
+                    let changed = entry.description != description;
+                    entry.description = description.clone();
+                    changed
+                }
+                None => false,
+            })?;
+            if described.is_some() {
+                break;
+            }
+        }
+        Ok(described)
     }
 
     pub fn list(&self) -> Result<Vec<Summary>> {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::audit::{AccessLog, Event, Outcome};
 use crate::auth_file::{self, AuthFile};
 use crate::backend::{self, Backend};
+use crate::credentials::Credentials;
 use crate::keychain::Keychain;
 use crate::paths::Paths;
 use crate::pending_erase::PendingErases;
@@ -63,6 +64,8 @@ pub fn run(paths: &Paths) -> ExitCode {
 
     println!("recent failures (access log):");
     check_recent_failures(&mut report, paths);
+
+    check_refused(&mut report, paths);
 
     if report.problems == 0 {
         println!("everything looks right");
@@ -249,6 +252,35 @@ fn check_vault(report: &mut Report, paths: &Paths) {
             &format!("the vault does not open: {error}"),
             "follow the advice in the message above",
         ),
+    }
+}
+
+/// Stored credentials their issuer refuses (revoked, deleted): each one, and whose it is.
+fn check_refused(report: &mut Report, paths: &Paths) {
+    // What the store section could not open has been reported there already.
+    let Ok(list) = Credentials::open(paths.clone()).and_then(|c| c.list()) else {
+        return;
+    };
+    let refused: Vec<_> = list
+        .iter()
+        .filter_map(|s| Some((s, s.tokens.as_ref()?.refused_since?)))
+        .collect();
+    if refused.is_empty() {
+        return;
+    }
+    println!("credentials:");
+    for (summary, since) in refused {
+        report.problem(
+            &format!(
+                "{}: {}",
+                summary.server_url,
+                super::token::refused(since, summary.description.as_deref())
+            ),
+            &format!(
+                "store a new credential: `coffer login {}` (see `coffer token status`)",
+                summary.server_url
+            ),
+        );
     }
 }
 

@@ -29,7 +29,8 @@ const MAX_SECRET: usize = 1024 * 1024;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
-    coffer login registry.example.com --username alice --password-stdin < token.txt\n  \
+    coffer login registry.example.com --username alice --password-stdin < token.txt \\\n      \
+    --description \"ci-runner-7, team payments\"\n  \
     coffer login registry.example.com --username alice\n  \
     coffer login 123456789012.dkr.ecr.eu-west-1.amazonaws.com --mode ecr \\\n      \
     --username AKIAIOSFODNN7EXAMPLE --secret-file aws-secret.txt\n  \
@@ -56,11 +57,19 @@ pub struct LoginArgs {
     /// Read the secret from this file (a secret key, a JSON key file).
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
+    /// Whose credential this is, e.g. "ci-runner-7, team payments" (kept in the encrypted
+    /// record; `coffer ls` shows it). Without it, a replaced entry keeps its description.
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
 }
 
 pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let url = ServerUrl::parse(&args.registry)?;
     let host = url.host().to_owned();
+    let description = match &args.description {
+        Some(text) => crate::store::description(text)?,
+        None => None,
+    };
     let secret = match (read_secret(&args)?, &args.username) {
         (None, Some(_)) => Some(Zeroizing::new(
             rpassword::prompt_password("Password: ").context(
@@ -89,10 +98,11 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     }
     let secret = secret.unwrap_or_else(|| Zeroizing::new(String::new()));
     let credentials = Credentials::open(paths.clone())?;
-    credentials.store(
+    credentials.store_described(
         &args.registry,
         args.username.as_deref().unwrap_or_default(),
         SecretString::from(secret.as_str()),
+        description,
     )?;
     let stored = credentials
         .backend()

@@ -68,6 +68,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say whose credential a stored entry is (kept in its encrypted record); "" clears it.
+    #[command(
+        after_help = "Examples:\n  coffer describe ghcr.io \"ci-runner-7, team payments\"\n  coffer describe ghcr.io \"\""
+    )]
+    Describe {
+        /// The registry as you would give it to `docker login`.
+        registry: String,
+        /// One line, up to 200 characters: the machine, the team, the purpose.
+        text: String,
+    },
     /// Remove the credentials stored for a registry.
     #[command(after_help = "Example:\n  coffer rm ghcr.io")]
     Rm {
@@ -122,6 +132,9 @@ enum Command {
         /// Where the Butane config writes the docker config (butane).
         #[arg(long, default_value = "/root/.docker/config.json")]
         path: String,
+        /// Annotate the Secret with the entries' descriptions (k8s-secret).
+        #[arg(long)]
+        annotate_description: bool,
     },
     /// Answer a kubelet's CredentialProviderRequest (stdin) with a CredentialProviderResponse.
     #[command(
@@ -237,16 +250,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line. The library's errors already end with their typed
-/// cause's text, so a cause said before is not said again ("No space left on device: No space
-/// left on device").
+/// The error and its causes on one line. A library error says its typed cause itself, in safe
+/// words, so the chain stops there: its sources' own text may quote input, and would repeat
+/// what was said ("No space left on device: No space left on device").
 fn one_message(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
+        }
+        if cause.is::<crate::Error>() {
+            break;
         }
     }
     text
@@ -331,6 +349,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Describe { registry, text } => {
+            let description = crate::store::description(&text)?;
+            let credentials = Credentials::open(paths.clone())?;
+            match credentials.describe(&registry, description.clone())? {
+                Some(url) => match description {
+                    Some(text) => println!("{url}: {text}"),
+                    None => println!("{url}: description removed"),
+                },
+                None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
+            }
+        }
         Command::Rm { registry } => match Credentials::open(paths.clone())?.erase(&registry)? {
             Some(removed) => println!("removed {removed}"),
             None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
@@ -364,7 +393,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             namespace,
             path,
+            annotate_description,
         } => {
+            if annotate_description && format != export::Format::K8sSecret {
+                bail!("--annotate-description applies to k8s-secret only");
+            }
             let credentials = Credentials::open(paths)?;
             let chosen = export::select(&credentials, &registries)?;
             if chosen.is_empty() {
@@ -380,6 +413,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     name,
                     namespace,
                     path,
+                    annotate_description,
                 },
             )?;
             write_export(output, out.as_deref())?;
@@ -399,8 +433,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::KubeletCredentialProvider => {
-            let response = kubelet::answer(std::io::stdin().lock(), || Credentials::open(paths))?;
-            std::io::stdout().write_all(&response)?;
+            let config = crate::config::Config::load(&paths)?;
+            let log = crate::audit::AccessLog::new(paths.access_log());
+            let answer = kubelet::answer(std::io::stdin().lock(), &config, &log, || {
+                Credentials::open(paths)
+            })?;
+            std::io::stdout().write_all(&answer.response)?;
+            if let Some(notice) = &answer.notice {
+                eprintln!("coffer: {notice}");
+            }
+            if answer.refused {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
         Command::Generate { .. } => unreachable!("generate runs before the paths are looked up"),
@@ -447,13 +491,21 @@ fn print_table(list: &[Summary]) {
         println!("no credentials stored");
         return;
     }
-    let header = ["REGISTRY", "USERNAME", "CREATED", "LAST USED"].map(str::to_owned);
+    let header = [
+        "REGISTRY",
+        "USERNAME",
+        "CREATED",
+        "LAST USED",
+        "DESCRIPTION",
+    ]
+    .map(str::to_owned);
     let rows = list.iter().map(|s| {
         [
             s.server_url.clone(),
             s.username.clone(),
             time(s.created),
             s.last_used.map_or_else(|| "never".to_owned(), time),
+            s.description.clone().unwrap_or_else(|| "-".to_owned()),
         ]
     });
     table::print(&std::iter::once(header).chain(rows).collect::<Vec<_>>());
@@ -481,4 +533,26 @@ pub(crate) fn plural(count: usize, one: &str, many: &str) -> String {
 
 fn time(unix: u64) -> String {
     crate::clock::rfc3339(unix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_that_repeat_their_cause_say_it_once() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let error = anyhow::Error::new(crate::Error::Io {
+            action: "write",
+            path: "/v".into(),
+            source: full,
+        })
+        .context("the passphrase was not changed");
+        let text = one_message(&error);
+        assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+        assert!(
+            text.starts_with("the passphrase was not changed: cannot write /v: "),
+            "{text}"
+        );
+    }
 }

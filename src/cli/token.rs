@@ -330,6 +330,10 @@ struct StatusRow {
     expires_at: Option<u64>,
     last_refresh: Option<u64>,
     last_error: Option<Failure>,
+    /// Since when the issuer refuses the stored credential; no exchange is tried until it is
+    /// replaced.
+    refused_since: Option<u64>,
+    description: Option<String>,
 }
 
 impl StatusRow {
@@ -342,6 +346,7 @@ impl StatusRow {
             expires_at: None,
             last_refresh: None,
             last_error: None,
+            refused_since: None,
         });
         StatusRow {
             registry: summary.server_url.clone(),
@@ -355,6 +360,8 @@ impl StatusRow {
             expires_at: tokens.expires_at,
             last_refresh: tokens.last_refresh,
             last_error: tokens.last_error,
+            refused_since: tokens.refused_since,
+            description: summary.description.clone(),
         }
     }
 
@@ -369,6 +376,8 @@ impl StatusRow {
             expires_at: None,
             last_refresh: None,
             last_error: None,
+            refused_since: None,
+            description: None,
         }
     }
 }
@@ -396,10 +405,11 @@ fn print_status(rows: &[StatusRow], now: u64) {
             || "never".to_owned(),
             |at| format!("{} ago", duration(now.saturating_sub(at))),
         );
-        let error = row.last_error.as_ref().map_or_else(
-            || "-".to_owned(),
-            |f| format!("{} ago: {}", duration(now.saturating_sub(f.at)), f.message),
-        );
+        let error = match (row.refused_since, &row.last_error) {
+            (Some(since), _) => refused(since, row.description.as_deref()),
+            (None, Some(f)) => format!("{} ago: {}", duration(now.saturating_sub(f.at)), f.message),
+            (None, None) => "-".to_owned(),
+        };
         [
             row.registry.clone(),
             row.mode.to_owned(),
@@ -414,4 +424,13 @@ fn print_status(rows: &[StatusRow], now: u64) {
             .chain(rows)
             .collect::<Vec<_>>(),
     );
+}
+
+/// "refused since ..., naming whose credential it is, for status and doctor alike.
+pub(super) fn refused(since: u64, description: Option<&str>) -> String {
+    let whose = description.map_or_else(|| "no description".to_owned(), |d| format!("{d:?}"));
+    format!(
+        "REFUSED since {} ({whose}): not tried again until replaced with `coffer login`",
+        super::time(since)
+    )
 }

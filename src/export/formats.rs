@@ -109,6 +109,25 @@ struct Metadata {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<&'static str, String>,
+}
+
+/// The annotation that says whose credentials a Secret holds.
+pub const DESCRIPTION_ANNOTATION: &str = "coffer.dev/description";
+
+/// One credential's description as it is; several as `registry: description` lines.
+fn descriptions(credentials: &[Credential]) -> Option<String> {
+    match credentials {
+        [one] => one.description.clone(),
+        many => {
+            let lines: Vec<String> = many
+                .iter()
+                .filter_map(|c| Some(format!("{}: {}", c.server_url, c.description.as_ref()?)))
+                .collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        }
+    }
 }
 
 fn kubernetes_secret(credentials: &[Credential], options: &Options) -> Result<KubernetesSecret> {
@@ -125,6 +144,11 @@ fn kubernetes_secret(credentials: &[Credential], options: &Options) -> Result<Ku
             creation_timestamp: None,
             name: options.name.clone(),
             namespace: options.namespace.clone(),
+            annotations: descriptions(credentials)
+                .filter(|_| options.annotate_description)
+                .map(|text| (DESCRIPTION_ANNOTATION, text))
+                .into_iter()
+                .collect(),
         },
         kind_of_secret: "kubernetes.io/dockerconfigjson",
     })

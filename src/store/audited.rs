@@ -133,6 +133,7 @@ mod tests {
             created: 0,
             updated: 0,
             tokens: None,
+            description: None,
         }
     }
 

@@ -434,14 +434,12 @@ impl Store for FileStore {
 }
 
 pub(super) fn decode(plain: &[u8]) -> Result<Entry> {
-    serde_json::from_slice(plain)
-        .map_err(|e| Error::Entry(format!("{:?} at column {}", e.classify(), e.column())))
+    serde_json::from_slice(plain).map_err(Error::entry)
 }
 
 pub(super) fn encode(entry: &Entry) -> Result<Zeroizing<Vec<u8>>> {
     let mut json = SecretBuffer::default();
-    serde_json::to_writer(&mut json, entry)
-        .map_err(|e| Error::Entry(format!("{:?}", e.classify())))?;
+    serde_json::to_writer(&mut json, entry).map_err(Error::entry)?;
     Ok(json.into_inner())
 }
 

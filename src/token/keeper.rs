@@ -96,7 +96,7 @@ impl Keeper {
                 );
                 Ok(with_token(entry))
             }
-            Some(Renewal::Failed(entry, error)) => serve_cached(entry, &url, &error),
+            Some(Renewal::Failed(entry, error)) => serve_cached(entry, &url, error),
             // Erased while we waited: answer with what was found, as a lookup a moment earlier would.
             None => Ok(with_token(entry)),
         }
@@ -107,9 +107,15 @@ impl Keeper {
         Ok(registry(&self.config()?, url.host()).mode != Mode::Basic)
     }
 
+    /// What an entry stored without a description gets (`default_description`).
+    pub fn default_description(&self) -> Result<Option<String>> {
+        Ok(self.config()?.default_description)
+    }
+
     /// Stores a credential the client sent; in a token mode, mints its first token.
     pub fn store(&self, store: &dyn Store, url: &ServerUrl, entry: Entry) -> Result<()> {
         let key = url.key();
+        let config = self.config()?;
         let mut incoming = Some(entry);
         let mut kept = false;
         store.update(&key, &mut |slot| {
@@ -123,13 +129,22 @@ impl Keeper {
                 return false;
             }
             let created = slot.as_ref().map_or(new.created, |old| old.created);
-            *slot = Some(Entry { created, ..new });
+            // A new password for the same machine or purpose is still theirs.
+            let description = new
+                .description
+                .clone()
+                .or_else(|| slot.as_ref().and_then(|old| old.description.clone()))
+                .or_else(|| config.default_description.clone());
+            *slot = Some(Entry {
+                created,
+                description,
+                ..new
+            });
             true
         })?;
         if kept {
             return Ok(());
         }
-        let config = self.config()?;
         let mode = registry(&config, url.host()).mode;
         if mode == Mode::Basic {
             return Ok(());
@@ -211,6 +226,22 @@ impl Keeper {
         if !wanted {
             return Ok(Renewal::Fresh(entry));
         }
+        if when != When::Always
+            && let Some(since) = state.refused_since
+        {
+            let error = TokenError::Refused {
+                registry: url.host().to_owned(),
+                since: humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_secs(since),
+                )
+                .to_string(),
+                reason: state
+                    .last_error
+                    .as_ref()
+                    .map_or_else(String::new, |f| f.message.clone()),
+            };
+            return Ok(Renewal::Failed(entry, error));
+        }
         let unsaved = Unsaved::new(&self.paths);
         if when != When::Always {
             let earlier = match state.backing_off(now, config.tokens.retry_after) {
@@ -248,11 +279,16 @@ impl Keeper {
                 state.token = Some(Derived::new(provider.name(), minted));
                 state.last_refresh = Some(crate::clock::now());
                 state.last_error = None;
+                state.refused_since = None;
                 None
             }
             Err(error) => {
+                let at = crate::clock::now();
+                if error.blames_credential() {
+                    state.refused_since = state.refused_since.or(Some(at));
+                }
                 state.last_error = Some(Failure {
-                    at: crate::clock::now(),
+                    at,
                     message: error.to_string(),
                 });
                 Some(error)
@@ -356,7 +392,7 @@ fn with_token(mut entry: Entry) -> Entry {
 }
 
 /// After a failed renewal: the cached token while it is valid, with a warning; else an error.
-fn serve_cached(entry: Entry, url: &ServerUrl, error: &TokenError) -> Result<Entry> {
+fn serve_cached(entry: Entry, url: &ServerUrl, error: TokenError) -> Result<Entry> {
     let now = now();
     match derived(&entry) {
         Some(token) if token.valid(now) => {
@@ -370,6 +406,8 @@ fn serve_cached(entry: Entry, url: &ServerUrl, error: &TokenError) -> Result<Ent
             );
             Ok(with_token(entry))
         }
+        // Its own advice (log in again) is the one that helps.
+        _ if matches!(error, TokenError::Refused { .. }) => Err(Error::Token(error)),
         _ => Err(Error::Token(TokenError::Expired {
             registry: url.host().to_owned(),
             reason: error.to_string(),

@@ -35,6 +35,11 @@ pub struct TokenState {
     /// The last exchange's failure, cleared by a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Failure>,
+    /// Since when (Unix seconds) the issuer refuses the credential itself: revoked, deleted,
+    /// wrong. No exchange is tried again until a new credential replaces it (which starts a
+    /// fresh state) or a person forces one (`coffer refresh --force`, `coffer mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_since: Option<u64>,
 }
 
 /// A token derived from the credential. Times are Unix seconds in this machine's clock.
@@ -66,6 +71,7 @@ pub struct TokenSummary {
     pub expires_at: Option<u64>,
     pub last_refresh: Option<u64>,
     pub last_error: Option<Failure>,
+    pub refused_since: Option<u64>,
 }
 
 impl From<&TokenState> for TokenSummary {
@@ -76,6 +82,7 @@ impl From<&TokenState> for TokenSummary {
             expires_at: state.token.as_ref().and_then(|t| t.expires_at),
             last_refresh: state.last_refresh,
             last_error: state.last_error.clone(),
+            refused_since: state.refused_since,
         }
     }
 }

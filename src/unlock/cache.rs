@@ -62,11 +62,7 @@ pub fn mechanisms() -> Result<&'static [Mechanism]> {
     ALL.iter()
         .position(|m| forced == m.name())
         .map(|at| &ALL[at..=at])
-        .ok_or_else(|| {
-            Error::Unlock(format!(
-                "{MECHANISM_VAR} must be `keyring` or `agent`; unset it to let coffer choose"
-            ))
-        })
+        .ok_or(Error::Unlock(UnlockError::UnknownMechanism))
 }
 
 /// Why a mechanism cannot be used here, in words for `coffer doctor`.
@@ -131,14 +127,28 @@ pub fn store(id: &VaultId, key: &Key, timeout: Timeout) -> Result<Stored> {
             Err(why) => skipped.push((mechanism, why)),
         }
     }
-    let reasons: Vec<String> = skipped
+    Err(Error::Unlock(UnlockError::NowhereToKeep(skipped)))
+}
+
+/// Why `coffer unlock` could not keep a key, for a caller to match.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockError {
+    #[error("{MECHANISM_VAR} must be `keyring` or `agent`; unset it to let coffer choose")]
+    UnknownMechanism,
+    /// Every mechanism, with why it could not keep the key.
+    #[error(
+        "cannot keep the vault unlocked here ({}); set COFFER_PASSPHRASE_FILE instead",
+        reasons(.0)
+    )]
+    NowhereToKeep(Vec<(Mechanism, Unavailable)>),
+}
+
+fn reasons(skipped: &[(Mechanism, Unavailable)]) -> String {
+    skipped
         .iter()
         .map(|(mechanism, why)| format!("{mechanism}: {why}"))
-        .collect();
-    Err(Error::Unlock(format!(
-        "cannot keep the vault unlocked here ({}); set COFFER_PASSPHRASE_FILE instead",
-        reasons.join("; ")
-    )))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Forgets the key of the vault `id` everywhere; returns the mechanisms that held it.

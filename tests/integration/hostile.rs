@@ -425,3 +425,28 @@ fn a_config_others_can_write_is_refused() {
     let doctor = env.coffer(&["doctor"]);
     assert!(doctor.stdout().contains("chmod 600"), "{}", doctor.stdout());
 }
+
+/// A `vault.coffer` that is a symbolic link (to a synced folder, say) stays a link: every write
+/// replaces its target, atomically, and never the link with a regular file.
+#[test]
+fn a_symlinked_vault_stays_a_link() {
+    let env = Env::new();
+    let elsewhere = env.root().join("synced");
+    std::fs::create_dir(&elsewhere).expect("dir");
+    let target = elsewhere.join("vault.coffer");
+    std::fs::rename(env.vault(), &target).expect("move the vault");
+    std::os::unix::fs::symlink(&target, env.vault()).expect("link");
+    env.helper(
+        "store",
+        r#"{"ServerURL":"linked.example","Username":"u","Secret":"s"}"#,
+    )
+    .success();
+    env.helper("erase", "linked.example").success();
+    let kind = std::fs::symlink_metadata(env.vault())
+        .expect("stat")
+        .file_type();
+    assert!(kind.is_symlink(), "the link became a regular file");
+    assert_eq!(env.helper("list", "").success().stdout(), "{}\n");
+    let temps = std::fs::read_dir(&elsewhere).expect("list").count();
+    assert_eq!(temps, 1, "a temp file was left beside the target");
+}

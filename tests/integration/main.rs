@@ -8,6 +8,7 @@ mod audit_log;
 mod cli;
 mod contract;
 mod crash;
+mod descriptions;
 mod docker_py;
 mod e2e_docker;
 mod e2e_engine;
