@@ -44,6 +44,12 @@ pub enum Error {
          that opens the vault finishes it (`coffer unlock` does it now)"
     )]
     ErasePending { registry: String, cause: Box<Error> },
+    #[error(
+        "the passphrase of {} was changed by another process meanwhile; nothing was changed: \
+         run `coffer passwd` again",
+        path.display()
+    )]
+    ChangedMeanwhile { path: PathBuf },
     #[error("no vault yet at {}: run `coffer init` (or `docker login`, which creates it)", path.display())]
     NoVault { path: PathBuf },
     #[error("a vault already exists at {}; use `coffer passwd` to change its passphrase", path.display())]

@@ -50,9 +50,11 @@ impl PendingErases {
     /// Every pending erase, oldest first.
     pub fn list(&self) -> Result<Vec<Pending>> {
         match fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Config {
-                path: self.path.clone(),
-                message: format!("not a list of pending erases ({e})"),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::io("read the pending erases in", &self.path)(std::io::Error::new(
+                    ErrorKind::InvalidData,
+                    e,
+                ))
             }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(Error::io("read", &self.path)(e)),

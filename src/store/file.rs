@@ -113,11 +113,9 @@ impl FileStore {
             })?;
             let header = vault::key_header(&bytes).map_err(|e| self.damaged(e))?;
             if header != *old.header() {
-                return Err(Error::Passphrase(format!(
-                    "the passphrase of {} was changed by another process meanwhile; nothing was \
-                     changed: run `coffer passwd` again",
-                    self.paths.vault().display()
-                )));
+                return Err(Error::ChangedMeanwhile {
+                    path: self.paths.vault(),
+                });
             }
             let entries = self.decode_all(&bytes, old)?;
             self.write(new, &entries)?;
