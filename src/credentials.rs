@@ -226,7 +226,7 @@ impl Credentials {
         };
         pending.settle(|registry| {
             let url = ServerUrl::parse(registry)?;
-            self.store.remove(&url.erase_keys()).map(|_| ())
+            self.store.remove(&url.erase_keys()).map(|r| r.is_some())
         })
     }
 

@@ -75,20 +75,28 @@ impl PendingErases {
         self.save(&pending)
     }
 
-    /// Tries every pending erase with `erase`; returns those done. One that fails again stays.
-    pub fn settle(&self, mut erase: impl FnMut(&str) -> Result<()>) -> Result<Vec<Pending>> {
+    /// Tries every pending erase with `erase`, which says whether it removed an entry; returns
+    /// those that did. One that fails again stays; one that found nothing is done too.
+    pub fn settle(&self, mut erase: impl FnMut(&str) -> Result<bool>) -> Result<Vec<Pending>> {
         if !self.any() {
             return Ok(Vec::new());
         }
         let _lock = self.lock()?;
-        let (done, left): (Vec<_>, Vec<_>) = self
-            .list()?
-            .into_iter()
-            .partition(|p| erase(&p.registry).is_ok());
-        if !done.is_empty() {
+        let mut left = Vec::new();
+        let mut removed = Vec::new();
+        let pending = self.list()?;
+        let before = pending.len();
+        for entry in pending {
+            match erase(&entry.registry) {
+                Ok(true) => removed.push(entry),
+                Ok(false) => {}
+                Err(_) => left.push(entry),
+            }
+        }
+        if left.len() != before {
             self.save(&left)?;
         }
-        Ok(done)
+        Ok(removed)
     }
 
     fn lock(&self) -> Result<files::Lock> {
@@ -135,7 +143,7 @@ mod tests {
 
         let done = pending
             .settle(|registry| match registry {
-                "ghcr.io" => Ok(()),
+                "ghcr.io" => Ok(true),
                 _ => Err(Error::Locked),
             })
             .expect("settle");
@@ -145,7 +153,11 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].registry, "quay.io");
 
-        pending.settle(|_| Ok(())).expect("settle");
+        let done = pending.settle(|_| Ok(false)).expect("settle");
+        assert!(
+            done.is_empty(),
+            "nothing was there to erase: nothing is reported"
+        );
         assert!(!pending.any(), "an empty list leaves no file");
     }
 }
