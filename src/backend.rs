@@ -1,27 +1,44 @@
-//! Which store serves: `COFFER_BACKEND`, else `backend` in config.toml, else `auto`.
+//! Which store serves: decided once, recorded in config.toml, never probed again.
 //!
-//! `auto` takes the OS keychain when it answers and is unlocked, and the file vault otherwise;
-//! the check costs nothing without a session D-Bus. `keychain` never falls back: an unusable
-//! keychain is an error that says what to do. Nothing ever falls back to a store that does not
-//! persist.
+//! - `file`: the vault file, sealed by a passphrase or by a key kept in the OS keychain (the
+//!   vault's header says which);
+//! - `keychain`: one OS-keychain item per entry (the item store).
+//!
+//! Until a store is recorded (`auto`, the default), the first entry stored, or `coffer init`,
+//! chooses and records it: where the OS keychain answers and is unlocked (a desktop), a vault
+//! sealed by a key in it, whose key the unlock cache then holds so that `get` costs what an
+//! unlocked vault costs; where there is no keychain at all (no session bus, no Secret Service), a
+//! vault sealed by a passphrase. A keychain that is there but locked or failing is an error: a
+//! passing state never makes a lasting choice. An earlier coffer's entries settle it too: a vault
+//! file means `file`, keychain items mean `keychain`.
+//!
+//! After that, every call opens the recorded store without asking anything else. A context that
+//! cannot reach it (no D-Bus in an ssh session or a cron job, a locked keychain) fails with one
+//! line saying where the credentials are and what to do; it never answers "not found" and never
+//! writes elsewhere. `coffer migrate` moves entries and the record; `COFFER_BACKEND` overrides
+//! the record for one process.
+
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::keychain::{Keychain, Unusable};
+use crate::os::keychain::{Keychain, Unusable};
 use crate::paths::Paths;
-use crate::store::Store;
 use crate::store::file::FileStore;
-use crate::store::keychain::KeychainStore;
+use crate::store::keychain_items::KeychainStore;
+use crate::store::{Entry, Store, Summary};
 use crate::unlock::Unlocker;
+use crate::unlock::cache::Timeout;
 
 pub const ENV: &str = "COFFER_BACKEND";
 
-/// What the user asked for.
+/// What the user asked for, or what was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// Not chosen yet: the first entry chooses.
     Auto,
     Keychain,
     File,
@@ -42,93 +59,286 @@ impl Backend {
 pub enum Origin {
     Environment,
     Config,
+    /// Nothing recorded yet.
     Default,
 }
 
 /// The store in use, and why.
 #[derive(Debug)]
 pub struct Choice {
-    pub asked: Backend,
-    pub origin: Origin,
-    /// `Keychain` or `File`: what serves.
+    /// `Keychain`, `File`, or `Auto` while nothing is chosen.
     pub used: Backend,
-    /// Why the keychain is not used, when `auto` passed it over.
-    pub keychain_unusable: Option<Unusable>,
+    pub origin: Origin,
 }
 
 impl Choice {
-    /// One line for people: e.g. "file vault (auto: no D-Bus session ...)".
+    /// One line for people: e.g. "the file vault, by backend = "file" in config.toml".
     pub fn explain(&self) -> String {
-        let origin = match self.origin {
-            Origin::Environment => format!("{ENV}={}", self.asked.name()),
-            Origin::Config => format!("backend = \"{}\" in config.toml", self.asked.name()),
-            Origin::Default => "auto, the default".to_owned(),
-        };
         let store = match self.used {
-            Backend::Keychain => "the OS keychain",
-            _ => "the file vault",
-        };
-        match (&self.keychain_unusable, self.asked) {
-            (Some(why), Backend::Auto) => format!("{store}, by {origin}, because {why}"),
-            (None, Backend::Auto) => {
-                format!("{store}, by {origin}, because the keychain answers and is unlocked")
+            Backend::Keychain => "the OS keychain, one item per entry",
+            Backend::File => "the file vault",
+            Backend::Auto => {
+                return "none chosen yet: the first stored entry (or `coffer init`) chooses a \
+                        vault sealed by the OS keychain where one is unlocked, else one sealed by \
+                        a passphrase, and records it in config.toml"
+                    .to_owned();
             }
-            _ => format!("{store}, by {origin}"),
+        };
+        match self.origin {
+            Origin::Environment => format!("{store}, by {ENV}={}", self.used.name()),
+            _ => format!(
+                "{store}, by backend = \"{}\" in config.toml",
+                self.used.name()
+            ),
         }
     }
 }
 
-/// The backend setting in force.
+/// The backend setting in force. `COFFER_BACKEND=auto` defers to config.toml.
 pub fn configured(paths: &Paths) -> Result<(Backend, Origin)> {
+    setting(&Config::load(paths)?)
+}
+
+fn setting(config: &Config) -> Result<(Backend, Origin)> {
     if let Some(value) = std::env::var_os(ENV).filter(|v| !v.is_empty()) {
         let value = value.to_string_lossy();
-        return match value.as_ref() {
-            "auto" => Ok((Backend::Auto, Origin::Environment)),
-            "keychain" => Ok((Backend::Keychain, Origin::Environment)),
-            "file" => Ok((Backend::File, Origin::Environment)),
-            _ => Err(Error::Setting(format!(
-                "{ENV} must be auto, keychain or file, not {value:?}"
-            ))),
-        };
+        match value.as_ref() {
+            "auto" => {}
+            "keychain" => return Ok((Backend::Keychain, Origin::Environment)),
+            "file" => return Ok((Backend::File, Origin::Environment)),
+            _ => {
+                return Err(Error::Setting(format!(
+                    "{ENV} must be auto, keychain or file, not {value:?}"
+                )));
+            }
+        }
     }
-    Ok(match Config::load(paths)?.backend {
+    Ok(match config.backend {
+        Some(Backend::Auto) | None => (Backend::Auto, Origin::Default),
         Some(backend) => (backend, Origin::Config),
-        None => (Backend::Auto, Origin::Default),
     })
 }
 
-/// Opens the store the setting chooses.
+/// Opens the store in use. Nothing is probed when a store is recorded; config.toml is read once.
 pub fn open(paths: &Paths) -> Result<(Box<dyn Store>, Choice)> {
-    let (asked, origin) = configured(paths)?;
-    let choice = |used, keychain_unusable| Choice {
-        asked,
-        origin,
-        used,
-        keychain_unusable,
-    };
-    match asked {
-        Backend::File => Ok((Box::new(file_store(paths)), choice(Backend::File, None))),
-        Backend::Keychain => {
-            let keychain = Keychain::open()?;
-            Ok((
-                Box::new(KeychainStore::new(keychain, paths)),
-                choice(Backend::Keychain, None),
-            ))
+    let config = Config::load(paths)?;
+    let (asked, origin) = setting(&config)?;
+    let store: Box<dyn Store> = match asked {
+        Backend::File => Box::new(vault_store(paths, &config)),
+        Backend::Keychain => Box::new(item_store(paths, origin)?),
+        // A vault of an earlier coffer settles it without asking the keychain.
+        Backend::Auto if paths.vault().exists() => {
+            // Best effort: a read-only home still serves, and the vault decides again next time.
+            let _ = record(paths, Backend::File);
+            return Ok((
+                Box::new(vault_store(paths, &config)),
+                Choice {
+                    used: Backend::File,
+                    origin: Origin::Config,
+                },
+            ));
         }
-        Backend::Auto => match Keychain::open() {
-            Ok(keychain) => Ok((
-                Box::new(KeychainStore::new(keychain, paths)),
-                choice(Backend::Keychain, None),
-            )),
-            Err(why) => Ok((
-                Box::new(file_store(paths)),
-                choice(Backend::File, Some(why)),
-            )),
+        Backend::Auto => Box::new(Undecided {
+            paths: paths.clone(),
+            chosen: OnceLock::new(),
+        }),
+    };
+    Ok((
+        store,
+        Choice {
+            used: asked,
+            origin,
         },
+    ))
+}
+
+/// The file vault, its keychain-sealed key kept in the unlock cache for the unlock window.
+pub fn file_store(paths: &Paths) -> Result<FileStore> {
+    Ok(vault_store(paths, &Config::load(paths)?))
+}
+
+fn vault_store(paths: &Paths, config: &Config) -> FileStore {
+    FileStore::new(
+        paths.clone(),
+        Unlocker {
+            cache_keychain_unseal: Some(keychain_window(config)),
+            ..Unlocker::default()
+        },
+    )
+}
+
+/// The file vault for a command that may create it (the first entry, `coffer init`,
+/// `coffer migrate --to file`): a new vault is sealed by the OS keychain when `keychain` is
+/// usable, by a passphrase when there is none, and not created while it is locked or failing.
+pub fn new_vault_store(
+    paths: &Paths,
+    keychain: &std::result::Result<Keychain, Unusable>,
+) -> Result<FileStore> {
+    let mut store = file_store(paths)?;
+    if !paths.vault().exists() {
+        let in_keychain = match keychain {
+            Ok(_) => true,
+            Err(why) if why.absent() => false,
+            Err(why) => return Err(undecidable(why)),
+        };
+        store = FileStore::new(
+            paths.clone(),
+            Unlocker {
+                new_vault_in_keychain: in_keychain,
+                cache_keychain_unseal: Some(keychain_window(&Config::load(paths)?)),
+                ..Unlocker::default()
+            },
+        );
+    }
+    Ok(store)
+}
+
+/// Writes `backend` to config.toml, keeping every other setting.
+pub fn record(paths: &Paths, backend: Backend) -> Result<()> {
+    let mut config = Config::load(paths)?;
+    if config.backend != Some(backend) {
+        config.backend = Some(backend);
+        config.save(paths)?;
+    }
+    Ok(())
+}
+
+/// How long a key unsealed through the keychain stays in the unlock cache: the unlock timeout,
+/// but never "until logout" (the kernel cannot see a desktop logout or a keychain being
+/// locked, so an unbounded cache would outlive both).
+fn keychain_window(config: &Config) -> Timeout {
+    match config.unlock.timeout {
+        Some(timeout) if timeout.seconds().is_some() => timeout,
+        _ => Timeout::DEFAULT,
     }
 }
 
-/// The file vault; a vault it creates is sealed by a passphrase.
-pub fn file_store(paths: &Paths) -> FileStore {
-    FileStore::new(paths.clone(), Unlocker::default())
+/// The item store, or the one line that says it cannot be reached here.
+fn item_store(paths: &Paths, origin: Origin) -> Result<KeychainStore> {
+    let keychain = Keychain::open().map_err(|why| {
+        let by = match origin {
+            Origin::Environment => format!("{ENV}=keychain"),
+            _ => format!("backend = \"keychain\" in {}", paths.config().display()),
+        };
+        let fix = match why {
+            Unusable::NoSession | Unusable::NoService(_) => {
+                "use coffer from your desktop session, or there run `coffer migrate --to file` \
+                 (a vault sealed by the keychain, open to every session of yours while unlocked)"
+            }
+            _ => why.fix(),
+        };
+        Error::Keychain(format!(
+            "coffer's credentials are in the OS keychain ({by}), which cannot be reached here: \
+             {why}; {fix}"
+        ))
+    })?;
+    Ok(KeychainStore::new(keychain, paths))
+}
+
+fn undecidable(why: &Unusable) -> Error {
+    Error::Keychain(format!(
+        "coffer has not chosen where to keep credentials yet, and the OS keychain {why}; {}, or \
+         choose a passphrase-sealed vault with `coffer init --sealing passphrase`",
+        why.fix()
+    ))
+}
+
+/// The store before any is chosen: reads find nothing (or an earlier coffer's keychain items),
+/// and the first write chooses, creates and records the store.
+#[derive(Debug)]
+struct Undecided {
+    paths: Paths,
+    chosen: OnceLock<Box<dyn Store>>,
+}
+
+impl Undecided {
+    /// The store to read, if any holds entries: only an earlier coffer's keychain items can.
+    /// Without a session bus this asks nothing.
+    fn for_reading(&self) -> Result<Option<&dyn Store>> {
+        if let Some(store) = self.chosen.get() {
+            return Ok(Some(&**store));
+        }
+        match Keychain::open() {
+            Ok(keychain) => {
+                let items = KeychainStore::new(keychain, &self.paths);
+                if items.list()?.is_empty() {
+                    return Ok(None);
+                }
+                record(&self.paths, Backend::Keychain)?;
+                Ok(Some(self.keep(Box::new(items))))
+            }
+            Err(why) if why.absent() => Ok(None),
+            Err(why) => Err(undecidable(&why)),
+        }
+    }
+
+    /// Chooses, creates and records the store: the first entry's moment.
+    fn for_writing(&self) -> Result<&dyn Store> {
+        if let Some(store) = self.chosen.get() {
+            return Ok(&**store);
+        }
+        let keychain = Keychain::open();
+        if let Ok(keychain) = &keychain {
+            let items = KeychainStore::new(keychain.clone(), &self.paths);
+            if !items.list()?.is_empty() {
+                record(&self.paths, Backend::Keychain)?;
+                return Ok(self.keep(Box::new(items)));
+            }
+        }
+        let vault = new_vault_store(&self.paths, &keychain)?;
+        match vault.init() {
+            Ok(()) | Err(Error::VaultExists { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        // Recorded only once the vault exists: whoever reads the record finds the vault.
+        record(&self.paths, Backend::File)?;
+        Ok(self.keep(Box::new(vault)))
+    }
+
+    fn keep(&self, store: Box<dyn Store>) -> &dyn Store {
+        let _ = self.chosen.set(store);
+        &**self.chosen.get().expect("set just above")
+    }
+}
+
+impl Store for Undecided {
+    fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
+        match self.for_reading()? {
+            Some(store) => store.find(keys),
+            None => Ok(None),
+        }
+    }
+
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        match self.for_reading()? {
+            Some(store) => store.peek(keys),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, key: &str, entry: Entry) -> Result<()> {
+        self.for_writing()?.put(key, entry)
+    }
+
+    fn put_all(&self, entries: Vec<(String, Entry)>) -> Result<()> {
+        self.for_writing()?.put_all(entries)
+    }
+
+    fn remove(&self, keys: &[String]) -> Result<Option<String>> {
+        match self.for_reading()? {
+            Some(store) => store.remove(keys),
+            None => Ok(None),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<Summary>> {
+        match self.for_reading()? {
+            Some(store) => store.list(),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
+        self.for_writing()?.update(key, change)
+    }
 }

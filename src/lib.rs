@@ -7,7 +7,8 @@
 //! - [`vault`]: the vault file format and its cryptography.
 //! - [`unlock`]: where the key to open a vault comes from.
 //! - [`audit`]: the access log of every credential action, never a secret.
-//! - [`keychain`]: the OS keychain; [`backend`]: which store serves, and why.
+//! - [`os`]: the operating system's adapters: OS keychains (Secret Service, macOS, Windows), the
+//!   kernel keyring, process hardening; [`backend`]: which store serves, and why.
 //! - [`pending_erase`]: erases asked for while the vault was locked, finished later.
 //! - [`migrate`], [`import`]: moving entries between stores, and in from other tools;
 //!   [`auth_file`]: docker's config.json and containers' auth.json, read and edited in one place.
@@ -30,12 +31,11 @@ pub mod credentials;
 pub mod error;
 pub mod export;
 pub mod files;
-pub mod hardening;
 pub mod import;
-pub mod keychain;
 pub mod kubelet;
 pub mod migrate;
 pub mod ownership;
+pub mod os;
 pub mod paths;
 pub mod pending_erase;
 pub mod protocol;

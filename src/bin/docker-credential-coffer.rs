@@ -4,7 +4,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 fn main() {
-    coffer::hardening::disable_core_dumps();
+    coffer::os::hardening::disable_core_dumps();
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())

@@ -7,13 +7,13 @@ use crate::audit::{AccessLog, Event, Outcome};
 use crate::auth_file::{self, AuthFile};
 use crate::backend::{self, Backend};
 use crate::credentials::Credentials;
-use crate::keychain::Keychain;
+use crate::os::keychain::Keychain;
 use crate::paths::Paths;
 use crate::pending_erase::PendingErases;
 use crate::protocol::PROGRAM;
 use crate::store::Store;
 use crate::store::file::FileStore;
-use crate::store::keychain::KeychainStore;
+use crate::store::keychain_items::KeychainStore;
 use crate::unlock::cache::{self, State};
 use crate::unlock::{Unlocker, passphrase};
 
@@ -149,62 +149,126 @@ fn check_plaintext(report: &mut Report) {
     }
 }
 
-/// Which store serves and why; what is wrong with the keychain when it is not used.
+/// Which store serves and why, whether this context reaches it, and entries split across the
+/// item store and the file vault, with the one command that merges them.
 fn check_store(report: &mut Report, paths: &Paths) -> Option<Backend> {
-    let (asked, _) = match backend::configured(paths) {
+    let (used, origin) = match backend::configured(paths) {
         Ok(setting) => setting,
         Err(error) => {
             report.problem(&error.to_string(), "fix the setting named above");
             return None;
         }
     };
+    // A recorded vault is opened without the keychain; an item store or no choice yet needs it.
     let keychain = Keychain::open();
-    if let Err(why) = &keychain {
-        let what = format!("keychain unusable: {why}");
-        match asked {
-            Backend::Keychain => {
-                report.problem(&what, why.fix());
-                return None;
-            }
-            _ => report.note(&format!("{what}\n        -> to use it: {}", why.fix())),
+    let vault_entries = vault_entries(paths);
+    let used = match used {
+        Backend::Auto if vault_entries.is_some() => {
+            report.note(
+                "a vault of an earlier coffer exists: the next call records backend = \"file\"",
+            );
+            Backend::File
         }
-    }
-    let (store, choice) = match backend::open(paths) {
-        Ok(opened) => opened,
-        Err(error) => {
-            report.problem(&error.to_string(), "follow the advice in the message above");
-            return None;
+        other => other,
+    };
+    report.ok(&format!(
+        "store in use: {}",
+        backend::Choice { used, origin }.explain()
+    ));
+    let items = match &keychain {
+        Ok(keychain) => {
+            let store = KeychainStore::new(keychain.clone(), paths);
+            check_items(report, &store);
+            store.list().map(|list| list.len()).unwrap_or(0)
+        }
+        Err(why) => {
+            match used {
+                Backend::Keychain => report.problem(
+                    &format!(
+                        "the store in use is the OS keychain, which cannot be reached here: {why}"
+                    ),
+                    why.fix(),
+                ),
+                Backend::Auto if !why.absent() => report.problem(
+                    &format!("the first entry cannot choose a store while the OS keychain {why}"),
+                    why.fix(),
+                ),
+                Backend::Auto if passphrase::available_source().is_none() => report.problem(
+                    &format!(
+                        "no OS keychain here ({why}) and no passphrase source, so the first \
+                         docker login cannot create a vault"
+                    ),
+                    "set COFFER_PASSPHRASE_FILE, or run `coffer init` in a terminal",
+                ),
+                _ => report.note(&format!("no OS keychain here: {why}")),
+            }
+            0
         }
     };
-    report.ok(&format!("store in use: {}", choice.explain()));
-    if choice.used == Backend::Keychain {
-        match store.list() {
-            Ok(list) => report.ok(&format!(
-                "the keychain holds {}",
-                super::plural(list.len(), "entry", "entries")
-            )),
-            Err(error) => report.problem(
-                &format!("the keychain does not list: {error}"),
-                "follow the advice in the message above",
-            ),
-        }
-        if paths.vault().exists() {
-            report.note(&format!(
-                "a file vault exists at {} but is not in use: `coffer migrate --to keychain` \
-                 moves its entries",
+    // Split: both stores hold entries, and only one of them is served.
+    let in_vault = vault_entries.unwrap_or(0);
+    if items > 0 && (in_vault > 0 || used == Backend::File) {
+        let target = if used == Backend::Keychain {
+            "keychain"
+        } else {
+            "file"
+        };
+        report.problem(
+            &format!(
+                "entries are split: {items} in the OS keychain and {in_vault} in the file vault at \
+                 {}; only the store in use serves docker",
                 paths.vault().display()
-            ));
-        }
-    } else if let Ok(keychain) = keychain
-        && let Ok(list) = KeychainStore::new(keychain, paths).list()
-        && !list.is_empty()
-    {
-        report.note(&format!(
-            "the keychain holds {} not in use: `coffer migrate --to file` moves them",
-            super::plural(list.len(), "entry", "entries")
-        ));
+            ),
+            &format!("coffer migrate --to {target}   (merges them; where both hold a registry, the newer entry serves)"),
+        );
+    } else if in_vault > 0 && used == Backend::Keychain {
+        report.problem(
+            &format!(
+                "{in_vault} entries sit in the file vault at {}, which is not in use",
+                paths.vault().display()
+            ),
+            "coffer migrate --to keychain   (merges them; where both hold a registry, the newer entry serves)",
+        );
+    } else if items > 0 && used == Backend::Keychain {
+        report.note(
+            "`coffer migrate --to file` moves the entries to a vault sealed by the keychain, \
+             whose `get` costs a fraction of a keychain item's",
+        );
     }
-    Some(choice.used)
+    Some(used)
+}
+
+/// Items of coffer's keychain service that are not coffer entries, each with its own delete
+/// command.
+fn check_items(report: &mut Report, store: &KeychainStore) {
+    match store.unreadable() {
+        Ok(unreadable) => {
+            for item in unreadable {
+                report.problem(
+                    &format!(
+                        "the keychain item (service coffer, account {}) is not a coffer entry ({}); coffer passes over it",
+                        item.account, item.reason
+                    ),
+                    &item.delete_command(),
+                );
+            }
+        }
+        Err(error) => report.problem(
+            &format!("the keychain does not list: {error}"),
+            "follow the advice in the message above",
+        ),
+    }
+}
+
+/// How many entries the vault file holds (`None`: no vault). Read from its record table,
+/// without the key: a hint for people, never used to answer a client.
+fn vault_entries(paths: &Paths) -> Option<usize> {
+    let bytes = std::fs::read(paths.vault()).ok()?;
+    Some(
+        crate::vault::format::Layout::parse(&bytes)
+            .map(|layout| layout.rows().len())
+            .unwrap_or(0),
+    )
 }
 
 fn check_vault(report: &mut Report, paths: &Paths) {

@@ -1,18 +1,20 @@
 //! `coffer migrate --to keychain|file`: every entry moves, then config.toml names the new store.
+//! With entries split across both stores it is the one command that merges them into one.
 
 use anyhow::Context;
 
 use crate::backend::{self, Backend, Origin};
-use crate::config::Config;
-use crate::keychain::Keychain;
 use crate::migrate::migrate;
+use crate::os::keychain::Keychain;
 use crate::paths::Paths;
 use crate::store::Store;
-use crate::store::keychain::KeychainStore;
+use crate::store::keychain_items::KeychainStore;
 
 pub fn run(paths: &Paths, to: Backend) -> anyhow::Result<()> {
-    let keychain = KeychainStore::new(Keychain::open().map_err(crate::Error::from)?, paths);
-    let file = backend::file_store(paths);
+    let opened = Keychain::open();
+    let keychain = KeychainStore::new(opened.clone().map_err(crate::Error::from)?, paths);
+    // A vault this creates is sealed by the keychain, which is usable here: the desktop default.
+    let file = backend::new_vault_store(paths, &opened)?;
     let (from, target, from_name, to_name): (&dyn Store, &dyn Store, _, _) = match to {
         Backend::Keychain => (&file, &keychain, "the file vault", "the OS keychain"),
         Backend::File => (&keychain, &file, "the OS keychain", "the file vault"),
@@ -28,9 +30,7 @@ pub fn run(paths: &Paths, to: Backend) -> anyhow::Result<()> {
             "  {url}: {to_name} already holds a newer entry; both were kept (`coffer rm` settles it)"
         );
     }
-    let mut config = Config::load(paths)?;
-    config.backend = Some(to);
-    config.save(paths)?;
+    backend::record(paths, to)?;
     println!(
         "backend = \"{}\" written to {}",
         to.name(),

@@ -46,9 +46,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a new, empty vault sealed by a passphrase (or by a key in the OS keychain).
+    /// Create a new, empty vault, sealed by a key in the OS keychain on a desktop and by a
+    /// passphrase elsewhere, and record it in config.toml as the store in use.
     #[command(
-        after_help = "Examples:\n  COFFER_PASSPHRASE_FILE=~/.config/coffer/pass coffer init\n  COFFER_BACKEND=file coffer init --sealing keychain"
+        after_help = "Examples:\n  coffer init\n  COFFER_PASSPHRASE_FILE=~/.config/coffer/pass coffer init --sealing passphrase"
     )]
     Init {
         /// Argon2id memory in MiB (at least 19, OWASP's minimum).
@@ -57,8 +58,8 @@ enum Command {
         /// Argon2id iterations (at least 2).
         #[arg(long, default_value_t = KdfParams::DEFAULT.iterations)]
         kdf_iterations: u32,
-        /// What seals the vault: a passphrase, or a random key kept in the OS keychain.
-        #[arg(long, value_enum, default_value = "passphrase")]
+        /// What seals the vault: a random key kept in the OS keychain, or a passphrase.
+        #[arg(long, value_enum, default_value = "auto")]
         sealing: Sealing,
     },
     /// List stored credentials: registry, username, created, last used. Never a secret.
@@ -235,6 +236,8 @@ pub(crate) const FILES: &str = "Files:
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Sealing {
+    /// The OS keychain where one answers and is unlocked, else a passphrase.
+    Auto,
     Passphrase,
     Keychain,
 }
@@ -301,26 +304,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     KdfParams::MAX.iterations
                 );
             }
+            if let (crate::backend::Backend::Keychain, origin) = crate::backend::configured(&paths)?
+                && origin != crate::backend::Origin::Environment
+            {
+                bail!(
+                    "the store in use is the OS keychain (backend = \"keychain\" in {}); \
+                     `coffer migrate --to file` moves its entries to a new vault",
+                    paths.config().display()
+                );
+            }
+            let in_keychain = match sealing {
+                Sealing::Keychain => true,
+                Sealing::Passphrase => false,
+                Sealing::Auto => match crate::os::keychain::Keychain::open() {
+                    Ok(_) => true,
+                    Err(why) if why.absent() => false,
+                    Err(why) => bail!(
+                        "the OS keychain {why}; {}, or choose `--sealing passphrase`",
+                        why.fix()
+                    ),
+                },
+            };
             let store = FileStore::new(
                 paths.clone(),
                 Unlocker {
                     new_vault_params: Some(params),
-                    new_vault_in_keychain: sealing == Sealing::Keychain,
+                    new_vault_in_keychain: in_keychain,
+                    ..Unlocker::default()
                 },
             );
             store.init()?;
-            println!("created the vault at {}", paths.vault().display());
-            if sealing == Sealing::Keychain {
-                // Without this, `auto` would keep entries in the keychain and bypass the vault.
-                let mut config = crate::config::Config::load(&paths)?;
-                config.backend = Some(crate::backend::Backend::File);
-                config.save(&paths)?;
-                println!(
-                    "it is sealed by a random key kept in the OS keychain: no passphrase; \
-                     backend = \"file\" written to {}",
-                    paths.config().display()
-                );
-            }
+            // Recorded so that every later call opens this vault without probing anything.
+            crate::backend::record(&paths, crate::backend::Backend::File)?;
+            println!(
+                "created the vault at {}, sealed by {}; backend = \"file\" written to {}",
+                paths.vault().display(),
+                if in_keychain {
+                    "a random key kept in the OS keychain (no passphrase)"
+                } else {
+                    "your passphrase"
+                },
+                paths.config().display()
+            );
         }
         Command::Ls { json } => {
             let credentials = Credentials::open(paths.clone())?;

@@ -4,16 +4,15 @@
 //! vault, whole. Every read-modify-write holds the vault lock, so parallel `docker login`s
 //! never lose an entry.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
+use super::used::{self, UsedMarks};
 use super::{Entry, Store, Summary};
 use crate::error::{Error, Result};
 use crate::files;
@@ -293,55 +292,14 @@ impl FileStore {
             .open_record(row, &record)
             .map_err(|e| self.damaged(e))?;
         if mark {
-            self.mark_used(&row.tag);
+            self.used().mark(&row.tag);
         }
         decode(&plain).map(Some)
     }
 
-    fn used_mark(&self, tag: &[u8]) -> PathBuf {
-        self.paths.used_marks().join(mark_name(tag))
+    fn used(&self) -> UsedMarks {
+        UsedMarks::new(self.paths.used_marks())
     }
-
-    /// Records a use by touching an empty per-entry file: no rewrite of the vault on the hot path.
-    fn mark_used(&self, tag: &[u8]) {
-        let path = self.used_mark(tag);
-        let touch = || {
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-        };
-        let file = touch().or_else(|_| {
-            files::ensure_private_dir(&self.paths.used_marks())
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            touch()
-        });
-        if let Ok(file) = file {
-            let _ = file.set_modified(SystemTime::now());
-        }
-    }
-
-    /// The last use of every entry used so far, by mark name, from one listing of `used/`:
-    /// a 10,000-entry `list` asks the file system about the marks that exist, not 10,000 names.
-    fn last_uses(&self) -> HashMap<String, u64> {
-        let Ok(marks) = fs::read_dir(self.paths.used_marks()) else {
-            return HashMap::new();
-        };
-        marks
-            .flatten()
-            .filter_map(|mark| {
-                let modified = mark.metadata().ok()?.modified().ok()?;
-                let seconds = modified.duration_since(UNIX_EPOCH).ok()?.as_secs();
-                Some((mark.file_name().into_string().ok()?, seconds))
-            })
-            .collect()
-    }
-}
-
-fn mark_name(tag: &[u8]) -> String {
-    tag.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Store for FileStore {
@@ -381,7 +339,7 @@ impl Store for FileStore {
                 return Ok(None);
             };
             self.write(&vault_key, &entries)?;
-            let _ = fs::remove_file(self.used_mark(&vault_key.lookup_tag(&key)));
+            self.used().forget(&vault_key.lookup_tag(&key));
             Ok(Some(entry.server_url))
         })
     }
@@ -400,7 +358,7 @@ impl Store for FileStore {
                     entries.insert(key.to_owned(), entry);
                 }
                 None if existed => {
-                    let _ = fs::remove_file(self.used_mark(&vault_key.lookup_tag(key)));
+                    self.used().forget(&vault_key.lookup_tag(key));
                 }
                 None => {}
             }
@@ -414,14 +372,14 @@ impl Store for FileStore {
         };
         let key = self.vault_key(&bytes)?;
         let vault = self.open(&bytes, &key)?;
-        let last_uses = self.last_uses();
+        let last_uses = self.used().all();
         let mut list = vault
             .records()
             .map_err(|e| self.damaged(e))?
             .iter()
             .map(|(tag, plain)| {
                 Ok(Summary {
-                    last_used: last_uses.get(&mark_name(tag)).copied(),
+                    last_used: used::last_use(&last_uses, tag),
                     ..Summary::from(&decode(plain)?)
                 })
             })

@@ -61,4 +61,22 @@ impl Store for MemoryStore {
         list.sort_by(|a, b| a.server_url.cmp(&b.server_url));
         Ok(list)
     }
+
+    /// Under the map's mutex, which is this store's lock.
+    fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
+        let mut entries = self.entries();
+        let mut slot = entries.get(key).map(|(entry, _)| entry.clone());
+        if change(&mut slot) {
+            match slot {
+                Some(entry) => {
+                    let last_used = entries.get(key).and_then(|(_, used)| *used);
+                    entries.insert(key.to_owned(), (entry, last_used));
+                }
+                None => {
+                    entries.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
 }

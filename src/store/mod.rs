@@ -4,8 +4,9 @@
 
 pub mod audited;
 pub mod file;
-pub mod keychain;
+pub mod keychain_items;
 pub mod memory;
+pub mod used;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -124,22 +125,12 @@ pub trait Store: std::fmt::Debug {
     fn remove(&self, keys: &[String]) -> Result<Option<String>>;
     /// Every entry's summary, sorted by server URL.
     fn list(&self) -> Result<Vec<Summary>>;
-    /// Reads, changes and writes back the entry under `key` as one step. `change` may fill,
-    /// replace or empty the slot, and says whether it changed anything. Stores that can lock
-    /// override this so that no other writer comes between the read and the write.
-    fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
-        let keys = [key.to_owned()];
-        let mut slot = self.find(&keys)?;
-        if change(&mut slot) {
-            match slot {
-                Some(entry) => self.put(key, entry)?,
-                None => {
-                    self.remove(&keys)?;
-                }
-            }
-        }
-        Ok(())
-    }
+    /// Reads, changes and writes back the entry under `key` as one step, under the store's own
+    /// lock, so that no other writer (another process's `store`, a token renewal) comes between
+    /// the read and the write and nothing acknowledged is lost. `change` may fill, replace or
+    /// empty the slot, and says whether it changed anything; nothing is written when it did not.
+    /// Required: a default made of `find` then `put` would be exactly the race it exists to stop.
+    fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()>;
 }
 
 /// A store chosen at run time is still a store.

@@ -2,7 +2,7 @@
 //! `get`, `store` and `list` need neither the passphrase nor an Argon2id run.
 //!
 //! Two mechanisms, tried in this order:
-//! 1. [`keyring`]: the Linux kernel's user keyring. The kernel enforces the timeout, no process
+//! 1. [`kernel_keyring`]: the Linux kernel's user keyring. The kernel enforces the timeout, no process
 //!    of ours stays behind holding the key, and reading it costs three system calls.
 //! 2. [`agent`]: a small `coffer agent` process holding the key in locked memory behind a
 //!    0700 Unix socket, where the keyring is missing or forbidden (containers often refuse
@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{agent, keyring};
+use super::agent;
 use crate::error::{Error, Result};
+use crate::os::kernel_keyring;
 use crate::vault::crypto::Key;
 
 /// Forces one mechanism (`keyring` or `agent`), as if the other were unavailable.
@@ -95,7 +96,7 @@ impl fmt::Debug for Cached {
 pub fn lookup(id: &VaultId) -> Result<Option<Key>> {
     for &mechanism in mechanisms()? {
         let found = match mechanism {
-            Mechanism::Keyring => keyring::lookup(id),
+            Mechanism::Keyring => kernel_keyring::lookup(id),
             Mechanism::Agent => agent::lookup(id),
         };
         if let Ok(Some(cached)) = found {
@@ -119,7 +120,7 @@ pub fn store(id: &VaultId, key: &Key, timeout: Timeout) -> Result<Stored> {
     let mut skipped = Vec::new();
     for &mechanism in mechanisms()? {
         let stored = match mechanism {
-            Mechanism::Keyring => keyring::store(id, key, timeout, expires_at),
+            Mechanism::Keyring => kernel_keyring::store(id, key, timeout, expires_at),
             Mechanism::Agent => agent::start(id, key, expires_at),
         };
         match stored {
@@ -156,7 +157,7 @@ pub fn clear(id: &VaultId) -> Result<Vec<Mechanism>> {
     let mut cleared = Vec::new();
     for &mechanism in mechanisms()? {
         let held = match mechanism {
-            Mechanism::Keyring => keyring::clear(id),
+            Mechanism::Keyring => kernel_keyring::clear(id),
             Mechanism::Agent => agent::lock(id),
         };
         if held.unwrap_or(false) {
@@ -185,13 +186,13 @@ pub fn status(id: Option<&VaultId>) -> Result<Vec<(Mechanism, State)>> {
         .iter()
         .map(|&mechanism| {
             let probed = match mechanism {
-                Mechanism::Keyring => keyring::probe(),
+                Mechanism::Keyring => kernel_keyring::probe(),
                 Mechanism::Agent => agent::probe(),
             };
             let found = probed.and_then(|()| match (mechanism, id) {
                 (_, None) => Ok(None),
                 (Mechanism::Keyring, Some(id)) => {
-                    keyring::lookup(id).map(|c| c.map(|c| (c.expires_at, None)))
+                    kernel_keyring::lookup(id).map(|c| c.map(|c| (c.expires_at, None)))
                 }
                 (Mechanism::Agent, Some(id)) => {
                     agent::status(id).map(|s| s.map(|(pid, expires_at)| (expires_at, Some(pid))))

@@ -3,8 +3,7 @@
 
 pub mod agent;
 pub mod cache;
-pub mod keychain;
-mod keyring;
+pub mod keychain_sealed;
 pub mod passphrase;
 
 use std::path::Path;
@@ -23,6 +22,9 @@ pub struct Unlocker {
     pub new_vault_params: Option<KdfParams>,
     /// Seal a vault created by this process with a key kept in the OS keychain.
     pub new_vault_in_keychain: bool,
+    /// Keep a data key that was unsealed through the OS keychain in the unlock cache for this
+    /// long, so that the keychain is asked once per window rather than on every `get`.
+    pub cache_keychain_unseal: Option<cache::Timeout>,
 }
 
 impl Unlocker {
@@ -53,7 +55,13 @@ impl Unlocker {
                 })
             }
             Sealing::Keychain => {
-                VaultKey::unwrap(header, &keychain::kek(header)?).map_err(in_vault)
+                let key = VaultKey::unwrap(header, &keychain_sealed::kek(path, header)?)
+                    .map_err(in_vault)?;
+                if let Some(timeout) = self.cache_keychain_unseal {
+                    // Best effort: without a cache the next `get` asks the keychain again.
+                    let _ = cache::store(&header.vault_id, key.data_key(), timeout);
+                }
+                Ok(key)
             }
         }
     }
@@ -62,7 +70,7 @@ impl Unlocker {
     /// usual sources.
     pub fn new_vault_key(&self, path: &Path) -> Result<VaultKey> {
         if self.new_vault_in_keychain {
-            return keychain::new_vault_key();
+            return keychain_sealed::new_vault_key();
         }
         let (passphrase, _) =
             passphrase::read("new coffer vault passphrase: ", true)?.ok_or_else(|| {

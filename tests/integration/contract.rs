@@ -1,16 +1,17 @@
 //! One contract, every store: the memory store, the file vault (passphrase- and keychain-sealed)
-//! and the OS keychain (directly, and with a small item limit that sends large entries to the
-//! overflow vault) keep the same semantics over exact keys.
+//! and the OS keychain's item store (directly, and with a small item limit that sends large
+//! entries to the overflow vault) keep the same semantics over exact keys, and concurrent writers
+//! on one key lose nothing acknowledged.
 //!
 //! Stores that need a passphrase or a session bus run the suite in a child process of this test
 //! binary (the `in_child` test, ignored in a normal run), so each gets its own environment.
 
 use std::process::Command;
 
-use coffer::keychain::Keychain;
+use coffer::os::keychain::Keychain;
 use coffer::paths::Paths;
 use coffer::server_url::ServerUrl;
-use coffer::store::keychain::KeychainStore;
+use coffer::store::keychain_items::KeychainStore;
 use coffer::store::memory::MemoryStore;
 use coffer::store::{Entry, Store};
 use coffer::unlock::Unlocker;
@@ -135,6 +136,15 @@ pub fn check(store: &dyn Store) {
         ("alice2", 100, 200)
     );
 
+    // A lookup is remembered as the entry's last use.
+    assert!(secret_of(store, "ghcr.io").is_some());
+    let list = store.list().expect("list");
+    let used: Vec<(&str, bool)> = list
+        .iter()
+        .map(|s| (s.server_url.as_str(), s.last_used.is_some()))
+        .collect();
+    assert!(used.contains(&("ghcr.io", true)), "{used:?}");
+
     // Remove by the first present key; the others stay.
     assert_eq!(
         store
@@ -179,9 +189,94 @@ pub fn check(store: &dyn Store) {
     assert!(store.list().expect("list").is_empty(), "ends empty");
 }
 
+/// Concurrent writers on one key lose nothing acknowledged. `store` must start empty.
+///
+/// - store against store: writers that each add one to a counter kept in the secret, through
+///   `update`; every increment must survive, which a read-then-write without the store's lock
+///   loses under contention;
+/// - renewal against login: a renewer rewrites the entry through `update` (bumping `updated`,
+///   as a token renewal does) while a login `put`s new passwords; the last password acknowledged
+///   must be the one left, never one a stale renewal wrote back.
+pub fn check_concurrent(store: &(dyn Store + Sync), rounds: usize) {
+    let counter = key("counter.example");
+    let add_one = |slot: &mut Option<Entry>| {
+        let value = slot.as_ref().map_or(0, |e| {
+            e.secret.expose_secret().parse::<usize>().expect("a count")
+        });
+        let mut next = entry("counter.example", "count", &(value + 1).to_string(), 1);
+        if let Some(old) = slot.as_ref() {
+            next.created = old.created;
+        }
+        *slot = Some(next);
+        true
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                for _ in 0..rounds {
+                    store
+                        .update(&counter, &mut |slot| add_one(slot))
+                        .expect("update");
+                }
+            });
+        }
+    });
+    assert_eq!(
+        secret_of(store, "counter.example"),
+        Some((2 * rounds).to_string()),
+        "every increment of both writers survived"
+    );
+
+    let login = key("login.example");
+    put(store, "login.example", "u", "password-0", 1);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for round in 1..=rounds {
+                put(
+                    store,
+                    "login.example",
+                    "u",
+                    &format!("password-{round}"),
+                    1 + round as u64,
+                );
+            }
+        });
+        scope.spawn(|| {
+            for _ in 0..rounds {
+                store
+                    .update(&login, &mut |slot| {
+                        let Some(entry) = slot.as_mut() else {
+                            return false;
+                        };
+                        entry.updated += 1;
+                        true
+                    })
+                    .expect("renewal");
+            }
+        });
+    });
+    assert_eq!(
+        secret_of(store, "login.example"),
+        Some(format!("password-{rounds}")),
+        "the last login survived every renewal"
+    );
+
+    // An update that empties the slot removes the entry; one that changes nothing writes nothing.
+    store
+        .update(&login, &mut |slot| slot.take().is_some())
+        .expect("update");
+    assert!(secret_of(store, "login.example").is_none());
+    store.update(&login, &mut |_| false).expect("update");
+    assert!(secret_of(store, "login.example").is_none());
+    assert!(store.remove(&[counter]).expect("remove").is_some());
+    assert!(store.list().expect("list").is_empty(), "ends empty");
+}
+
 #[test]
 fn memory_store_keeps_the_contract() {
-    check(&MemoryStore::default());
+    let store = MemoryStore::default();
+    check(&store);
+    check_concurrent(&store, 200);
 }
 
 #[test]
@@ -268,6 +363,7 @@ fn in_child() {
             let store = coffer::store::file::FileStore::new(paths, cheapest);
             store.init().expect("init");
             check(&store);
+            check_concurrent(&store, 25);
         }
         "keychain-sealed" => {
             let store = coffer::store::file::FileStore::new(
@@ -279,16 +375,19 @@ fn in_child() {
             );
             store.init().expect("init");
             check(&store);
+            check_concurrent(&store, 25);
         }
-        "keychain" => check(&KeychainStore::new(
-            Keychain::open().expect("keychain"),
-            &paths,
-        )),
-        "keychain-overflow" => check(&KeychainStore::with_limit(
-            Keychain::open().expect("keychain"),
-            &paths,
-            Some(512),
-        )),
+        "keychain" => {
+            let store = KeychainStore::new(Keychain::open().expect("keychain"), &paths);
+            check(&store);
+            check_concurrent(&store, 25);
+        }
+        "keychain-overflow" => {
+            let store =
+                KeychainStore::with_limit(Keychain::open().expect("keychain"), &paths, Some(512));
+            check(&store);
+            check_concurrent(&store, 10);
+        }
         other => panic!("unknown store kind {other}"),
     }
 }

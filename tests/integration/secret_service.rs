@@ -119,6 +119,16 @@ impl SecretService {
         assert_eq!(self.default_locked(), Some(true));
     }
 
+    /// Ends the session as a logout does: the keyring daemon and the bus are gone.
+    pub fn log_out(&mut self) {
+        if let Some(keyring) = &mut self.keyring {
+            let _ = keyring.kill();
+            let _ = keyring.wait();
+        }
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+
     /// `secret-tool` with `args`, on this bus.
     pub fn secret_tool(&self, args: &[&str]) -> String {
         require("secret-tool");
@@ -186,6 +196,48 @@ impl SecretService {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A socket where a session bus would be, that counts who connects and answers nobody: a
+/// process given its address and never connecting has not even tried D-Bus.
+pub struct ConnectionCounter {
+    pub address: String,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl ConnectionCounter {
+    pub fn start() -> ConnectionCounter {
+        let dir = tempfile::Builder::new()
+            .prefix("coffer-fake-bus-")
+            .tempdir()
+            .expect("temp dir");
+        let socket = dir.path().join("bus");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        // Runs until the test process ends; each connection is counted and closed at once.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        ConnectionCounter {
+            address: format!("unix:path={}", socket.display()),
+            count,
+            _dir: dir,
+        }
+    }
+
+    /// Puts `cmd` on this "bus".
+    pub fn apply<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -217,8 +217,15 @@ pub fn lock(id: &VaultId) -> Result<bool, Unavailable> {
 pub fn start(id: &VaultId, key: &Key, expires_at: Option<u64>) -> Result<(), Unavailable> {
     let dir = socket_dir();
     make_private_dir(&dir)?;
-    let program = std::env::current_exe()
+    let exe = std::env::current_exe()
         .map_err(|e| Unavailable(format!("cannot find the coffer program to run: {e}")))?;
+    // The helper (docker-credential-coffer caching a keychain-sealed vault's key) has no `agent`
+    // command: `coffer`, installed beside it, runs the agent.
+    let program = if exe.file_name().is_some_and(|name| name == "coffer") {
+        exe
+    } else {
+        exe.with_file_name("coffer")
+    };
     let mut child = Command::new(program)
         .arg("agent")
         .arg("--socket")

@@ -27,7 +27,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// none). Its one line on stdout tells `coffer unlock` whether it is serving.
 pub fn run(socket: PathBuf, vault: String, expires_at: u64) -> ExitCode {
     close_inherited_descriptors();
-    crate::hardening::disable_core_dumps();
+    crate::os::hardening::disable_core_dumps();
     // Its own session: no terminal, and no hangup when the one that ran `coffer unlock` closes.
     let _ = rustix::process::setsid();
     let expires_at = (expires_at != 0).then_some(expires_at);

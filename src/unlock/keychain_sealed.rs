@@ -1,8 +1,10 @@
 //! A vault sealed by a random 256-bit key-encryption key kept in the OS keychain, so nobody
 //! types a passphrase. The item is named by the vault's id: several vaults never share a key.
 
+use std::path::Path;
+
 use crate::error::{Error, Result};
-use crate::keychain::Keychain;
+use crate::os::keychain::{Keychain, Unusable};
 use crate::vault::crypto::{self, KEY_LEN};
 use crate::vault::format::KeyHeader;
 use crate::vault::{NewSealing, VaultKey};
@@ -30,10 +32,11 @@ pub fn new_vault_key() -> Result<VaultKey> {
     Ok(key)
 }
 
-/// The key-encryption key of a keychain-sealed vault, from the keychain.
-pub fn kek(header: &KeyHeader) -> Result<crypto::Key> {
+/// The key-encryption key of the keychain-sealed vault at `path`, from the keychain.
+pub fn kek(path: &Path, header: &KeyHeader) -> Result<crypto::Key> {
     let id = account(&header.vault_id);
-    let bytes = Keychain::open()?.read(SERVICE, &id)?.ok_or_else(|| {
+    let keychain = Keychain::open().map_err(|why| unreachable(path, &why))?;
+    let bytes = keychain.read(SERVICE, &id)?.ok_or_else(|| {
         Error::Keychain(format!(
             "this vault is sealed by a key in the OS keychain, and the keychain has none for it \
              (service {SERVICE}, account {id}); restore that keychain, or the vault cannot be opened"
@@ -47,4 +50,21 @@ pub fn kek(header: &KeyHeader) -> Result<crypto::Key> {
     }
     kek.copy_from_slice(&bytes);
     Ok(kek)
+}
+
+/// The one line for a keychain-sealed vault whose keychain cannot be reached: where the
+/// credentials are, and that `coffer unlock` in the desktop session opens them for every session.
+fn unreachable(path: &Path, why: &Unusable) -> Error {
+    Error::Keychain(format!(
+        "coffer's credentials are in {}, sealed by a key in the OS keychain, which cannot be \
+         reached here: {why}; {}",
+        path.display(),
+        match why {
+            Unusable::NoSession | Unusable::NoService(_) => {
+                "run `coffer unlock` in your desktop session: it opens the vault for every \
+                 session of yours (ssh, cron) until the unlock timeout"
+            }
+            _ => why.fix(),
+        }
+    ))
 }

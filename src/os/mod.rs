@@ -1,0 +1,40 @@
+//! The operating system's adapters, one file per mechanism and platform, so that nothing else
+//! in coffer names a platform:
+//!
+//! - [`keychain`]: the OS keychain as coffer uses it (named items of opaque bytes), over the
+//!   keyring v4 store crates; it dispatches to one platform file:
+//!   - [`secret_service`]: the freedesktop Secret Service over D-Bus (gnome-keyring, KWallet),
+//!     on Linux and the BSDs. Compiled and tested here.
+//!   - `not_built_here/macos_keychain.rs`: the macOS login Keychain.
+//!   - `not_built_here/windows_credential_manager.rs`: the Windows Credential Manager.
+//! - [`kernel_keyring`]: the Linux kernel's user keyring (`keyctl`), where the unlock cache
+//!   keeps a vault's data key. Not a keychain: nothing in it survives a reboot.
+//!   `not_built_here/no_kernel_keyring.rs` answers "unavailable" on every other platform.
+//! - [`hardening`]: process limits for anything holding a key.
+//!
+//! Everything under `not_built_here/` is compiled only for its own platform, which this
+//! project neither builds nor tests: see the README's "Platforms".
+
+pub mod hardening;
+pub mod keychain;
+
+#[cfg(all(
+    unix,
+    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+))]
+pub mod secret_service;
+
+#[cfg(target_os = "macos")]
+#[path = "not_built_here/macos_keychain.rs"]
+pub mod macos_keychain;
+
+#[cfg(target_os = "windows")]
+#[path = "not_built_here/windows_credential_manager.rs"]
+pub mod windows_credential_manager;
+
+#[cfg(target_os = "linux")]
+pub mod kernel_keyring;
+
+#[cfg(not(target_os = "linux"))]
+#[path = "not_built_here/no_kernel_keyring.rs"]
+pub mod kernel_keyring;
