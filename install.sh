@@ -60,7 +60,18 @@ coffer="$prefix/bin/coffer"
 undo_hint="./install.sh --uninstall --prefix $prefix"
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/coffer-install.XXXXXX")
-trap 'rm -rf "$stage"' EXIT
+# What has happened so far, for the summary; printed even when a step stops the run.
+summarized=0 progress="nothing was installed or changed"
+stopped() {
+  local status=$?
+  if [ "$action" = install ] && [ "$summarized" -eq 0 ] && [ "$status" -ne 0 ]; then
+    say ""
+    say "install.sh stopped before the end: $progress"
+    say "undo: $undo_hint"
+  fi
+  rm -rf "$stage"
+}
+trap stopped EXIT
 
 # Under sudo, $HOME and the files in it may be root's or the user's depending on the system's
 # sudoers; coffer never edits a user's files as root, so it leaves that step to the user.
@@ -90,10 +101,14 @@ binaries() {
   [ -f "$src/Cargo.toml" ] || die "run install.sh from coffer's source tree, or pass --bin-dir"
   command -v cargo >/dev/null ||
     die "cargo is not installed: install a Rust toolchain (rustup), or pass --bin-dir with built binaries"
-  say "building coffer in release mode (cargo build --release --locked); this takes a few minutes"
-  (cd "$src" && cargo build --release --locked --bins)
   local target=${CARGO_TARGET_DIR:-target}
   case "$target" in /*) ;; *) target="$src/$target" ;; esac
+  if [ -x "$target/release/coffer" ]; then
+    say "building coffer in release mode (cargo build --release --locked)"
+  else
+    say "building coffer in release mode (cargo build --release --locked); the first build takes a few minutes"
+  fi
+  (cd "$src" && cargo build --release --locked --bins)
   bin_dir="$target/release"
 }
 
@@ -197,20 +212,44 @@ configure_docker() {
     return
   fi
   docker_status="uses coffer (coffer setup docker; undo: coffer setup --undo docker)"
+  progress="files installed; docker uses coffer"
   if grep -q '^unencrypted:' "$stage/setup.out"; then
     if ask "Move those logins into coffer and remove them from the file (coffer import docker --scrub)?"; then
-      "$coffer" import docker --scrub
+      # A typo at the passphrase prompt must not cost the rest of the install.
+      if "$coffer" import docker --scrub; then
+        plaintext_status="moved into coffer and scrubbed from config.json (coffer import docker --scrub)"
+      else
+        plaintext_status="NOT moved: the import failed (see above); config.json still holds them"
+        next="$next
+  coffer import docker --scrub      move the plaintext logins into coffer (failed this time)"
+        failed=1
+      fi
     else
+      plaintext_status="left in config.json, unencrypted"
       next="$next
   coffer import docker --scrub      move the plaintext logins into coffer"
     fi
   fi
+}
+
+configure_podman() {
   if [ "$podman" -eq 1 ]; then
-    if setup podman; then podman_status="uses coffer (coffer setup podman)"; else
+    if under_sudo; then
+      podman_status="left alone: run \`coffer setup podman\` as $SUDO_USER, without sudo"
+    elif setup podman; then podman_status="uses coffer (coffer setup podman)"; else
       podman_status="NOT configured: see the message above"
       failed=1
     fi
+  elif podman_set_up; then
+    podman_status="uses coffer (set up earlier; undo: coffer setup --undo podman)"
   fi
+}
+
+# Whether an earlier \`coffer setup podman\` left its drop-in, so a re-run reports it truly.
+podman_set_up() {
+  local drop_in="$HOME/.config/containers/registries.conf.d/coffer.conf"
+  # shellcheck disable=SC2016 # the backquotes are part of the text looked for
+  [ -f "$drop_in" ] && grep -q '^# Written by `coffer setup podman`' "$drop_in"
 }
 
 install() {
@@ -218,8 +257,15 @@ install() {
   "$bin_dir/coffer" generate man "$stage/man"
   "$bin_dir/coffer" generate completions "$stage/completions"
   install_files
+  progress="files installed under $prefix; docker and podman not configured"
   failed=0 next="" docker_status="left alone (--no-configure)" podman_status="left alone (--podman sets it up)"
-  if [ "$configure" -eq 1 ]; then configure_docker; fi
+  plaintext_status="none found"
+  if [ "$configure" -eq 1 ]; then
+    configure_docker
+    configure_podman
+  else
+    plaintext_status="not looked for (--no-configure)"
+  fi
 
   say ""
   say "$("$coffer" --version) is installed under $prefix ($added new, $updated updated, $unchanged unchanged files)"
@@ -228,11 +274,13 @@ install() {
   say "  completions  bash, zsh ($prefix/share/zsh/site-functions must be in fpath), fish"
   say "  docker       $docker_status"
   say "  podman       $podman_status"
+  say "  plaintext    $plaintext_status"
   say "next:"
   [ -z "$next" ] || say "${next#?}"
   say "  coffer doctor                     check the whole set-up"
   say "  docker login REGISTRY             keep a registry's password in coffer"
   say "undo: $undo_hint"
+  summarized=1
   return $failed
 }
 
@@ -240,7 +288,15 @@ install() {
 
 uninstall() {
   if [ ! -f "$manifest" ]; then
-    say "nothing to remove: install.sh has not installed coffer under $prefix"
+    local other found=""
+    # The coffer on PATH first: that is the installation the user means.
+    for other in "$(dirname "$(dirname "$(command -v coffer 2>/dev/null || echo /x/x)")")" /usr/local "$HOME/.local"; do
+      [ "$other" != "$prefix" ] && [ -f "$other/share/coffer/install-manifest" ] && found=$other && break
+    done
+    if [ -n "$found" ]; then
+      die "install.sh installed coffer under $found, not under $prefix: run ./install.sh --uninstall --prefix $found"
+    fi
+    say "nothing to remove: install.sh has not installed coffer under $prefix (nor under /usr/local or ~/.local)"
     return 0
   fi
   if [ "$configure" -eq 1 ] && [ -x "$coffer" ]; then

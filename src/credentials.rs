@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use crate::audit::AccessLog;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
+use crate::pending_erase::{self, Pending, PendingErases};
 use crate::server_url::ServerUrl;
 use crate::store::audited::Audited;
 use crate::store::{Entry, Store, Summary, now};
@@ -19,6 +20,8 @@ pub struct Credentials {
     store: Box<dyn Store>,
     /// The token vault; without it every entry is handed out as stored.
     keeper: Option<Keeper>,
+    /// Erases asked for while the vault could not be opened, finished by the next action.
+    pending: Option<PendingErases>,
 }
 
 impl Credentials {
@@ -32,13 +35,17 @@ impl Credentials {
     pub fn open(paths: Paths) -> Result<Self> {
         let (store, _) = crate::backend::open(&paths)?;
         let log = AccessLog::new(paths.access_log());
-        Ok(Credentials::new(Audited::new(store, log)).with_tokens(Keeper::new(paths)))
+        Ok(Credentials {
+            pending: Some(PendingErases::new(&paths)),
+            ..Credentials::new(Audited::new(store, log)).with_tokens(Keeper::new(paths))
+        })
     }
 
     pub fn new(store: impl Store + 'static) -> Self {
         Credentials {
             store: Box::new(store),
             keeper: None,
+            pending: None,
         }
     }
 
@@ -59,6 +66,7 @@ impl Credentials {
     /// place of the credential where the registry's mode hands one out.
     pub fn get(&self, server_url: &str) -> Result<Option<Entry>> {
         let url = ServerUrl::parse(server_url)?;
+        self.settle_quietly();
         let Some(entry) = self.store.find(&url.lookup_keys())? else {
             return Ok(None);
         };
@@ -83,6 +91,7 @@ impl Credentials {
     ) -> Result<()> {
         let url = ServerUrl::parse(server_url)?;
         check_username(username)?;
+        self.settle_quietly();
         let now = now();
         let entry = Entry {
             server_url: server_url.trim().to_owned(),
@@ -103,6 +112,7 @@ impl Credentials {
     /// one would rewrite a file vault once per entry. Registries in a token mode are stored one
     /// by one after the others, each minting its first token.
     pub fn store_all(&self, items: Vec<(String, String, SecretString)>) -> Result<()> {
+        self.settle_quietly();
         let now = now();
         let mut plain = Vec::new();
         let mut minting = Vec::new();
@@ -150,10 +160,25 @@ impl Credentials {
             })
     }
 
-    /// Removes the entry this URL names; returns the removed entry's server URL.
+    /// Removes the entry this URL names; returns the removed entry's server URL. An erase the
+    /// vault's state prevents (locked, wrong passphrase) is recorded, to be finished by the next
+    /// action that opens the vault, and reported as [`Error::ErasePending`], never as done.
     pub fn erase(&self, server_url: &str) -> Result<Option<String>> {
         let url = ServerUrl::parse(server_url)?;
-        self.store.remove(&url.erase_keys())
+        self.settle_quietly();
+        let removed = self.store.remove(&url.erase_keys());
+        match (removed, &self.pending) {
+            (Err(error), Some(pending)) if pending_erase::reason(&error).is_some() => {
+                let registry = server_url.trim().to_owned();
+                let reason = pending_erase::reason(&error).unwrap_or_default();
+                pending.record(&registry, reason)?;
+                Err(Error::ErasePending {
+                    registry,
+                    cause: Box::new(error),
+                })
+            }
+            (removed, _) => removed,
+        }
     }
 
     /// Sets (or, with `None`, clears) the description of the entry this URL names, keeping
@@ -183,7 +208,32 @@ impl Credentials {
     }
 
     pub fn list(&self) -> Result<Vec<Summary>> {
+        self.settle_quietly();
         self.store.list()
+    }
+
+    /// The erases still waiting for the vault to open.
+    pub fn pending_erases(&self) -> Result<Vec<Pending>> {
+        self.pending
+            .as_ref()
+            .map_or(Ok(Vec::new()), PendingErases::list)
+    }
+
+    /// Finishes the erases recorded while the vault could not be opened; returns those done.
+    pub fn settle_pending(&self) -> Result<Vec<Pending>> {
+        let Some(pending) = &self.pending else {
+            return Ok(Vec::new());
+        };
+        pending.settle(|registry| {
+            let url = ServerUrl::parse(registry)?;
+            self.store.remove(&url.erase_keys()).map(|r| r.is_some())
+        })
+    }
+
+    /// Before any action: a vault that still cannot be opened fails the action itself, with
+    /// its own error, so this one has nothing to add.
+    fn settle_quietly(&self) {
+        let _ = self.settle_pending();
     }
 }
 

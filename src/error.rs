@@ -15,10 +15,41 @@ pub enum Error {
     #[error("{}: {source}", path.display())]
     Vault { path: PathBuf, source: VaultError },
     #[error(
-        "the vault is locked and no passphrase is available: run `coffer unlock`, \
-         or set COFFER_PASSPHRASE_FILE to a file holding the passphrase"
+        "the vault is locked and no passphrase is available: run `coffer unlock` in a terminal, \
+         or set COFFER_PASSPHRASE_FILE to a 0600 file holding the passphrase"
     )]
     Locked,
+    /// A first run with nothing to seal a new vault with: the way forward is creating it.
+    #[error(
+        "no vault yet at {} and no passphrase to create one: set COFFER_PASSPHRASE_FILE to a 0600 \
+         file holding a new passphrase, or run `coffer init` in a terminal",
+        path.display()
+    )]
+    NoPassphraseForNewVault { path: PathBuf },
+    /// The passphrase a source gave does not open the vault. Running `coffer unlock` would read
+    /// the same source again, so the advice names the source.
+    #[error(
+        "{}: cannot unlock the vault: the passphrase is wrong, or the vault header is damaged; \
+         the passphrase came from {from}: {fix}",
+        path.display()
+    )]
+    WrongPassphrase {
+        path: PathBuf,
+        from: String,
+        fix: String,
+    },
+    /// An erase that could not be done now; it is recorded and finished later.
+    #[error(
+        "{registry} was NOT erased: {cause}; the erase is recorded and the next coffer command \
+         that opens the vault finishes it (`coffer unlock` does it now)"
+    )]
+    ErasePending { registry: String, cause: Box<Error> },
+    #[error(
+        "the passphrase of {} was changed by another process meanwhile; nothing was changed: \
+         run `coffer passwd` again",
+        path.display()
+    )]
+    ChangedMeanwhile { path: PathBuf },
     #[error("no vault yet at {}: run `coffer init` (or `docker login`, which creates it)", path.display())]
     NoVault { path: PathBuf },
     #[error("a vault already exists at {}; use `coffer passwd` to change its passphrase", path.display())]
@@ -65,6 +96,18 @@ pub enum Error {
         "invalid profile name {0:?}: use up to 64 letters, digits, '-', '_' or '.', not starting with '.'"
     )]
     Profile(String),
+    #[error(
+        "coffer is running as root, but {var} ({}) belongs to {user}: files written there now \
+         would be root's and lock {user} out. Run it as {user} (`sudo -u {sudo_user} coffer ...`), \
+         or with root's own home (`sudo -H coffer ...`)",
+        path.display()
+    )]
+    ForeignHome {
+        var: &'static str,
+        path: PathBuf,
+        user: String,
+        sudo_user: String,
+    },
     #[error("cannot find a home directory for the vault; set COFFER_HOME")]
     NoHome,
     #[error(transparent)]
@@ -75,6 +118,9 @@ pub enum Error {
     Setting(String),
     #[error("{0}")]
     Import(String),
+    /// docker's config.json or a containers auth.json that coffer cannot read or edit.
+    #[error("{} {message}; coffer reads and edits only regular JSON files it can read: fix it, then run this again", path.display())]
+    AuthFile { path: PathBuf, message: String },
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(#[source] EntryError),
 }

@@ -9,16 +9,20 @@
 //! - [`audit`]: the access log of every credential action, never a secret.
 //! - [`os`]: the operating system's adapters: OS keychains (Secret Service, macOS, Windows), the
 //!   kernel keyring, process hardening; [`backend`]: which store serves, and why.
-//! - [`migrate`], [`import`]: moving entries between stores, and in from other tools.
+//! - [`pending_erase`]: erases asked for while the vault was locked, finished later.
+//! - [`migrate`], [`import`]: moving entries between stores, and in from other tools;
+//!   [`auth_file`]: docker's config.json and containers' auth.json, read and edited in one place.
 //! - [`config`]: non-secret settings in `config.toml`.
 //! - [`token`]: the token vault: registry tokens derived from stored credentials, renewed
 //!   before they expire.
 //! - [`clock`]: the wall clock, read and shown safely whatever it is set to.
-//! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
+//! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives;
+//!   [`ownership`]: root never writes into a user's home.
 //! - [`setup`]: pointing docker and podman at coffer, reversibly.
 //! - [`cli`]: the `coffer` command for people.
 
 pub mod audit;
+pub mod auth_file;
 pub mod backend;
 pub mod cli;
 pub mod clock;
@@ -30,8 +34,10 @@ pub mod files;
 pub mod import;
 pub mod kubelet;
 pub mod migrate;
+pub mod ownership;
 pub mod os;
 pub mod paths;
+pub mod pending_erase;
 pub mod protocol;
 pub mod secret_buffer;
 pub mod server_url;

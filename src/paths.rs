@@ -30,6 +30,7 @@ impl Paths {
 
     /// The user's paths, narrowed to `profile` when one is given.
     pub fn for_profile(profile: Option<&str>) -> Result<Self> {
+        crate::ownership::refuse_foreign_home()?;
         let base =
             if let Some(home) = std::env::var_os("COFFER_HOME").filter(|home| !home.is_empty()) {
                 Paths::new(home)

@@ -31,7 +31,16 @@ pub fn version() -> String {
     format!("{PROGRAM} (coffer) {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Runs the helper for `args` (without the program name). Returns the exit status.
+/// What a helper run ended with: its exit status, and for a failed action, one line for the
+/// person at the terminal. Docker hides the helper's output (a failed `get` becomes "no basic
+/// auth credentials"), so the binary writes `notice` to `/dev/tty` when there is one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: i32,
+    pub notice: Option<String>,
+}
+
+/// Runs the helper for `args` (without the program name).
 ///
 /// `open` is called only for actions that need the store, so `version` never touches it.
 pub fn serve(
@@ -39,7 +48,8 @@ pub fn serve(
     input: impl Read,
     output: &mut impl Write,
     open: impl FnOnce() -> Result<Credentials>,
-) -> i32 {
+) -> Outcome {
+    let mut notice = None;
     let answer = match args {
         [flag] if flag == "--help" || flag == "-h" => Ok(Answer::Text(usage())),
         [flag] if flag == "--version" || flag == "-v" || flag == "version" => {
@@ -47,9 +57,17 @@ pub fn serve(
         }
         [action] if matches!(action.as_str(), "store" | "get" | "erase" | "list") => {
             read_input(input).and_then(|request| {
-                open()
-                    .map_err(|e| e.to_string())
-                    .and_then(|c| act(action, &request, &c))
+                let done = open()
+                    .map_err(Failure::from)
+                    .and_then(|c| act(action, &request, &c));
+                done.map_err(|failure| match failure {
+                    Failure::Store(error) => {
+                        let message = error.to_string();
+                        notice = Some(tell(action, &request, &message));
+                        message
+                    }
+                    Failure::Request(message) => message,
+                })
             })
         }
         [action] => Err(format!("{PROGRAM}: unknown action: {action}")),
@@ -64,10 +82,40 @@ pub fn serve(
             1,
         ),
     };
-    match output.write_all(&bytes).and_then(|()| output.flush()) {
+    let status = match output.write_all(&bytes).and_then(|()| output.flush()) {
         Ok(()) => status,
         Err(_) => 1,
-    }
+    };
+    Outcome { status, notice }
+}
+
+/// The line for the person: which action failed for which registry, why and what to do (the
+/// error says both), and what the client will show instead.
+fn tell(action: &str, request: &str, message: &str) -> String {
+    let registry = || -> String {
+        if action == "store" {
+            parse_store(request)
+                .ok()
+                .and_then(|r| r.server_url)
+                .unwrap_or_default()
+        } else {
+            request.trim().chars().take(256).collect()
+        }
+    };
+    let line = match action {
+        "get" => format!(
+            "coffer: no credentials for {} (docker reports \"no basic auth credentials\"): {message}",
+            registry()
+        ),
+        "store" => format!(
+            "coffer: the login to {} was not stored: {message}",
+            registry()
+        ),
+        // ErasePending already says that the logout did not happen.
+        "erase" => format!("coffer: {message}"),
+        _ => format!("coffer: cannot list the stored credentials: {message}"),
+    };
+    one_line(&line)
 }
 
 enum Answer {
@@ -76,8 +124,32 @@ enum Answer {
     Nothing,
 }
 
-fn act(action: &str, request: &str, credentials: &Credentials) -> Result<Answer, String> {
-    let fail = |e: crate::Error| e.to_string();
+/// Why an action failed: the request itself (the client's business), or the store (the
+/// person's: a locked vault, a wrong passphrase).
+enum Failure {
+    Request(String),
+    Store(crate::Error),
+}
+
+impl From<crate::Error> for Failure {
+    fn from(error: crate::Error) -> Self {
+        Failure::Store(error)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::Request(message.to_owned())
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Request(message)
+    }
+}
+
+fn act(action: &str, request: &str, credentials: &Credentials) -> Result<Answer, Failure> {
     match action {
         "store" => {
             let request = parse_store(request)?;
@@ -90,9 +162,7 @@ fn act(action: &str, request: &str, credentials: &Credentials) -> Result<Answer,
                 .filter(|s| !s.is_empty())
                 .ok_or(NO_USERNAME)?;
             let secret = request.secret.unwrap_or_else(|| SecretString::from(""));
-            credentials
-                .store(&server_url, &username, secret)
-                .map_err(fail)?;
+            credentials.store(&server_url, &username, secret)?;
             Ok(Answer::Nothing)
         }
         "get" => {
@@ -100,10 +170,7 @@ fn act(action: &str, request: &str, credentials: &Credentials) -> Result<Answer,
             if server_url.is_empty() {
                 return Err(NO_SERVER_URL.into());
             }
-            let entry = credentials
-                .get(server_url)
-                .map_err(fail)?
-                .ok_or(NOT_FOUND)?;
+            let entry = credentials.get(server_url)?.ok_or(NOT_FOUND)?;
             let reply = GetReply {
                 server_url,
                 username: &entry.username,
@@ -116,16 +183,12 @@ fn act(action: &str, request: &str, credentials: &Credentials) -> Result<Answer,
             if server_url.is_empty() {
                 return Err(NO_SERVER_URL.into());
             }
-            credentials
-                .erase(server_url)
-                .map_err(fail)?
-                .ok_or(NOT_FOUND)?;
+            credentials.erase(server_url)?.ok_or(NOT_FOUND)?;
             Ok(Answer::Nothing)
         }
         "list" => {
             let list: BTreeMap<String, String> = credentials
-                .list()
-                .map_err(fail)?
+                .list()?
                 .into_iter()
                 .map(|s| (s.server_url, s.username))
                 .collect();

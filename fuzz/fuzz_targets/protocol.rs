@@ -21,7 +21,12 @@ fuzz_target!(|data: &[u8]| {
         .store("ghcr.io", "alice", SECRET.into())
         .expect("memory store");
     let mut out = Vec::new();
-    let status = protocol::serve(&[action.to_owned()], input, &mut out, || Ok(credentials));
+    let outcome = protocol::serve(&[action.to_owned()], input, &mut out, || Ok(credentials));
+    let status = outcome.status;
+    // The line for the terminal is one line and never holds the secret.
+    if let Some(notice) = &outcome.notice {
+        assert!(!notice.contains('\n') && !notice.contains(SECRET));
+    }
 
     let lines = out.iter().filter(|&&b| b == b'\n').count();
     match status {

@@ -3,10 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::audit::{AccessLog, Event, Outcome};
+use crate::auth_file::{self, AuthFile};
 use crate::backend::{self, Backend};
 use crate::credentials::Credentials;
 use crate::os::keychain::Keychain;
 use crate::paths::Paths;
+use crate::pending_erase::PendingErases;
 use crate::protocol::PROGRAM;
 use crate::store::Store;
 use crate::store::file::FileStore;
@@ -39,6 +42,8 @@ pub fn run(paths: &Paths) -> ExitCode {
 
     println!("docker:");
     check_docker_config(&mut report);
+    println!("plaintext:");
+    check_plaintext(&mut report);
 
     println!("helper:");
     match find_on_path(PROGRAM) {
@@ -54,6 +59,11 @@ pub fn run(paths: &Paths) -> ExitCode {
         println!("vault:");
         check_vault(&mut report, paths);
     }
+    check_pending_erases(&mut report, paths);
+    check_ownership(&mut report, paths);
+
+    println!("recent failures (access log):");
+    check_recent_failures(&mut report, paths);
 
     check_refused(&mut report, paths);
 
@@ -61,7 +71,10 @@ pub fn run(paths: &Paths) -> ExitCode {
         println!("everything looks right");
         ExitCode::SUCCESS
     } else {
-        println!("{} problem(s) found", report.problems);
+        println!(
+            "{} found",
+            super::plural(report.problems, "problem", "problems")
+        );
         ExitCode::FAILURE
     }
 }
@@ -74,50 +87,64 @@ fn check_docker_config(report: &mut Report) {
         );
         return;
     };
-    let config: serde_json::Value = match std::fs::read(&path) {
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(value) => value,
-            Err(_) => {
-                report.problem(
-                    &format!("{} is not valid JSON", path.display()),
-                    "repair or move the file aside",
-                );
-                return;
-            }
-        },
-        Err(_) => serde_json::Value::Null,
+    let config = match AuthFile::read(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            report.problem(
+                &error.to_string(),
+                "fix the file as the message says; docker cannot use it either",
+            );
+            return;
+        }
     };
-    match config.get("credsStore").and_then(|v| v.as_str()) {
-        Some("coffer") => report.ok(&format!("credsStore is coffer in {}", path.display())),
+    let shown = config.path.display();
+    match config.string("credsStore") {
+        Some("coffer") => report.ok(&format!("credsStore is coffer in {shown}")),
         Some(other) => report.problem(
-            &format!(
-                "credsStore is {other:?} in {}: docker uses that helper, not coffer",
-                path.display()
-            ),
+            &format!("credsStore is {other:?} in {shown}: docker uses that helper, not coffer"),
+            "coffer setup docker",
+        ),
+        None if config.exists() => report.problem(
+            &format!("credsStore is not set in {shown}"),
             "coffer setup docker",
         ),
         None => report.problem(
-            &format!("credsStore is not set in {}", path.display()),
+            &format!(
+                "credsStore is not set: {shown} does not exist, so docker keeps logins in plaintext"
+            ),
             "coffer setup docker",
         ),
     }
-    if let Some(helpers) = config.get("credHelpers").and_then(|v| v.as_object()) {
+    if let Some(helpers) = config.object.get("credHelpers").and_then(|v| v.as_object()) {
         let ours = helpers
             .values()
             .filter(|v| v.as_str() == Some("coffer"))
             .count();
         if ours > 0 {
-            report.note(&format!("{ours} registries use coffer through credHelpers"));
+            report.note(&format!(
+                "{} coffer through credHelpers",
+                super::plural(ours, "registry uses", "registries use")
+            ));
         }
     }
-    let plaintext = config.as_object().map_or(0, crate::setup::plaintext_auths);
-    if plaintext > 0 {
+}
+
+/// Every plaintext copy of a login in docker's and podman's folders, with the advice setup and
+/// import give for the same file.
+fn check_plaintext(report: &mut Report) {
+    let found = auth_file::plaintext_files(&auth_file::config_dirs());
+    if found.is_empty() {
+        report.ok("no plaintext login in docker's or podman's configuration folders");
+    }
+    for file in found {
+        let what = if file.live { "" } else { " (a copy)" };
         report.problem(
             &format!(
-                "{plaintext} credential(s) sit unencrypted in the auths of {}",
-                path.display()
+                "{} unencrypted in {}{what}",
+                super::plural(file.logins, "login sits", "logins sit"),
+                file.path.display()
             ),
-            "log in again through coffer (docker login), then remove them from auths",
+            &file.advice(),
         );
     }
 }
@@ -282,7 +309,8 @@ fn check_vault(report: &mut Report, paths: &Paths) {
     }
     match store.verify() {
         Ok(count) => report.ok(&format!(
-            "vault opens and every record authenticates ({count} entries)"
+            "vault opens and every record authenticates ({})",
+            super::plural(count, "entry", "entries")
         )),
         Err(error) => report.problem(
             &format!("the vault does not open: {error}"),
@@ -385,4 +413,84 @@ fn check_unlock(report: &mut Report, store: &FileStore) -> bool {
         ),
     }
     false
+}
+
+fn check_pending_erases(report: &mut Report, paths: &Paths) {
+    match PendingErases::new(paths).list() {
+        Ok(pending) => {
+            for pending in pending {
+                report.problem(
+                    &super::pending_line(&pending),
+                    "`coffer unlock` (or any coffer command that opens the vault) finishes the erase",
+                );
+            }
+        }
+        Err(error) => report.problem(&error.to_string(), "follow the advice in the message above"),
+    }
+}
+
+/// How far back the failures shown go, and how many at most.
+const RECENT: u64 = 7 * 24 * 3600;
+const MAX_FAILURES: usize = 5;
+
+/// Docker hides the helper's errors; the access log has them. The newest failures are shown
+/// with their error, which says what to do.
+fn check_recent_failures(report: &mut Report, paths: &Paths) {
+    let log = AccessLog::new(paths.access_log());
+    let events = match log.read() {
+        Ok((events, _)) => events,
+        Err(error) => {
+            report.problem(
+                &format!("cannot read {}: {error}", log.path().display()),
+                "give the file back to its user (`chown`) and make it 0600",
+            );
+            return;
+        }
+    };
+    let since = std::time::SystemTime::now() - std::time::Duration::from_secs(RECENT);
+    let failures: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Failed)
+        .filter(|e| humantime::parse_rfc3339(&e.time).is_ok_and(|at| at >= since))
+        .collect();
+    if failures.is_empty() {
+        report.ok("no failed credential action in the last 7 days");
+        return;
+    }
+    let shown = &failures[failures.len().saturating_sub(MAX_FAILURES)..];
+    report.note(&format!(
+        "{} of the last 7 days (`coffer log` has them all):",
+        super::plural(failures.len(), "failure", "failures")
+    ));
+    for event in shown {
+        println!(
+            "        {}  {} {} by {} ({}): {}",
+            event.time,
+            super::log::json_name(&event.action),
+            super::table::printable(event.registry.as_deref().unwrap_or("-")),
+            super::table::printable(&event.caller),
+            event.caller_pid,
+            super::table::printable(event.error.as_deref().unwrap_or("failed"))
+        );
+    }
+}
+
+/// Files a root run with this user's HOME left behind: docker and coffer fail on them.
+fn check_ownership(report: &mut Report, paths: &Paths) {
+    let mut places = vec![paths.home().to_path_buf()];
+    places.extend(paths.config().parent().map(Path::to_path_buf));
+    if let Ok(config) = crate::setup::docker::config_path() {
+        places.extend(config.parent().map(Path::to_path_buf));
+    }
+    places.dedup();
+    for foreign in crate::ownership::foreign_files(&places) {
+        report.problem(
+            &format!(
+                "{} belongs to {}, not to you: docker and coffer cannot replace it",
+                foreign.path.display(),
+                foreign.owner
+            ),
+            &foreign.fix,
+        );
+    }
 }

@@ -30,14 +30,31 @@ pub fn run(what: What, dir: &Path) -> anyhow::Result<()> {
                 .get_subcommands()
                 .filter(|verb| !verb.is_hide_set())
                 .cloned();
-            for command in std::iter::once(coffer.clone()).chain(verbs) {
+            let main = coffer.clone().after_long_help(format!(
+                "{}\n\n{}\n\n{}",
+                super::ENVIRONMENT,
+                super::PASSPHRASE_SOURCES,
+                super::FILES
+            ));
+            write_page(dir, main, Subcommands::Pages).with_context(written)?;
+            for command in verbs {
                 write_page(dir, command, Subcommands::Pages).with_context(written)?;
             }
-            write_page(dir, helper_command(), Subcommands::Actions).with_context(written)?;
+            let helper = helper_command();
+            let helper_after = helper
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let helper = helper.after_help(format!(
+                "{helper_after}\n\n{}\n\n{}",
+                super::PASSPHRASE_SOURCES,
+                super::FILES
+            ));
+            write_page(dir, helper, Subcommands::Actions).with_context(written)?;
         }
         What::Completions => {
             for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-                clap_complete::generate_to(shell, &mut super::Cli::command(), "coffer", dir)
+                clap_complete::generate_to(shell, &mut without_hidden_verbs(), "coffer", dir)
                     .with_context(written)?;
                 clap_complete::generate_to(shell, &mut helper_command(), PROGRAM, dir)
                     .with_context(written)?;
@@ -45,6 +62,20 @@ pub fn run(what: What, dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// coffer's definition without the verbs people never type (`agent`, `generate`): clap's
+/// completion generators list hidden subcommands too.
+fn without_hidden_verbs() -> Command {
+    let full = super::Cli::command();
+    let mut shown = Command::new("coffer")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    if let Some(about) = full.get_about() {
+        shown = shown.about(about.clone());
+    }
+    shown
 }
 
 /// How a page presents its subcommands.
@@ -200,6 +231,54 @@ mod tests {
             "  demo \\-\\-now",
         ] {
             assert!(page.contains(wanted), "{wanted:?} missing from:\n{page}");
+        }
+    }
+
+    #[test]
+    fn main_pages_have_files_environment_and_passphrase_sections() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        run(What::Man, dir.path()).expect("man");
+        for page in ["coffer.1", "docker-credential-coffer.1"] {
+            let text = std::fs::read_to_string(dir.path().join(page)).expect("read");
+            for section in [".SH ENVIRONMENT", ".SH \"PASSPHRASE SOURCES\"", ".SH FILES"] {
+                assert!(text.contains(section), "{page} has no {section}");
+            }
+            assert!(text.contains("vault.coffer") && text.contains("COFFER_PASSPHRASE_FILE"));
+        }
+    }
+
+    #[test]
+    fn setup_help_names_each_tool_once() {
+        let mut coffer = super::super::Cli::command();
+        coffer.build();
+        let help = coffer
+            .find_subcommand_mut("setup")
+            .expect("setup")
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("- docker: `credsStore`"), "{help}");
+        assert!(
+            !help.contains("docker: docker:") && !help.contains("podman: podman"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn completions_offer_no_hidden_verb() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        run(What::Completions, dir.path()).expect("completions");
+        for file in ["coffer.bash", "_coffer", "coffer.fish"] {
+            let text = std::fs::read_to_string(dir.path().join(file)).expect("read");
+            assert!(text.contains("unlock"), "{file} lists the verbs");
+            for hidden in ["agent", "generate"] {
+                assert!(
+                    !text.contains(&format!("subcmd__{hidden}"))
+                        && !text.contains(&format!(" {hidden} "))
+                        && !text.contains(&format!("'{hidden}:"))
+                        && !text.contains(&format!("\"{hidden}\"")),
+                    "{file} offers the hidden verb {hidden}"
+                );
+            }
         }
     }
 

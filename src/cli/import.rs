@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use crate::auth_file::{self, AuthFile, PlaintextFile, Route};
 use crate::credentials::Credentials;
-use crate::import::{self, Found, Route};
+use crate::import::{self, Found};
 use crate::paths::Paths;
 
 #[derive(Debug, Subcommand)]
@@ -66,22 +67,38 @@ pub fn run(paths: &Paths, source: Source) -> anyhow::Result<()> {
 }
 
 fn from_file(paths: &Paths, path: &Path, scrub: bool, route: Route) -> anyhow::Result<()> {
-    let found = import::from_auths_file(path)?;
-    let stored = store_all(paths, found, &path.display().to_string())?;
+    let file = AuthFile::read(path)?;
+    if !file.exists() {
+        bail!("{} does not exist; give --file", path.display());
+    }
+    let stored = store_all(paths, file.credentials()?, &file.path.display().to_string())?;
     if !scrub {
+        if !stored.is_empty() {
+            let live = PlaintextFile {
+                path: file.path.clone(),
+                logins: stored.len(),
+                live: true,
+            };
+            println!("they are still in the file in plaintext: {}", live.advice());
+        }
         return Ok(());
     }
-    let scrubbed = import::scrub(path, &stored, route)?;
-    if scrubbed.registries.is_empty() {
-        println!("nothing to scrub in {}", path.display());
+    let scrubbed = auth_file::scrub(&file.path, &stored, route)?;
+    let Some(backup) = &scrubbed.backup else {
+        println!("nothing to scrub in {}", scrubbed.path.display());
         return Ok(());
-    }
+    };
+    let copy = PlaintextFile {
+        path: backup.clone(),
+        logins: scrubbed.registries.len(),
+        live: false,
+    };
     println!(
-        "removed the secrets of {} registries from {}; the original is in {} \
-         (0600): delete it once your logins work",
-        scrubbed.registries.len(),
-        path.display(),
-        scrubbed.backup.display()
+        "removed the secrets of {} from {}; the original, plaintext secrets and all, is kept as {}: {}",
+        super::plural(scrubbed.registries.len(), "registry", "registries"),
+        scrubbed.path.display(),
+        backup.display(),
+        copy.advice()
     );
     for routed in &scrubbed.routed {
         println!("  added {routed} = \"coffer\"");
@@ -120,7 +137,10 @@ fn store_all(paths: &Paths, found: Vec<Found>, from: &str) -> anyhow::Result<Vec
                 .collect(),
         )
         .with_context(|| format!("importing from {from}"))?;
-    println!("imported {} credentials from {from}", stored.len());
+    println!(
+        "imported {} from {from}",
+        super::plural(stored.len(), "credential", "credentials")
+    );
     Ok(stored)
 }
 

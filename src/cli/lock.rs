@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::paths::Paths;
 use crate::store::file::FileStore;
 use crate::unlock::cache::{self, Timeout};
-use crate::unlock::{Unlocker, agent};
+use crate::unlock::{Unlocker, agent, passphrase};
 
 pub fn unlock(paths: &Paths, timeout: Option<Timeout>) -> anyhow::Result<()> {
     // Read before the slow part, so a broken config.toml fails at once.
@@ -28,6 +28,12 @@ pub fn unlock(paths: &Paths, timeout: Option<Timeout>) -> anyhow::Result<()> {
             "coffer unlock needs the passphrase: run it in a terminal, or set \
              COFFER_PASSPHRASE_FILE to a 0600 file holding it"
         ),
+        // No vault: `coffer init` creates one, with a passphrase from the same sources.
+        Error::NoVault { path } if passphrase::available_source().is_none() => anyhow!(
+            "no vault yet at {}: set COFFER_PASSPHRASE_FILE to a 0600 file holding a new \
+             passphrase and run `coffer init`, or run `coffer init` in a terminal",
+            path.display()
+        ),
         other => other.into(),
     })?;
     let stored = cache::store(&key.header().vault_id, key.data_key(), timeout)?;
@@ -43,6 +49,15 @@ pub fn unlock(paths: &Paths, timeout: Option<Timeout>) -> anyhow::Result<()> {
         paths.vault().display(),
         stored.mechanism
     );
+    // Logouts that failed while the vault was locked are finished now that it opens.
+    for done in crate::credentials::Credentials::open(paths.clone())?.settle_pending()? {
+        println!(
+            "erased {}: its logout at {} had failed ({})",
+            done.registry,
+            super::time(done.at),
+            done.reason
+        );
+    }
     Ok(())
 }
 

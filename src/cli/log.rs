@@ -48,7 +48,7 @@ fn print_table(events: &[Event]) {
 }
 
 /// An enum's name as it is spelled in the log file.
-fn json_name(value: &impl serde::Serialize) -> String {
+pub(super) fn json_name(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

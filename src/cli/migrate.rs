@@ -22,8 +22,8 @@ pub fn run(paths: &Paths, to: Backend) -> anyhow::Result<()> {
     };
     let outcome = migrate(from, target).context("the migration stopped; run it again to go on")?;
     println!(
-        "moved {} entries from {from_name} to {to_name}",
-        outcome.moved
+        "moved {} from {from_name} to {to_name}",
+        super::plural(outcome.moved, "entry", "entries")
     );
     for url in &outcome.newer_in_target {
         println!(

@@ -7,6 +7,7 @@ mod lock;
 mod log;
 mod login;
 mod migrate;
+mod passwd;
 mod setup;
 mod table;
 mod token;
@@ -15,9 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
 
 use std::io::{IsTerminal, Write};
 
@@ -25,7 +25,7 @@ use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::store::Summary;
 use crate::store::file::FileStore;
-use crate::unlock::{self, Unlocker, passphrase};
+use crate::unlock::{self, Unlocker};
 use crate::vault::crypto::KdfParams;
 use crate::{export, files, kubelet};
 
@@ -85,11 +85,12 @@ enum Command {
         /// The registry as you would give it to `docker login`.
         registry: String,
     },
-    /// Change the vault's passphrase, keeping every entry.
+    /// Change the vault's passphrase (the current one first, then the new one twice), keeping
+    /// every entry; --rotate-key also replaces the key that encrypts them.
     #[command(
-        after_help = "Examples:\n  coffer passwd\n  COFFER_NEW_PASSPHRASE_FILE=new.txt coffer passwd"
+        after_help = "Examples:\n  coffer passwd\n  coffer passwd --rotate-key\n  COFFER_NEW_PASSPHRASE_FILE=new.txt coffer passwd --update-passphrase-file"
     )]
-    Passwd,
+    Passwd(passwd::PasswdArgs),
     /// Move every entry to the OS keychain or the file vault, and make that the store in use.
     #[command(after_help = "Examples:\n  coffer migrate --to keychain\n  coffer migrate --to file")]
     Migrate {
@@ -102,9 +103,14 @@ enum Command {
         after_help = "Examples:\n  coffer import docker --scrub\n  coffer import pass"
     )]
     Import(import::Source),
-    /// Check the set-up: docker's configuration, the helper on PATH, the vault.
+    /// Check the set-up: docker's configuration, the helper on PATH, the vault, plaintext
+    /// copies, files left by root, and the recent failures docker did not show.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+    /// Delete every copy of docker's or podman's configuration that holds plaintext logins
+    /// (backups made by setup, import or by hand), once your logins work through coffer.
+    #[command(after_help = "Example:\n  coffer ls && coffer forget-plaintext")]
+    ForgetPlaintext,
     /// Write credentials for hosts without a helper: docker config, Kubernetes Secret, podman
     /// auth.json, rkt, Mesos or Butane.
     #[command(
@@ -197,12 +203,36 @@ enum Command {
 
 /// The variables coffer reads, for `--help` and the man pages.
 const ENVIRONMENT: &str = "Environment:
-  COFFER_HOME             the vault's folder
-  COFFER_PASSPHRASE_FILE  a 0600 file holding the passphrase
-  COFFER_PASSPHRASE       the passphrase (the least safe source)
-  COFFER_PROFILE          an isolated set of credentials (--profile)
-  COFFER_BACKEND          auto, keychain or file
-  DOCKER_CONFIG           the folder of docker's config.json";
+  COFFER_HOME                 the vault's folder
+  COFFER_PASSPHRASE_FILE      a 0600 file holding the passphrase
+  COFFER_PASSPHRASE           the passphrase (the least safe source)
+  COFFER_NEW_PASSPHRASE_FILE  the new passphrase, for `coffer passwd` without a terminal
+  COFFER_PROFILE              an isolated set of credentials (--profile)
+  COFFER_BACKEND              auto, keychain or file
+  COFFER_UNLOCK_MECHANISM     keyring or agent: where `coffer unlock` keeps the key
+  DOCKER_CONFIG               the folder of docker's config.json";
+
+/// Where the passphrase comes from, for the man pages.
+pub(crate) const PASSPHRASE_SOURCES: &str = "Passphrase sources:
+The first that is set is used; with none, and no unlocked key, a command fails at once and says
+what to do (docker hides the helper's words, so the helper also tells the terminal, if any).
+  1. COFFER_PASSPHRASE_FILE: the first line of a 0600 file
+  2. $CREDENTIALS_DIRECTORY/coffer-passphrase: a systemd credential (LoadCredential=)
+  3. COFFER_PASSPHRASE: the variable itself (visible to your other processes)
+  4. a prompt on /dev/tty, when there is a terminal
+`coffer unlock` keeps the vault's key in the kernel keyring (or the coffer agent) until its
+timeout: then no source is needed.";
+
+/// The files coffer reads and writes, for the man pages.
+pub(crate) const FILES: &str = "Files:
+  ~/.local/share/coffer/vault.coffer   the vault (COFFER_HOME/vault.coffer), 0600 in a 0700 folder
+  ~/.local/share/coffer/access.log     one line per credential action, never a secret (`coffer log`)
+  ~/.local/share/coffer/erase-pending.json  logouts the vault was locked for, finished later
+  ~/.config/coffer/config.toml         settings: store, unlock timeout, registry modes
+  ~/.config/coffer/setup.json          what `coffer setup` replaced, for --undo
+  ~/.docker/config.json                docker's configuration (DOCKER_CONFIG/config.json)
+  config.json.<time>.bak               a backup made by setup; .plaintext.bak when it holds secrets
+  ~/.config/containers/registries.conf.d/coffer.conf  written by `coffer setup podman`";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Sealing {
@@ -247,6 +277,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // The agent runs with an empty environment and needs no paths.
     if let Command::Agent(args) = cli.command {
         return Ok(lock::agent(args));
+    }
+    // Packaging runs this as root with any HOME; it touches no user file.
+    if let Command::Generate { what, dir } = &cli.command {
+        generate::run(*what, dir)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let paths = Paths::for_profile(cli.profile.as_deref())?;
     match cli.command {
@@ -313,11 +348,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Ls { json } => {
-            let list = Credentials::open(paths.clone())?.list()?;
+            let credentials = Credentials::open(paths.clone())?;
+            let finished = credentials.settle_pending().unwrap_or_default();
+            let list = match credentials.list() {
+                Ok(list) => list,
+                Err(error) => {
+                    // What the person cannot see in a locked vault, they still learn.
+                    for pending in credentials.pending_erases().unwrap_or_default() {
+                        eprintln!("{}", pending_line(&pending));
+                    }
+                    return Err(error.into());
+                }
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 print_table(&list);
+            }
+            for done in finished {
+                eprintln!(
+                    "erased {}: the logout of {} had failed ({}); finished now",
+                    done.registry,
+                    time(done.at),
+                    done.reason
+                );
             }
         }
         Command::Describe { registry, text } => {
@@ -335,23 +389,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(removed) => println!("removed {removed}"),
             None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
         },
-        Command::Passwd => {
-            let store = FileStore::new(paths, Unlocker::default());
-            let new = passphrase::read_new()?;
-            let count = store
-                .rekey(|old| {
-                    unlock::key_for_new_passphrase(
-                        new.expose_secret(),
-                        KdfParams::DEFAULT,
-                        Some(old),
-                    )
-                })
-                .context("the passphrase was not changed")?;
-            println!("passphrase changed; {count} entries kept");
-        }
+        Command::Passwd(args) => passwd::run(&paths, args)?,
         Command::Migrate { to } => migrate::run(&paths, to)?,
         Command::Import(source) => import::run(&paths, source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
+        Command::ForgetPlaintext => {
+            let found = crate::auth_file::plaintext_files(&crate::auth_file::config_dirs());
+            let removed = crate::auth_file::remove_copies(&found)?;
+            for path in &removed {
+                println!("removed {}", path.display());
+            }
+            if removed.is_empty() {
+                println!("no plaintext copy found");
+            }
+            for live in found.iter().filter(|f| f.live) {
+                println!(
+                    "kept {}: tools read it, and it still holds {}: {}",
+                    live.path.display(),
+                    plural(live.logins, "plaintext login", "plaintext logins"),
+                    live.advice()
+                );
+            }
+        }
         Command::Export {
             format,
             registries,
@@ -367,7 +426,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let credentials = Credentials::open(paths)?;
             let chosen = export::select(&credentials, &registries)?;
             if chosen.is_empty() {
-                bail!("no credentials stored; nothing to export");
+                bail!(
+                    "no credentials stored; nothing to export (`docker login` or `coffer login` \
+                     stores some)"
+                );
             }
             let output = export::render(
                 format,
@@ -382,16 +444,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_export(output, out.as_deref())?;
             match export::earliest_expiry(&chosen) {
                 Some(at) => eprintln!(
-                    "exported {} credential(s); the earliest token expires at {} (in {}): export again before then",
-                    chosen.len(),
+                    "exported {}; the earliest token expires at {} (in {}): export again before then",
+                    plural(chosen.len(), "credential", "credentials"),
                     time(at),
                     humantime::format_duration(Duration::from_secs(
                         at.saturating_sub(crate::store::now())
                     ))
                 ),
                 None => eprintln!(
-                    "exported {} credential(s); none of them expires",
-                    chosen.len()
+                    "exported {}; none of them expires",
+                    plural(chosen.len(), "credential", "credentials")
                 ),
             }
         }
@@ -410,7 +472,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
-        Command::Generate { what, dir } => generate::run(what, &dir)?,
+        Command::Generate { .. } => unreachable!("generate runs before the paths are looked up"),
         Command::Mode(args) => return token::mode(&paths, args),
         Command::Login(args) => return login::run(&paths, args),
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
@@ -472,6 +534,26 @@ fn print_table(list: &[Summary]) {
         ]
     });
     table::print(&std::iter::once(header).chain(rows).collect::<Vec<_>>());
+}
+
+/// "ghcr.io: logout failed (vault locked) at 2026-...; still stored".
+pub(crate) fn pending_line(pending: &crate::pending_erase::Pending) -> String {
+    format!(
+        "{}: logout failed ({}) at {}; still stored until a coffer command opens the vault \
+         (`coffer unlock` finishes it)",
+        pending.registry,
+        pending.reason,
+        time(pending.at)
+    )
+}
+
+/// "1 entry", "2 entries": every count people read goes through here.
+pub(crate) fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
+    }
 }
 
 fn time(unix: u64) -> String {

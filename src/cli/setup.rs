@@ -6,15 +6,16 @@ use std::path::Path;
 use anyhow::bail;
 use clap::ValueEnum;
 
+use crate::auth_file::{self, PlaintextFile};
 use crate::paths::Paths;
 use crate::protocol::PROGRAM;
 use crate::setup::{Change, docker, podman};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Tool {
-    /// docker: `credsStore` in `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`).
+    /// `credsStore` in `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`).
     Docker,
-    /// podman, skopeo and buildah: `~/.config/containers/registries.conf.d/coffer.conf`.
+    /// For podman, skopeo and buildah: `~/.config/containers/registries.conf.d/coffer.conf`.
     Podman,
 }
 
@@ -76,6 +77,17 @@ fn print_backup(change: &Change) {
     } = change
     {
         println!("        the previous file is kept as {}", backup.display());
+        if backup
+            .to_string_lossy()
+            .ends_with(auth_file::PLAINTEXT_MARK)
+        {
+            let copy = PlaintextFile {
+                path: backup.clone(),
+                logins: 0,
+                live: false,
+            };
+            println!("        it holds plaintext logins: {}", copy.advice());
+        }
     }
 }
 
@@ -99,7 +111,7 @@ fn report_docker_enable(report: &docker::Report) {
             }
         }
     }
-    print_plaintext(&report.path, report.plaintext, "docker");
+    print_plaintext(&report.path, report.plaintext);
 }
 
 fn report_docker_disable(report: &docker::Report) {
@@ -151,22 +163,25 @@ fn report_podman_enable(report: &podman::Report) {
         );
     }
     for (file, count) in &report.plaintext {
-        print_plaintext(file, *count, "podman");
+        print_plaintext(file, *count);
     }
 }
 
 /// Unencrypted logins are no longer what the tool uses once coffer answers for it: say how to
 /// move them.
-fn print_plaintext(file: &Path, count: usize, tool: &str) {
+fn print_plaintext(file: &Path, count: usize) {
     if count == 0 {
         return;
     }
+    let live = PlaintextFile {
+        path: file.to_path_buf(),
+        logins: count,
+        live: true,
+    };
     println!(
-        "{PLAINTEXT_MARK} {count} login(s) sit unencrypted in {}; coffer does not have them yet",
+        "{PLAINTEXT_MARK} {} unencrypted in {}; coffer does not have them yet",
+        super::plural(count, "login sits", "logins sit"),
         file.display()
     );
-    println!(
-        "        `coffer import {tool} --file {} --scrub` moves them into coffer and removes them from the file",
-        file.display()
-    );
+    println!("        {}", live.advice());
 }

@@ -13,7 +13,7 @@ use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::{Entry, Summary, now};
-use crate::token::keeper::{self, Keeper, Renewal, When};
+use crate::token::keeper::{self, Handout, Keeper, Renewal, When};
 use crate::token::settings::{Mode, RegistrySettings};
 use crate::token::state::{Failure, TokenSummary};
 
@@ -271,14 +271,10 @@ fn report(server_url: &str, renewal: Option<Renewal>, mode: Mode) -> bool {
             true
         }
         Some(Renewal::Failed(entry, error)) => {
-            let fallback = match token_of(&entry) {
-                Some(t) if t.expires_at.is_none_or(|at| at > now) => {
-                    format!("clients still get {}", handed_out(&entry, now))
-                }
-                _ if mode == Mode::Auto || token_of(&entry).is_none() => {
-                    "clients get the stored credential (basic)".to_owned()
-                }
-                _ => "the cached token has expired".to_owned(),
+            let fallback = match keeper::handout(mode, token_of(&entry).as_ref(), now) {
+                Handout::Token => format!("clients still get {}", handed_out(&entry, now)),
+                Handout::Credential => "clients get the stored credential (basic)".to_owned(),
+                Handout::TokenFirst => "clients get nothing until a token is minted".to_owned(),
             };
             println!("{server_url}: FAILED: {error}; {fallback}");
             true
@@ -327,7 +323,7 @@ struct StatusRow {
     #[serde(skip)]
     host: String,
     mode: &'static str,
-    /// `token` or `credential`: what `get` answers with now.
+    /// `token`, `credential` or `no token`: what `get` answers with now (keeper::handout).
     hands_out: &'static str,
     provider: Option<String>,
     issued_at: Option<u64>,
@@ -343,14 +339,7 @@ struct StatusRow {
 impl StatusRow {
     fn new(summary: &Summary, mode: Mode, now: u64) -> StatusRow {
         let tokens = summary.tokens.clone();
-        let token_live = tokens
-            .as_ref()
-            .is_some_and(|t| t.provider.is_some() && t.expires_at.is_none_or(|at| at > now));
-        let hands_out = if mode != Mode::Basic && token_live {
-            "token"
-        } else {
-            "credential"
-        };
+        let hands_out = keeper::handout(mode, tokens.as_ref(), now).name();
         let tokens = tokens.unwrap_or(TokenSummary {
             provider: None,
             issued_at: None,

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::state::{self, State};
-use super::{Change, HELPER, JsonFile, Result};
+use super::{Change, HELPER, Result};
+use crate::auth_file::AuthFile;
 use crate::paths::Paths;
 
 const KEY: &str = "credsStore";
@@ -35,9 +36,9 @@ pub struct Report {
 /// Sets `credsStore` to coffer, recording the value it replaces.
 pub fn enable(paths: &Paths, config: &Path) -> Result<Report> {
     let _lock = state::lock(paths)?;
-    let mut file = JsonFile::read(config)?;
+    let mut file = AuthFile::read(config)?;
     let before = creds_store(&file.object);
-    let plaintext = super::plaintext_auths(&file.object);
+    let plaintext = file.plaintext();
     if before.as_deref() == Some(HELPER) {
         return Ok(Report {
             path: file.path,
@@ -53,7 +54,9 @@ pub fn enable(paths: &Paths, config: &Path) -> Result<Report> {
     record.save(paths)?;
     file.object
         .insert(KEY.to_owned(), Value::String(HELPER.to_owned()));
-    let change = file.write()?;
+    let change = Change::Written {
+        backup: file.write()?.backup,
+    };
     Ok(Report {
         path: file.path,
         change,
@@ -67,9 +70,9 @@ pub fn enable(paths: &Paths, config: &Path) -> Result<Report> {
 /// but only while it still names coffer: a value someone chose since is theirs to keep.
 pub fn disable(paths: &Paths, config: &Path) -> Result<Report> {
     let _lock = state::lock(paths)?;
-    let mut file = JsonFile::read(config)?;
+    let mut file = AuthFile::read(config)?;
     let before = creds_store(&file.object);
-    let plaintext = super::plaintext_auths(&file.object);
+    let plaintext = file.plaintext();
     let mut record = State::load(paths)?;
     let recorded = record.docker.remove(&file.path);
     if before.as_deref() != Some(HELPER) {
@@ -96,7 +99,9 @@ pub fn disable(paths: &Paths, config: &Path) -> Result<Report> {
             file.object.shift_remove(KEY);
         }
     }
-    let change = file.write()?;
+    let change = Change::Written {
+        backup: file.write()?.backup,
+    };
     record.save(paths)?;
     Ok(Report {
         path: file.path,

@@ -117,7 +117,10 @@ pub fn auth_files() -> Result<Vec<PathBuf>> {
 fn plaintext(auth_files: &[PathBuf]) -> Vec<(PathBuf, usize)> {
     auth_files
         .iter()
-        .map(|path| (path.clone(), super::plaintext_auths_in(path)))
+        .map(|path| {
+            let logins = crate::auth_file::AuthFile::read(path).map_or(0, |f| f.plaintext());
+            (path.clone(), logins)
+        })
         .filter(|(_, count)| *count > 0)
         .collect()
 }

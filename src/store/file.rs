@@ -69,7 +69,7 @@ impl FileStore {
                     path: self.paths.vault(),
                 });
             }
-            let key = self.unlocker.new_vault_key()?;
+            let key = self.unlocker.new_vault_key(&self.paths.vault())?;
             self.write(&key, &BTreeMap::new())
         })
     }
@@ -101,17 +101,23 @@ impl FileStore {
         Ok(key)
     }
 
-    /// Re-wraps the data key (a passphrase change); every entry is kept as it is.
-    pub fn rekey(&self, rewrap: impl FnOnce(&VaultKey) -> VaultKey) -> Result<usize> {
+    /// Replaces the vault's sealing with `new`, whose key was made from `old` (the data key
+    /// re-wrapped: a passphrase change) or is new (a key rotation: every record is sealed again
+    /// under a new data key and vault id). `old` must come from [`Self::unseal`]: an unlocked
+    /// terminal is not enough to lock its owner out. Returns the number of entries kept.
+    pub fn rekey(&self, old: &VaultKey, new: &VaultKey) -> Result<usize> {
         self.with_lock(|| {
             let bytes = self.read_bytes()?.ok_or_else(|| Error::NoVault {
                 path: self.paths.vault(),
             })?;
-            // The old passphrase, even while unlocked: an unlocked terminal must not be enough
-            // to lock its owner out.
-            let old_key = self.unsealed_key(&bytes)?;
-            let entries = self.decode_all(&bytes, &old_key)?;
-            self.write(&rewrap(&old_key), &entries)?;
+            let header = vault::key_header(&bytes).map_err(|e| self.damaged(e))?;
+            if header != *old.header() {
+                return Err(Error::ChangedMeanwhile {
+                    path: self.paths.vault(),
+                });
+            }
+            let entries = self.decode_all(&bytes, old)?;
+            self.write(new, &entries)?;
             Ok(entries.len())
         })
     }
@@ -254,7 +260,10 @@ impl FileStore {
                 let entries = self.decode_all(&bytes, &key)?;
                 Ok((key, entries))
             }
-            None => Ok((self.unlocker.new_vault_key()?, BTreeMap::new())),
+            None => Ok((
+                self.unlocker.new_vault_key(&self.paths.vault())?,
+                BTreeMap::new(),
+            )),
         }
     }
 

@@ -16,7 +16,7 @@ use super::http::Http;
 use super::oauth2::IDENTITY_TOKEN_USERNAME;
 use super::provider::{LongLived, Target};
 use super::settings::{Mode, RegistrySettings};
-use super::state::{Derived, Failure, TokenState, Unsaved};
+use super::state::{Derived, Failure, TokenState, TokenSummary, Unsaved};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files;
@@ -63,7 +63,8 @@ impl Keeper {
         Config::load(&self.paths)
     }
 
-    /// What a client gets for a stored entry: the credential, or the token derived from it.
+    /// What a client gets for a stored entry: the credential, or the token derived from it,
+    /// as [`handout`] decides; a token that is due is renewed first.
     pub fn answer(&self, store: &dyn Store, entry: Entry) -> Result<Entry> {
         // Plain Basic entries take this path: no config read, no clock, no write.
         if entry.tokens.is_none() {
@@ -71,33 +72,33 @@ impl Keeper {
         }
         let config = self.config()?;
         let url = ServerUrl::parse(&entry.server_url)?;
-        let Some(provider) = registry(&config, url.host()).mode.provider() else {
-            return Ok(entry);
-        };
-        let due = match derived(&entry) {
-            Some(token) => {
-                token.provider != provider.name() || token.due(now(), config.tokens.min_margin)
-            }
-            // A cloud credential never goes out in place of a token that could not be minted.
-            None if !provider.hands_out_credential() => true,
-            None => return Ok(entry),
+        let mode = registry(&config, url.host()).mode;
+        let now = now();
+        let tokens = entry.tokens.as_ref().map(TokenSummary::from);
+        let due = match handout(mode, tokens.as_ref(), now) {
+            Handout::Credential => return Ok(entry),
+            Handout::Token => derived(&entry).is_some_and(|token| {
+                mode.provider().is_some_and(|p| token.provider != p.name())
+                    || token.due(now, config.tokens.min_margin)
+            }),
+            Handout::TokenFirst => true,
         };
         if !due {
-            return Ok(handout(entry));
+            return Ok(with_token(entry));
         }
         match self.renew(store, &url.key(), &config, When::Due)? {
-            Some(Renewal::Fresh(entry) | Renewal::Renewed(entry)) => Ok(handout(entry)),
+            Some(Renewal::Fresh(entry) | Renewal::Renewed(entry)) => Ok(with_token(entry)),
             Some(Renewal::Unsaved(entry, error)) => {
                 eprintln!(
                     "coffer: warning: the renewed token for {} could not be saved ({error}); \
                      handing it out anyway",
                     url.host()
                 );
-                Ok(handout(entry))
+                Ok(with_token(entry))
             }
             Some(Renewal::Failed(entry, error)) => serve_cached(entry, &url, error),
             // Erased while we waited: answer with what was found, as a lookup a moment earlier would.
-            None => Ok(handout(entry)),
+            None => Ok(with_token(entry)),
         }
     }
 
@@ -331,6 +332,47 @@ impl Keeper {
     }
 }
 
+/// What `get` hands out for an entry, before any renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handout {
+    /// The stored credential: basic mode, or a mode whose provider allows it while no token was
+    /// minted (registry OAuth2).
+    Credential,
+    /// The derived token, which is valid (renewed first when due).
+    Token,
+    /// Nothing until a token is minted: `get` tries, and fails if it cannot (an expired token,
+    /// or a cloud or exec credential whose token could not be minted: those never go out).
+    TokenFirst,
+}
+
+impl Handout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Handout::Credential => "credential",
+            Handout::Token => "token",
+            Handout::TokenFirst => "no token",
+        }
+    }
+}
+
+/// The one rule for what a registry hands out: [`Keeper::answer`] follows it, and
+/// `coffer token status` reports it, so the two cannot disagree.
+pub fn handout(mode: Mode, tokens: Option<&TokenSummary>, now: u64) -> Handout {
+    // Never exchanged: handed out as stored, the way entries kept before the token vault are.
+    let Some(tokens) = tokens else {
+        return Handout::Credential;
+    };
+    let Some(provider) = mode.provider() else {
+        return Handout::Credential;
+    };
+    match (&tokens.provider, tokens.expires_at) {
+        (Some(_), expires_at) if expires_at.is_none_or(|at| now < at) => Handout::Token,
+        (Some(_), _) => Handout::TokenFirst,
+        (None, _) if provider.hands_out_credential() => Handout::Credential,
+        (None, _) => Handout::TokenFirst,
+    }
+}
+
 /// The registry's settings; every registry without a section is `basic`.
 pub fn registry(config: &Config, host: &str) -> RegistrySettings {
     config.registries.get(host).cloned().unwrap_or_default()
@@ -341,7 +383,7 @@ fn derived(entry: &Entry) -> Option<&Derived> {
 }
 
 /// The entry as a client sees it: the derived token in place of the credential.
-fn handout(mut entry: Entry) -> Entry {
+fn with_token(mut entry: Entry) -> Entry {
     if let Some(token) = entry.tokens.as_ref().and_then(|s| s.token.as_ref()) {
         entry.username = token.username.clone();
         entry.secret = token.secret.clone();
@@ -362,7 +404,7 @@ fn serve_cached(entry: Entry, url: &ServerUrl, error: TokenError) -> Result<Entr
                 "coffer: warning: cannot renew the token for {}: {error}; using the cached one{left}",
                 url.host()
             );
-            Ok(handout(entry))
+            Ok(with_token(entry))
         }
         // Its own advice (log in again) is the one that helps.
         _ if matches!(error, TokenError::Refused { .. }) => Err(Error::Token(error)),

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use crate::error::{Error, Result};
 use crate::vault::crypto::{self, KdfParams};
 use crate::vault::format::{KeyHeader, Sealing};
-use crate::vault::{self, NewSealing, VaultKey};
+use crate::vault::{self, NewSealing, VaultError, VaultKey};
 
 /// Obtains vault keys for the file store.
 #[derive(Debug, Default)]
@@ -45,11 +45,14 @@ impl Unlocker {
         };
         match header.sealing {
             Sealing::Passphrase(_) => {
-                let passphrase =
+                let (passphrase, source) =
                     passphrase::read("coffer vault passphrase: ", false)?.ok_or(Error::Locked)?;
                 let kek = vault::derive_kek(passphrase.expose_secret().as_bytes(), header)
                     .map_err(in_vault)?;
-                VaultKey::unwrap(header, &kek).map_err(in_vault)
+                VaultKey::unwrap(header, &kek).map_err(|error| match error {
+                    VaultError::WrongKey => wrong_passphrase(path, &source),
+                    other => in_vault(other),
+                })
             }
             Sealing::Keychain => {
                 let key = VaultKey::unwrap(header, &keychain_sealed::kek(path, header)?)
@@ -65,18 +68,48 @@ impl Unlocker {
 
     /// A key for a new vault, sealed by a key in the keychain or by a passphrase from the
     /// usual sources.
-    pub fn new_vault_key(&self) -> Result<VaultKey> {
+    pub fn new_vault_key(&self, path: &Path) -> Result<VaultKey> {
         if self.new_vault_in_keychain {
             return keychain_sealed::new_vault_key();
         }
-        let passphrase =
-            passphrase::read("new coffer vault passphrase: ", true)?.ok_or(Error::Locked)?;
+        let (passphrase, _) =
+            passphrase::read("new coffer vault passphrase: ", true)?.ok_or_else(|| {
+                Error::NoPassphraseForNewVault {
+                    path: path.to_path_buf(),
+                }
+            })?;
         let params = self.new_vault_params.unwrap_or(KdfParams::DEFAULT);
         Ok(key_for_new_passphrase(
             passphrase.expose_secret(),
             params,
             None,
         ))
+    }
+}
+
+/// Says which source gave the wrong passphrase and how to fix that source: `coffer unlock`
+/// reads the same sources in the same order, so it is advice only for a typed passphrase.
+fn wrong_passphrase(path: &Path, source: &passphrase::Source) -> Error {
+    let fix = match source {
+        passphrase::Source::File(file) => format!(
+            "put the right passphrase in {} (or unset {} and run `coffer unlock` in a terminal)",
+            file.display(),
+            passphrase::FILE_VAR
+        ),
+        passphrase::Source::SystemdCredential(file) => format!(
+            "put the right passphrase in the unit's credential {}",
+            file.display()
+        ),
+        passphrase::Source::Environment => format!(
+            "set {} to the right passphrase (or unset it and run `coffer unlock` in a terminal)",
+            passphrase::VALUE_VAR
+        ),
+        passphrase::Source::Terminal => "type it again".to_owned(),
+    };
+    Error::WrongPassphrase {
+        path: path.to_path_buf(),
+        from: source.to_string(),
+        fix,
     }
 }
 

@@ -77,9 +77,9 @@ pub fn available_source() -> Option<Source> {
         .map(|_| Source::Terminal)
 }
 
-/// Reads the passphrase from the first available source; `None` when there is none.
-/// `confirm` asks twice on a terminal (for a new passphrase).
-pub fn read(prompt: &str, confirm: bool) -> Result<Option<SecretString>> {
+/// Reads the passphrase from the first available source, and names it; `None` when there is
+/// none. `confirm` asks twice on a terminal (for a new passphrase).
+pub fn read(prompt: &str, confirm: bool) -> Result<Option<(SecretString, Source)>> {
     let Some(source) = available_source() else {
         return Ok(None);
     };
@@ -95,7 +95,7 @@ pub fn read(prompt: &str, confirm: bool) -> Result<Option<SecretString>> {
     if passphrase.expose_secret().is_empty() {
         return Err(PassphraseError::Empty(source.to_string()).into());
     }
-    Ok(Some(passphrase))
+    Ok(Some((passphrase, source)))
 }
 
 fn first_line(path: &Path, require_private: bool) -> Result<SecretString> {

@@ -78,7 +78,13 @@ fn passwd_keeps_every_entry() {
     );
     assert_eq!(
         run.success().stdout(),
-        "passphrase changed; 1 entries kept\n"
+        format!(
+            "passphrase changed; 1 entry kept under the same key (`coffer passwd --rotate-key` \
+             also replaces the key, after a leak)\nstale: COFFER_PASSPHRASE_FILE ({}) still holds \
+             the old passphrase: put the new one there, or every docker pull fails (for a file, \
+             --update-passphrase-file does that)\n",
+            env.passphrase_file().display()
+        )
     );
     // The old passphrase no longer opens the vault; the new one does, with the entry intact.
     let old = env.helper("get", "ghcr.io");

@@ -132,6 +132,28 @@ impl Env {
         cmd
     }
 
+    /// `program` on a pseudo-terminal of its own (tools/terminal.py), as run by a person at a
+    /// terminal: `/dev/tty` is that terminal. Each `(prompt, reply)` is typed once the prompt
+    /// shows; the run's stdout is everything the terminal showed.
+    pub fn in_terminal(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        answers: &[(&str, &str)],
+    ) -> Command {
+        let python = Path::new("/usr/bin/python3");
+        assert!(
+            python.is_file(),
+            "/usr/bin/python3 is not installed; run scripts/test, which installs what the tests need"
+        );
+        let mut cmd = self.command(python);
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/tools/terminal.py"));
+        for (prompt, reply) in answers {
+            cmd.args(["--answer", prompt, reply]);
+        }
+        cmd.arg("--").arg(program);
+        cmd
+    }
+
     pub fn coffer(&self, args: &[&str]) -> Run {
         Run::of(self.command(bin("coffer")).args(args), "")
     }

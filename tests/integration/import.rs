@@ -55,7 +55,7 @@ fn import_and_scrub_a_config_written_by_docker_login() {
 
     let import = env.coffer(&["import", "docker", "--scrub"]);
     let out = import.success().stdout();
-    assert!(out.contains("imported 1 credentials"), "{out}");
+    assert!(out.contains("imported 1 credential"), "{out}");
     assert!(out.contains("added credsStore = \"coffer\""), "{out}");
 
     // Byte for byte: only the `auth` member went, and credsStore was appended.
@@ -66,7 +66,12 @@ fn import_and_scrub_a_config_written_by_docker_login() {
         + ",\n\t\"credsStore\": \"coffer\"\n}";
     let scrubbed = fs::read_to_string(&config_path).expect("config.json");
     assert_eq!(scrubbed, expected, "original was:\n{original}");
-    let backup = env.docker_config().join("config.json.coffer-backup");
+    let backup = fs::read_dir(env.docker_config())
+        .expect("list")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".plaintext.bak"))
+        .unwrap_or_else(|| panic!("no backup named as plaintext: {out}"));
     assert_eq!(fs::read_to_string(&backup).expect("backup"), original);
     assert_eq!(
         fs::metadata(&backup).expect("stat").permissions().mode() & 0o777,
@@ -158,7 +163,7 @@ fn import_from_the_pass_helper() {
     );
     let out = import.success().stdout();
     assert!(
-        out.contains("imported 1 credentials from docker-credential-pass"),
+        out.contains("imported 1 credential from docker-credential-pass"),
         "{out}"
     );
     let got = env.helper("get", "https://pass.example");
@@ -190,7 +195,7 @@ fn import_from_the_secretservice_helper() {
     assert!(
         out.success()
             .stdout()
-            .contains("imported 1 credentials from docker-credential-secretservice"),
+            .contains("imported 1 credential from docker-credential-secretservice"),
         "{}",
         out.stdout()
     );

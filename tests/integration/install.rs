@@ -199,17 +199,25 @@ fn install_over_an_existing_config_keeps_every_key_and_backs_it_up() {
     // it private.
     assert_eq!(mode & 0o777, 0o600, "the scrubbed file is private");
 
+    // Setup's backup of the original and the import's of what it scrubbed: both hold the
+    // plaintext login, and say so in their names.
     let backups = install.backups();
-    assert_eq!(backups.len(), 1, "{backups:?}");
-    assert_eq!(fs::read_to_string(&backups[0]).expect("backup"), original);
-    let mode = fs::metadata(&backups[0])
-        .expect("stat")
-        .permissions()
-        .mode();
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    assert!(
+        backups
+            .iter()
+            .all(|b| b.to_string_lossy().ends_with(".plaintext.bak")),
+        "{backups:?}"
+    );
+    let first = backups
+        .iter()
+        .find(|b| fs::read_to_string(b).expect("backup") == original)
+        .expect("the original is kept");
+    let mode = fs::metadata(first).expect("stat").permissions().mode();
     assert_eq!(mode & 0o777, 0o644);
 
     assert!(
-        run.stdout().contains("unencrypted: 1 login(s)"),
+        run.stdout().contains("unencrypted: 1 login sits"),
         "{}",
         run.stdout()
     );
@@ -366,5 +374,128 @@ fn installed_completions_load_and_man_pages_render() {
             .contains("coffer setup --undo docker"),
         "{}",
         run.stdout()
+    );
+}
+
+#[test]
+fn a_failed_import_still_ends_with_the_summary_of_what_did_and_did_not_happen() {
+    let install = Install::new();
+    install.write_config(
+        r#"{"auths": {"registry.example.com": {"auth": "YWxpY2U6czNjcmV0"}}}"#,
+        0o600,
+    );
+    // No passphrase anywhere: the import that --yes accepts cannot create the vault.
+    fs::remove_file(install.env.passphrase_file()).expect("rm");
+    let run = install.run(&["--yes"]);
+    assert_eq!(run.code(), Some(1), "{}", run.stdout());
+    let out = run.stdout();
+    assert!(
+        out.contains("is installed under"),
+        "the summary is printed:\n{out}"
+    );
+    assert!(out.contains("docker       uses coffer"), "{out}");
+    assert!(
+        out.contains("plaintext    NOT moved: the import failed"),
+        "{out}"
+    );
+    assert!(out.contains("coffer import docker --scrub"), "{out}");
+    assert!(run.stderr().contains("no vault yet"), "{}", run.stderr());
+}
+
+#[test]
+fn a_second_run_reports_podman_as_it_is() {
+    let install = Install::new();
+    install.run(&["--podman"]).success();
+    let again = install.run(&[]);
+    let out = again.success().stdout();
+    assert!(
+        out.contains("podman       uses coffer (set up earlier"),
+        "{out}"
+    );
+}
+
+/// install.sh building from source, with a `cargo` that builds nothing: "a few minutes" is said
+/// only when there is no release build yet.
+#[test]
+fn only_a_first_build_is_announced_as_taking_minutes() {
+    let install = Install::new();
+    let tools = install.env.root().join("tools");
+    fs::create_dir(&tools).expect("mkdir");
+    let cargo = tools.join("cargo");
+    fs::write(&cargo, "#!/bin/sh\nexit 0\n").expect("cargo");
+    fs::set_permissions(&cargo, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let target = install.env.root().join("target");
+    let run = |label: &str| {
+        let mut path = OsString::from(&tools);
+        path.push(":");
+        path.push(install.path(true));
+        let mut cmd = install.command("bash", true);
+        cmd.env("PATH", path)
+            .env("CARGO_TARGET_DIR", &target)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
+            .arg("--prefix")
+            .arg(&install.prefix)
+            .arg("--no-configure");
+        let run = Run::of(&mut cmd, "");
+        println!("{label}: {}", run.stdout());
+        run
+    };
+    let first = run("first");
+    assert!(
+        first
+            .stdout()
+            .contains("the first build takes a few minutes"),
+        "{}",
+        first.stdout()
+    );
+    // That cargo built nothing, so the run stops; it still says how far it got.
+    assert_ne!(first.code(), Some(0));
+    assert!(
+        first
+            .stdout()
+            .contains("install.sh stopped before the end: nothing was installed or changed"),
+        "{}",
+        first.stdout()
+    );
+    let release = target.join("release");
+    fs::create_dir_all(&release).expect("mkdir");
+    for program in ["coffer", "docker-credential-coffer"] {
+        fs::copy(bin(program), release.join(program)).expect("copy");
+    }
+    let again = run("again");
+    again.success();
+    assert!(
+        !again.stdout().contains("few minutes"),
+        "{}",
+        again.stdout()
+    );
+    assert!(
+        again.stdout().contains("building coffer in release mode"),
+        "{}",
+        again.stdout()
+    );
+}
+
+#[test]
+fn uninstall_without_the_prefix_names_the_one_to_give() {
+    let install = Install::new();
+    install.run(&["--no-configure"]).success();
+    // The user forgets --prefix; their PATH finds the installed coffer.
+    let mut cmd = install.command("bash", true);
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
+        .args(["--uninstall", "--no-configure"]);
+    let run = Run::of(&mut cmd, "");
+    assert_eq!(run.code(), Some(1), "{}", run.stdout());
+    assert!(
+        run.stderr().contains(&format!(
+            "run ./install.sh --uninstall --prefix {}",
+            install.prefix.display()
+        )),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        install.prefix.join("bin/coffer").exists(),
+        "nothing removed"
     );
 }

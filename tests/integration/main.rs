@@ -16,6 +16,7 @@ mod e2e_podman;
 mod e2e_tokens;
 mod engine;
 mod export;
+mod failures;
 mod faults;
 mod hostile;
 mod hygiene;

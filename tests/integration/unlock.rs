@@ -162,7 +162,8 @@ fn unlock_get_store_list_then_lock(mechanism: Mechanism) {
     );
     passwd.failure();
     assert!(
-        passwd.stderr().contains("was not changed"),
+        passwd.stderr().contains("needs the current passphrase")
+            && !passwd.stderr().contains("is locked"),
         "{}",
         passwd.stderr()
     );

@@ -141,6 +141,10 @@ fn a_failing_command_is_named_and_its_output_never_shown() {
     // A stored credential is never handed out in its place: there is none to hand out here,
     // and the answer is an error, not an empty password.
     assert!(!get.stdout().contains("\"Secret\""), "{}", get.stdout());
+    // `coffer token status` asks the rule `get` follows, so it says the same.
+    let status = env.coffer(&["token", "status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&status.success().stdout()).expect("json");
+    assert_eq!(rows[0]["hands_out"], "no token", "{rows}");
     // Two lines of output are refused rather than guessed at.
     let two = script(&env, "two.sh", "echo warning: something\necho token\n");
     let run = login(
