@@ -629,7 +629,10 @@ fn doctor_finds_split_entries_and_stray_items_and_names_the_exact_fix() {
 
     let merged = run(&env, ss, "coffer", &["migrate", "--to", "file"], "");
     assert!(
-        merged.success().stdout().contains("moved 1 entries"),
+        merged
+            .success()
+            .stdout()
+            .contains("moved 1 entry from the OS keychain to the file vault"),
         "{}",
         merged.stdout()
     );
