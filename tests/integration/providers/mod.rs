@@ -8,6 +8,7 @@ mod exec;
 mod fixture;
 mod google;
 mod scoping;
+mod service_accounts;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
