@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,10 @@ pub struct Engine {
     dir: PathBuf,
     socket: PathBuf,
     swarm: Mutex<bool>,
-    /// The watchdog's stdin: closed when this process ends, which is its signal.
-    _watchdog: ChildStdin,
+    /// containerd and dockerd, never waited for: they outlive the tests, until the watchdog.
+    _daemons: [Child; 2],
+    /// Its stdin is closed when this process ends, which is its signal.
+    _watchdog: Child,
 }
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -96,10 +98,7 @@ impl Engine {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .expect("start the engine's watchdog")
-            .stdin
-            .take()
-            .expect("watchdog stdin");
+            .expect("start the engine's watchdog");
 
         // Its own containerd: dockerd would start one only when /run/containerd has none, and
         // would otherwise use the system's, whose shims and state are not ours to clean up.
@@ -148,47 +147,15 @@ impl Engine {
             .arg(dir.join("docker.pid"))
             .arg("--host")
             .arg(format!("unix://{}", socket.display()));
-        let dockerd = spawn_logged(&mut dockerd, &dir.join("dockerd.log"));
-
-        let engine = Engine {
+        let mut dockerd = spawn_logged(&mut dockerd, &dir.join("dockerd.log"));
+        wait_until_it_answers(&dir, &socket, &mut dockerd);
+        Engine {
             dir,
             socket,
             swarm: Mutex::new(false),
+            _daemons: [containerd, dockerd],
             _watchdog: watchdog,
-        };
-        engine.wait_until_it_answers(dockerd);
-        engine
-    }
-
-    fn wait_until_it_answers(&self, mut dockerd: Child) {
-        let started = Instant::now();
-        loop {
-            if self.ping() {
-                return;
-            }
-            let log = || fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
-            if let Ok(Some(status)) = dockerd.try_wait() {
-                panic!("dockerd exited at start ({status}):\n{}", log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "dockerd did not answer on {} within 60 s:\n{}",
-                self.socket.display(),
-                log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut stream) = UnixStream::connect(&self.socket) else {
-            return false;
-        };
-        let mut answer = String::new();
-        stream
-            .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            .and_then(|()| stream.read_to_string(&mut answer))
-            .is_ok_and(|_| answer.starts_with("HTTP/1.0 200") && answer.ends_with("OK"))
     }
 
     /// `unix://` and the socket: DOCKER_HOST for clients.
@@ -230,6 +197,37 @@ impl Engine {
         .success();
         *joined = true;
     }
+}
+
+fn wait_until_it_answers(dir: &Path, socket: &Path, dockerd: &mut Child) {
+    let started = Instant::now();
+    loop {
+        if ping(socket) {
+            return;
+        }
+        let log = || fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default();
+        if let Ok(Some(status)) = dockerd.try_wait() {
+            panic!("dockerd exited at start ({status}):\n{}", log());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "dockerd did not answer on {} within 60 s:\n{}",
+            socket.display(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ping(socket: &Path) -> bool {
+    let Ok(mut stream) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let mut answer = String::new();
+    stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .and_then(|()| stream.read_to_string(&mut answer))
+        .is_ok_and(|_| answer.starts_with("HTTP/1.0 200") && answer.ends_with("OK"))
 }
 
 /// Starts a daemon in its own process group, its output written to `log`.
