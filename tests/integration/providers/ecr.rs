@@ -26,22 +26,33 @@ pub(super) struct Moto {
 }
 
 impl Moto {
-    fn start(env: &Env) -> Moto {
+    pub(super) fn start(env: &Env) -> Moto {
         Moto::with_roles(env, &[])
     }
 
     /// Also creates `roles` (`arn:aws:iam::123456789012:role/<name>`) that anyone may assume,
     /// each allowed `ecr:GetAuthorizationToken`, and lets the user assume them.
     pub(super) fn with_roles(env: &Env, roles: &[&str]) -> Moto {
+        Moto::started(env, roles, true)
+    }
+
+    /// As [`Moto::with_roles`], with moto checking no signature.
+    pub(super) fn unchecked_with_roles(env: &Env, roles: &[&str]) -> Moto {
+        Moto::started(env, roles, false)
+    }
+
+    fn started(env: &Env, roles: &[&str], check_signatures: bool) -> Moto {
         require("moto_server");
         let port = free_port();
         let recording = env.root().join("moto.jsonl");
+        let unsigned_setup = if check_signatures {
+            (3 + 2 * roles.len()).to_string()
+        } else {
+            "infinity".to_owned()
+        };
         let mut child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env(
-                "INITIAL_NO_AUTH_ACTION_COUNT",
-                (3 + 2 * roles.len()).to_string(),
-            )
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", unsigned_setup)
             .env("MOTO_ENABLE_RECORDING", "true")
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdout(Stdio::null())
