@@ -9,9 +9,8 @@
 
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, BufRead, BufReader, ErrorKind, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +61,7 @@ impl Event {
     pub fn now(action: Action, registry: Option<String>, outcome: Outcome) -> Event {
         let (caller, caller_pid) = caller();
         Event {
-            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            time: crate::clock::rfc3339_now(),
             action,
             registry: registry.map(shorten),
             outcome,
@@ -117,6 +116,7 @@ impl AccessLog {
         let mut line = serde_json::to_vec(event)?;
         line.push(b'\n');
         let mut file = OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .mode(0o600)
@@ -128,7 +128,27 @@ impl AccessLog {
         if metadata.len() >= ROTATE_AT {
             self.rotate(&file, &metadata);
         }
-        file.write_all(&line)
+        // A half line left behind (by a crash, say) would swallow this event: start a new one.
+        let start = metadata.len();
+        let mut last = [b'\n'];
+        if start > 0 && file.read_exact_at(&mut last, start - 1).is_ok() && last[0] != b'\n' {
+            line.insert(0, b'\n');
+        }
+        // One write, so that concurrent helpers never interleave; on a full disk it may write
+        // part of the line, which is taken back unless another line already follows it.
+        match file.write(&line) {
+            Ok(n) if n == line.len() => Ok(()),
+            Ok(n) => {
+                if file.metadata()?.len() == start + n as u64 {
+                    let _ = file.set_len(start);
+                }
+                Err(io::Error::new(
+                    ErrorKind::StorageFull,
+                    "no space left for the whole line",
+                ))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Renames a full log aside. Only one process renames a given file: the one that holds its
@@ -172,6 +192,23 @@ mod tests {
 
     fn event(action: Action) -> Event {
         Event::now(action, Some("ghcr.io".into()), Outcome::Ok)
+    }
+
+    #[test]
+    fn a_half_line_left_behind_does_not_swallow_the_next_event() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = AccessLog::new(dir.path().join("access.log"));
+        log.append(&event(Action::Get)).expect("append");
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .expect("open");
+        file.write_all(br#"{"time":"2026-"#).expect("half line");
+        let next = event(Action::Store);
+        log.append(&next).expect("append");
+        let (events, unreadable) = log.read().expect("read");
+        assert_eq!((events.len(), unreadable), (2, 1));
+        assert_eq!(events[1], next);
     }
 
     #[test]

@@ -7,6 +7,23 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::paths::Paths;
 
+/// What is wrong with `config.toml`, for a caller to match; shown in a few safe words.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("it is not UTF-8 text")]
+    NotText(#[source] std::string::FromUtf8Error),
+    /// The parser's message without its quote of the file.
+    #[error("{}", .0.message())]
+    Syntax(#[source] toml::de::Error),
+    #[error("default_description: {0}")]
+    Description(#[source] Box<Error>),
+    #[error("it cannot be written: {0}")]
+    Encode(#[source] toml::ser::Error),
+}
+
+/// A settings file is a few hundred bytes; a larger one is a mistake, never read whole.
+const MAX_SIZE: u64 = 1 << 20;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -19,6 +36,13 @@ pub struct Config {
     /// Which store serves: auto (the default), keychain or file. `COFFER_BACKEND` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<crate::backend::Backend>,
+    /// The description an entry stored without one gets (`docker login` gives none): whose
+    /// credentials this machine's are, e.g. "ci-runner-7, team payments".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_description: Option<String>,
+    /// `[kubelet]`: which registries trade a pod's service-account token, and for what.
+    #[serde(skip_serializing_if = "crate::kubelet::settings::KubeletSettings::is_default")]
+    pub kubelet: crate::kubelet::settings::KubeletSettings,
     /// `[unlock]`: how long `coffer unlock` keeps the vault open.
     #[serde(skip_serializing_if = "crate::unlock::cache::UnlockConfig::is_default")]
     pub unlock: crate::unlock::cache::UnlockConfig,
@@ -27,18 +51,21 @@ pub struct Config {
 impl Config {
     pub fn load(paths: &Paths) -> Result<Config> {
         let path = paths.config();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| Error::Config {
-                path,
-                message: e.message().to_owned(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(Error::Io {
-                action: "read",
-                path,
-                source,
-            }),
+        // It names commands to run and where to send secrets: only the user may change it.
+        let Some(bytes) = files::read_trusted(&path, MAX_SIZE)? else {
+            return Ok(Config::default());
+        };
+        let invalid = |source| Error::Config {
+            path: path.clone(),
+            source,
+        };
+        let text = String::from_utf8(bytes).map_err(|e| invalid(ConfigError::NotText(e)))?;
+        let config: Config = toml::from_str(&text).map_err(|e| invalid(ConfigError::Syntax(e)))?;
+        if let Some(text) = &config.default_description {
+            crate::store::description(text)
+                .map_err(|e| invalid(ConfigError::Description(Box::new(e))))?;
         }
+        Ok(config)
     }
 
     /// Writes the whole file atomically (0600 in a 0700 folder).
@@ -49,7 +76,7 @@ impl Config {
         }
         let text = toml::to_string_pretty(self).map_err(|e| Error::Config {
             path: path.clone(),
-            message: e.to_string(),
+            source: ConfigError::Encode(e),
         })?;
         files::write_atomic(&path, text.as_bytes())
     }
@@ -67,6 +94,15 @@ mod tests {
         std::fs::write(paths.config(), "colour = \"blue\"\n").expect("write");
         let error = Config::load(&paths).expect_err("unknown key");
         assert!(error.to_string().contains("colour"), "{error}");
+        // A caller can tell what is wrong, and the typed cause is kept.
+        assert!(matches!(
+            &error,
+            Error::Config {
+                source: ConfigError::Syntax(_),
+                ..
+            }
+        ));
+        assert!(std::error::Error::source(&error).is_some());
         Config::default().save(&paths).expect("save");
         assert_eq!(Config::load(&paths).expect("load"), Config::default());
     }

@@ -4,12 +4,15 @@
 use secrecy::SecretString;
 
 use crate::audit::AccessLog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::audited::Audited;
 use crate::store::{Entry, Store, Summary, now};
 use crate::token::keeper::Keeper;
+
+/// The longest username coffer stores (registries' are far shorter).
+pub const MAX_USERNAME: usize = 4096;
 
 #[derive(Debug)]
 pub struct Credentials {
@@ -69,7 +72,20 @@ impl Credentials {
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
+        self.store_described(server_url, username, secret, None)
+    }
+
+    /// [`Credentials::store`] saying whose credential it is. Without a description, a replaced
+    /// entry keeps its own, and a new one takes `default_description` from config.toml.
+    pub fn store_described(
+        &self,
+        server_url: &str,
+        username: &str,
+        secret: SecretString,
+        description: Option<String>,
+    ) -> Result<()> {
         let url = ServerUrl::parse(server_url)?;
+        check_username(username)?;
         let now = now();
         let entry = Entry {
             server_url: server_url.trim().to_owned(),
@@ -78,11 +94,63 @@ impl Credentials {
             created: now,
             updated: now,
             tokens: None,
+            description,
         };
         match &self.keeper {
             Some(keeper) => keeper.store(&*self.store, &url, entry),
             None => self.store.put(&url.key(), entry),
         }
+    }
+
+    /// Stores many credentials (an import) with one write of the store: storing them one by
+    /// one would rewrite a file vault once per entry. Registries in a token mode are stored one
+    /// by one after the others, each minting its first token.
+    pub fn store_all(&self, items: Vec<(String, String, SecretString)>) -> Result<()> {
+        let now = now();
+        let mut plain = Vec::new();
+        let mut minting = Vec::new();
+        // As `store` does one by one: a replaced entry keeps its description, a new one takes
+        // the configured default.
+        let mut described: std::collections::HashMap<String, String> = self
+            .store
+            .list()?
+            .into_iter()
+            .filter_map(|s| Some((ServerUrl::parse(&s.server_url).ok()?.key(), s.description?)))
+            .collect();
+        let default = match &self.keeper {
+            Some(keeper) => keeper.default_description()?,
+            None => None,
+        };
+        for (server_url, username, secret) in items {
+            let url = ServerUrl::parse(&server_url)?;
+            check_username(&username)?;
+            let mints = match &self.keeper {
+                Some(keeper) => keeper.mints(&url)?,
+                None => false,
+            };
+            if mints {
+                minting.push((server_url, username, secret));
+                continue;
+            }
+            let entry = Entry {
+                server_url: server_url.trim().to_owned(),
+                username,
+                secret,
+                created: now,
+                updated: now,
+                tokens: None,
+                description: described.remove(&url.key()).or_else(|| default.clone()),
+            };
+            plain.push((url.key(), entry));
+        }
+        if !plain.is_empty() {
+            self.store.put_all(plain)?;
+        }
+        minting
+            .into_iter()
+            .try_for_each(|(server_url, username, secret)| {
+                self.store(&server_url, &username, secret)
+            })
     }
 
     /// Removes the entry this URL names; returns the removed entry's server URL.
@@ -91,9 +159,45 @@ impl Credentials {
         self.store.remove(&url.erase_keys())
     }
 
+    /// Sets (or, with `None`, clears) the description of the entry this URL names, keeping
+    /// everything else; returns the entry's server URL.
+    pub fn describe(
+        &self,
+        server_url: &str,
+        description: Option<String>,
+    ) -> Result<Option<String>> {
+        let url = ServerUrl::parse(server_url)?;
+        let mut described = None;
+        for key in url.erase_keys() {
+            self.store.update(&key, &mut |slot| match slot {
+                Some(entry) => {
+                    described = Some(entry.server_url.clone());
+                    let changed = entry.description != description;
+                    entry.description = description.clone();
+                    changed
+                }
+                None => false,
+            })?;
+            if described.is_some() {
+                break;
+            }
+        }
+        Ok(described)
+    }
+
     pub fn list(&self) -> Result<Vec<Summary>> {
         self.store.list()
     }
+}
+
+fn check_username(username: &str) -> Result<()> {
+    if username.len() > MAX_USERNAME {
+        return Err(Error::TooLong {
+            what: "username",
+            max: MAX_USERNAME,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -112,6 +216,30 @@ mod tests {
             .get(url)
             .expect("get")
             .map(|e| e.secret.expose_secret().to_owned())
+    }
+
+    #[test]
+    fn a_url_or_username_of_a_million_characters_is_refused() {
+        let creds = creds();
+        let long = "a".repeat(1_000_000);
+        let error = creds.store(&long, "u", "pw".into()).expect_err("long URL");
+        assert_eq!(
+            error.to_string(),
+            "invalid server URL: longer than 4096 bytes"
+        );
+        let error = creds
+            .store("r.example", &long, "pw".into())
+            .expect_err("long name");
+        assert_eq!(
+            error.to_string(),
+            "the username is longer than 4096 bytes; refusing it"
+        );
+        assert!(creds.get(&long).is_err());
+        let limit = "u".repeat(MAX_USERNAME);
+        creds
+            .store("r.example", &limit, "pw".into())
+            .expect("at the limit");
+        assert!(creds.list().expect("list").len() == 1);
     }
 
     #[test]

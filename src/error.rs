@@ -26,6 +26,13 @@ pub enum Error {
     #[error("{} is accessible by other users; run `chmod {mode:o} {}` and try again", path.display(), path.display())]
     Permissions { path: PathBuf, mode: u32 },
     #[error(
+        "{} belongs to another user; coffer takes settings only from your own files or root's",
+        path.display()
+    )]
+    NotOwned { path: PathBuf },
+    #[error("{} is not a regular file; give the path of a file", path.display())]
+    NotRegular { path: PathBuf },
+    #[error(
         "permission denied reading {}: run coffer as the user who owns the vault, or give it back \
          to that user (`chown`) with `chmod 600` on the file and `chmod 700` on its folder",
         path.display()
@@ -39,12 +46,17 @@ pub enum Error {
     },
     #[error("another coffer process held the vault lock for {0} s; if none is running, try again")]
     LockTimeout(u64),
-    #[error("{0}")]
-    Passphrase(String),
-    #[error("{0}")]
-    Unlock(String),
-    #[error("{}: {message}; fix or remove the file", path.display())]
-    Config { path: PathBuf, message: String },
+    #[error(transparent)]
+    Passphrase(#[from] crate::unlock::passphrase::PassphraseError),
+    #[error(transparent)]
+    Unlock(crate::unlock::cache::UnlockError),
+    #[error("{}: {source}; fix or remove the file", path.display())]
+    Config {
+        path: PathBuf,
+        source: crate::config::ConfigError,
+    },
+    #[error("the {what} is longer than {max} bytes; refusing it")]
+    TooLong { what: &'static str, max: usize },
     #[error("nothing is stored for {0}; `coffer ls` shows what is")]
     NothingStored(String),
     #[error("{0}")]
@@ -64,10 +76,31 @@ pub enum Error {
     #[error("{0}")]
     Import(String),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
-    Entry(String),
+    Entry(#[source] EntryError),
 }
 
+/// A stored entry's JSON that does not decode (or encode). Shown as its kind and column only:
+/// serde_json's own message may quote the record, secret included.
+#[derive(Debug)]
+pub struct EntryError(pub serde_json::Error);
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.column() {
+            0 => write!(f, "{:?}", self.0.classify()),
+            column => write!(f, "{:?} at column {column}", self.0.classify()),
+        }
+    }
+}
+
+impl std::error::Error for EntryError {}
+
 impl Error {
+    /// A stored entry that does not decode or encode.
+    pub fn entry(source: serde_json::Error) -> Error {
+        Error::Entry(EntryError(source))
+    }
+
     pub fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -1,8 +1,8 @@
 //! Private files: 0600 files in 0700 folders, atomic replacement and a cross-process lock.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -34,15 +34,116 @@ pub fn check_private(path: &Path, metadata: &fs::Metadata) -> Result<()> {
     Ok(())
 }
 
+/// Reads a file whose settings can run commands or send secrets somewhere (`config.toml`):
+/// refused unless it is a regular file of at most `max` bytes that only its owner (the user or
+/// root) can change, in a folder only they can change. `None` when it does not exist. A FIFO
+/// or device is refused without blocking on it.
+pub fn read_trusted(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                action: "open",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let metadata = file.metadata().map_err(Error::io("inspect", path))?;
+    if !metadata.is_file() {
+        return Err(Error::NotRegular {
+            path: path.to_path_buf(),
+        });
+    }
+    check_trusted(path, &metadata, 0o600)?;
+    // Through a link, the folder that matters is the target's.
+    let real = fs::canonicalize(path).map_err(Error::io("resolve", path))?;
+    if let Some(dir) = real.parent() {
+        check_trusted(
+            dir,
+            &fs::metadata(dir).map_err(Error::io("inspect", dir))?,
+            0o700,
+        )?;
+    }
+    if metadata.len() > max {
+        return Err(Error::TooLong {
+            what: "settings file",
+            max: max as usize,
+        });
+    }
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io("read", path))?;
+    Ok(Some(bytes))
+}
+
+/// Refuses a file or folder that someone besides its owner can change, or whose owner is
+/// neither this user nor root. `mode` is what to suggest.
+fn check_trusted(path: &Path, metadata: &fs::Metadata, mode: u32) -> Result<()> {
+    let owner = metadata.uid();
+    if owner != 0 && owner != rustix::process::geteuid().as_raw() {
+        return Err(Error::NotOwned {
+            path: path.to_path_buf(),
+        });
+    }
+    // A sticky folder (`/tmp`) lets others add files, never replace this one.
+    let sticky = metadata.is_dir() && metadata.mode() & 0o1000 != 0;
+    if metadata.mode() & 0o022 != 0 && !sticky {
+        return Err(Error::Permissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new file:
 /// a 0600 temp file in the same folder, fsync, rename over the target, fsync of the folder.
+/// A symbolic link is written through (its target is replaced, the link kept); anything but
+/// a regular file there is refused, so a device or FIFO is never replaced by a file of secrets.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_mode(path, bytes, 0o600)
+}
+
+/// Where a write to `path` lands: the target of a symbolic link, after checking that it is a
+/// regular file or not there yet.
+pub fn write_target(path: &Path) -> Result<PathBuf> {
+    // Links are followed as open(2) follows them, with the kernel's own bound on a chain, so a
+    // loop of links is an error rather than endless recursion.
+    const MAX_LINKS: usize = 40;
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let link = fs::read_link(&path).map_err(Error::io("read the link", &path))?;
+                path = match path.parent() {
+                    Some(dir) => dir.join(link),
+                    None => link,
+                };
+            }
+            Ok(metadata) if !metadata.is_file() => return Err(Error::NotRegular { path }),
+            // A regular file, or nothing there yet (a dangling link is written through).
+            _ => return Ok(path),
+        }
+    }
+    Err(Error::Io {
+        action: "follow the links at",
+        path,
+        source: std::io::Error::from_raw_os_error(libc::ELOOP),
+    })
 }
 
 /// [`write_atomic`] for a file that is not ours alone (docker's `config.json`): the new file
 /// gets `mode` (the old file's), set explicitly so the umask cannot change it.
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let path = &write_target(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = temp_path(path);
     let result = (|| {
@@ -69,6 +170,9 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 /// Removes temp files left by writers that were killed. Call only while holding the lock.
 pub fn remove_stale_temps(path: &Path) {
+    let Ok(path) = write_target(path) else {
+        return;
+    };
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return;
     };
@@ -151,6 +255,89 @@ mod tests {
             0o600
         );
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn a_loop_of_links_is_refused_not_followed_forever() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink("b", dir.path().join("a")).expect("link a");
+        std::os::unix::fs::symlink("a", dir.path().join("b")).expect("link b");
+        let error = write_atomic(&dir.path().join("a"), b"secret").expect_err("a loop");
+        assert!(error.to_string().contains("follow the links"), "{error}");
+        assert!(
+            fs::symlink_metadata(dir.path().join("a"))
+                .expect("a")
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn a_symlinked_file_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let real = dir.path().join("real");
+        let link = dir.path().join("link");
+        fs::write(&real, b"old").expect("write");
+        std::os::unix::fs::symlink("real", &link).expect("link");
+        write_atomic(&link, b"new").expect("write through");
+        assert!(
+            fs::symlink_metadata(&link)
+                .expect("stat")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).expect("read"), b"new");
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink("made", &dangling).expect("link");
+        write_atomic(&dangling, b"x").expect("write through");
+        assert_eq!(fs::read(dir.path().join("made")).expect("read"), b"x");
+    }
+
+    #[test]
+    fn a_device_or_a_fifo_is_never_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let full = dir.path().join("full");
+        std::os::unix::fs::symlink("/dev/full", &full).expect("link");
+        for path in [Path::new("/dev/full"), &full, dir.path()] {
+            let error = write_atomic(path, b"secret").expect_err("not regular");
+            assert!(matches!(error, Error::NotRegular { .. }), "{error}");
+        }
+        assert!(
+            fs::symlink_metadata(&full)
+                .expect("stat")
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn settings_others_can_change_are_refused_and_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.toml");
+        assert_eq!(read_trusted(&path, 100).expect("missing"), None);
+        fs::write(&path, b"x = 1").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(
+            read_trusted(&path, 100).expect("read"),
+            Some(b"x = 1".to_vec())
+        );
+        for mode in [0o664, 0o646] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            let error = read_trusted(&path, 100).expect_err("writable by others");
+            assert!(error.to_string().contains("chmod 600"), "{error}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+        let error = read_trusted(&path, 100).expect_err("folder writable by others");
+        assert!(error.to_string().contains("chmod 700"), "{error}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert!(matches!(read_trusted(&path, 2), Err(Error::TooLong { .. })));
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.expect("mkfifo").success());
+        assert!(matches!(
+            read_trusted(&fifo, 100),
+            Err(Error::NotRegular { .. })
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `scrub` then removes the imported secrets from a JSON file by editing its syntax tree
 //! (jsonc-parser's CST), so every byte outside the removed members stays as it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -193,8 +193,13 @@ pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbe
         other_creds_store: None,
     };
     if let Some(auths) = object.object_value("auths") {
-        for registry in registries {
-            let Some(entry) = auths.object_value(registry) else {
+        // One pass over the file's entries: a lookup per registry would be quadratic.
+        let wanted: HashSet<&str> = registries.iter().map(String::as_str).collect();
+        for prop in auths.properties() {
+            let Some(registry) = prop.name().and_then(|name| name.decoded_value().ok()) else {
+                continue;
+            };
+            let Some(entry) = prop.object_value().filter(|_| wanted.contains(&*registry)) else {
                 continue;
             };
             let mut removed = false;
@@ -205,7 +210,7 @@ pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbe
                 }
             }
             if removed {
-                scrubbed.registries.push(registry.clone());
+                scrubbed.registries.push(registry);
             }
         }
     }
@@ -225,8 +230,13 @@ pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbe
         },
         Route::CredHelpers => {
             let helpers = object.object_value_or_set("credHelpers");
+            let routed: HashSet<String> = helpers
+                .properties()
+                .iter()
+                .filter_map(|prop| prop.name()?.decoded_value().ok())
+                .collect();
             for registry in &scrubbed.registries {
-                if helpers.get(registry).is_none() {
+                if !routed.contains(registry) {
                     helpers.append(registry, CstInputValue::String("coffer".into()));
                     scrubbed.routed.push(format!("credHelpers.{registry}"));
                 }

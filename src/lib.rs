@@ -12,6 +12,7 @@
 //! - [`config`]: non-secret settings in `config.toml`.
 //! - [`token`]: the token vault: registry tokens derived from stored credentials, renewed
 //!   before they expire.
+//! - [`clock`]: the wall clock, read and shown safely whatever it is set to.
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives.
 //! - [`setup`]: pointing docker and podman at coffer, reversibly.
 //! - [`cli`]: the `coffer` command for people.
@@ -19,6 +20,7 @@
 pub mod audit;
 pub mod backend;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod error;

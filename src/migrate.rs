@@ -64,6 +64,7 @@ mod tests {
             created: 1,
             updated,
             tokens: None,
+            description: None,
         };
         store
             .put(&ServerUrl::parse(url).expect("url").key(), entry)

@@ -27,7 +27,13 @@ pub enum UrlError {
     Host,
     #[error("invalid server URL: control characters or spaces are not allowed")]
     Characters,
+    #[error("invalid server URL: longer than {MAX_LEN} bytes")]
+    TooLong,
 }
+
+/// The longest server URL coffer takes: far beyond any registry's, and small enough that every
+/// table and log line that shows one stays cheap.
+pub const MAX_LEN: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -70,6 +76,9 @@ impl ServerUrl {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(UrlError::Missing);
+        }
+        if raw.len() > MAX_LEN {
+            return Err(UrlError::TooLong);
         }
         if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(UrlError::Characters);

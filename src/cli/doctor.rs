@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::backend::{self, Backend};
+use crate::credentials::Credentials;
 use crate::keychain::Keychain;
 use crate::paths::Paths;
 use crate::protocol::PROGRAM;
@@ -54,7 +55,9 @@ pub fn run(paths: &Paths) -> ExitCode {
         check_vault(&mut report, paths);
     }
 
+    check_refused(&mut report, paths);
     check_identities(&mut report, paths);
+
     if report.problems == 0 {
         println!("everything looks right");
         ExitCode::SUCCESS
@@ -239,6 +242,35 @@ fn check_identities(report: &mut Report, paths: &Paths) {
             Ok(identity) => report.ok(&format!("{host}: {identity}")),
             Err(why) => report.problem(&format!("{host}: no identity usable here"), &why),
         }
+    }
+}
+
+/// Stored credentials their issuer refuses (revoked, deleted): each one, and whose it is.
+fn check_refused(report: &mut Report, paths: &Paths) {
+    // What the store section could not open has been reported there already.
+    let Ok(list) = Credentials::open(paths.clone()).and_then(|c| c.list()) else {
+        return;
+    };
+    let refused: Vec<_> = list
+        .iter()
+        .filter_map(|s| Some((s, s.tokens.as_ref()?.refused_since?)))
+        .collect();
+    if refused.is_empty() {
+        return;
+    }
+    println!("credentials:");
+    for (summary, since) in refused {
+        report.problem(
+            &format!(
+                "{}: {}",
+                summary.server_url,
+                super::token::refused(since, summary.description.as_deref())
+            ),
+            &format!(
+                "store a new credential: `coffer login {}` (see `coffer token status`)",
+                summary.server_url
+            ),
+        );
     }
 }
 

@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use crate::credentials::Credentials;
 use crate::import::{self, Found, Route};
+use crate::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum Source {
@@ -43,30 +44,30 @@ pub enum Source {
     Helper { name: String },
 }
 
-pub fn run(source: Source) -> anyhow::Result<()> {
+pub fn run(paths: &Paths, source: Source) -> anyhow::Result<()> {
     match source {
         Source::Docker { file, scrub } => {
             let path = match file {
                 Some(file) => file,
                 None => crate::setup::docker::config_path()?,
             };
-            from_file(&path, scrub, Route::CredsStore)
+            from_file(paths, &path, scrub, Route::CredsStore)
         }
         Source::Podman { file, scrub } => {
             let path = file
                 .or_else(podman_auth_file)
                 .context("no auth.json found; give --file")?;
-            from_file(&path, scrub, Route::CredHelpers)
+            from_file(paths, &path, scrub, Route::CredHelpers)
         }
-        Source::Pass => from_helper("pass"),
-        Source::Secretservice => from_helper("secretservice"),
-        Source::Helper { name } => from_helper(&name),
+        Source::Pass => from_helper(paths, "pass"),
+        Source::Secretservice => from_helper(paths, "secretservice"),
+        Source::Helper { name } => from_helper(paths, &name),
     }
 }
 
-fn from_file(path: &Path, scrub: bool, route: Route) -> anyhow::Result<()> {
+fn from_file(paths: &Paths, path: &Path, scrub: bool, route: Route) -> anyhow::Result<()> {
     let found = import::from_auths_file(path)?;
-    let stored = store_all(found, &path.display().to_string())?;
+    let stored = store_all(paths, found, &path.display().to_string())?;
     if !scrub {
         return Ok(());
     }
@@ -94,23 +95,31 @@ fn from_file(path: &Path, scrub: bool, route: Route) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn from_helper(name: &str) -> anyhow::Result<()> {
+fn from_helper(paths: &Paths, name: &str) -> anyhow::Result<()> {
     let found = import::from_helper(name)?;
-    store_all(found, &format!("docker-credential-{name}"))?;
+    store_all(paths, found, &format!("docker-credential-{name}"))?;
     Ok(())
 }
 
-/// Stores every credential; returns the server URLs stored.
-fn store_all(found: Vec<Found>, from: &str) -> anyhow::Result<Vec<String>> {
-    let credentials = Credentials::from_env()?;
-    let mut stored = Vec::new();
-    for item in found {
-        credentials
-            .store(&item.server_url, &item.username, item.secret)
-            .with_context(|| format!("importing {}", item.server_url))?;
-        println!("  {} ({})", item.server_url, item.username);
-        stored.push(item.server_url);
+/// Stores every credential into the profile's store, with one write; returns the server URLs.
+fn store_all(paths: &Paths, found: Vec<Found>, from: &str) -> anyhow::Result<Vec<String>> {
+    let credentials = Credentials::open(paths.clone())?;
+    let stored: Vec<String> = found.iter().map(|item| item.server_url.clone()).collect();
+    for item in &found {
+        println!(
+            "  {} ({})",
+            super::table::printable(&item.server_url),
+            super::table::printable(&item.username)
+        );
     }
+    credentials
+        .store_all(
+            found
+                .into_iter()
+                .map(|item| (item.server_url, item.username, item.secret))
+                .collect(),
+        )
+        .with_context(|| format!("importing from {from}"))?;
     println!("imported {} credentials from {from}", stored.len());
     Ok(stored)
 }

@@ -6,7 +6,6 @@
 //! Storing the password here rather than through `docker login` matters for registries whose
 //! clients would exchange it themselves and hand coffer only an identity token it cannot renew.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::paths::Paths;
+use crate::secret_buffer::SecretBuffer;
 use crate::server_url::ServerUrl;
 use crate::store::now;
 use crate::token::keeper;
@@ -25,11 +25,12 @@ use crate::token::oauth2::IDENTITY_TOKEN_USERNAME;
 use crate::token::settings::{Mode, RegistrySettings};
 
 /// Secrets are a password, a key or a JSON key file: a few KiB.
-const MAX_SECRET: u64 = 1024 * 1024;
+const MAX_SECRET: usize = 1024 * 1024;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
-    coffer login registry.example.com --username alice --password-stdin < token.txt\n  \
+    coffer login registry.example.com --username alice --password-stdin < token.txt \\\n      \
+    --description \"ci-runner-7, team payments\"\n  \
     coffer login registry.example.com --username alice\n  \
     coffer login 123456789012.dkr.ecr.eu-west-1.amazonaws.com --mode ecr \\\n      \
     --username AKIAIOSFODNN7EXAMPLE --secret-file aws-secret.txt\n  \
@@ -57,11 +58,19 @@ pub struct LoginArgs {
     /// Read the secret from this file (a secret key, a JSON key file).
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
+    /// Whose credential this is, e.g. "ci-runner-7, team payments" (kept in the encrypted
+    /// record; `coffer ls` shows it). Without it, a replaced entry keeps its description.
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
 }
 
 pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let url = ServerUrl::parse(&args.registry)?;
     let host = url.host().to_owned();
+    let description = match &args.description {
+        Some(text) => crate::store::description(text)?,
+        None => None,
+    };
     let secret = match (read_secret(&args)?, &args.username) {
         (None, Some(_)) => Some(Zeroizing::new(
             rpassword::prompt_password("Password: ").context(
@@ -93,10 +102,11 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     }
     let secret = secret.unwrap_or_else(|| Zeroizing::new(String::new()));
     let credentials = Credentials::open(paths.clone())?;
-    credentials.store(
+    credentials.store_described(
         &args.registry,
         args.username.as_deref().unwrap_or_default(),
         SecretString::from(secret.as_str()),
+        description,
     )?;
     let stored = credentials
         .backend()
@@ -172,20 +182,22 @@ fn chain(paths: &Paths, config: &Config, url: &ServerUrl, mode: Mode) -> anyhow:
 }
 
 fn read_secret(args: &LoginArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
-    let mut bytes = Zeroizing::new(Vec::new());
-    if args.password_stdin {
-        std::io::stdin()
-            .take(MAX_SECRET)
-            .read_to_end(&mut bytes)
-            .context("cannot read the secret from standard input")?;
+    let read = if args.password_stdin {
+        SecretBuffer::read_bounded(std::io::stdin().lock(), MAX_SECRET)
+            .context("cannot read the secret from standard input")?
     } else if let Some(path) = &args.secret_file {
         std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_SECRET).read_to_end(&mut bytes))
-            .with_context(|| format!("cannot read the secret from {}", path.display()))?;
+            .and_then(|file| SecretBuffer::read_bounded(file, MAX_SECRET))
+            .with_context(|| format!("cannot read the secret from {}", path.display()))?
     } else {
         return Ok(None);
-    }
-    let text = std::str::from_utf8(&bytes).context("the secret is not UTF-8 text")?;
+    };
+    // A cut secret would be stored and fail later, far from here.
+    let Some(bytes) = read else {
+        bail!("the secret is larger than {MAX_SECRET} bytes; refusing it");
+    };
+    let bytes = bytes.as_bytes();
+    let text = std::str::from_utf8(bytes).context("the secret is not UTF-8 text")?;
     let text = text.trim_end_matches(['\n', '\r']);
     if text.is_empty() {
         bail!("the secret is empty");

@@ -8,11 +8,12 @@ mod log;
 mod login;
 mod migrate;
 mod setup;
+mod table;
 mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -67,6 +68,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say whose credential a stored entry is (kept in its encrypted record); "" clears it.
+    #[command(
+        after_help = "Examples:\n  coffer describe ghcr.io \"ci-runner-7, team payments\"\n  coffer describe ghcr.io \"\""
+    )]
+    Describe {
+        /// The registry as you would give it to `docker login`.
+        registry: String,
+        /// One line, up to 200 characters: the machine, the team, the purpose.
+        text: String,
+    },
     /// Remove the credentials stored for a registry.
     #[command(after_help = "Example:\n  coffer rm ghcr.io")]
     Rm {
@@ -115,6 +126,9 @@ enum Command {
         /// Where the Butane config writes the docker config (butane).
         #[arg(long, default_value = "/root/.docker/config.json")]
         path: String,
+        /// Annotate the Secret with the entries' descriptions (k8s-secret).
+        #[arg(long)]
+        annotate_description: bool,
     },
     /// Answer a kubelet's CredentialProviderRequest (stdin) with a CredentialProviderResponse.
     #[command(
@@ -164,7 +178,8 @@ enum Command {
         after_help = "Examples:\n  coffer unlock\n  coffer unlock --timeout 8h\n  coffer unlock --timeout 0   # until `coffer lock` or logout\n\nThe default timeout is 15m, or `timeout` in the [unlock] section of config.toml."
     )]
     Unlock {
-        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 for until `coffer lock`.
+        /// How long to stay unlocked: 90s, 15m, 8h, 1h30m, or 0 (any zero, 0s too) for until
+        /// `coffer lock`.
         #[arg(long, value_name = "DURATION")]
         timeout: Option<unlock::cache::Timeout>,
     },
@@ -199,10 +214,30 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("coffer: {error:#}");
+            eprintln!("coffer: {}", one_message(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line. A library error says its typed cause itself, in safe
+/// words, so the chain stops there: its sources' own text may quote input, and would repeat
+/// what was said ("No space left on device: No space left on device").
+fn one_message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
+        }
+        if cause.is::<crate::Error>() {
+            break;
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -260,6 +295,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_table(&list);
             }
         }
+        Command::Describe { registry, text } => {
+            let description = crate::store::description(&text)?;
+            let credentials = Credentials::open(paths.clone())?;
+            match credentials.describe(&registry, description.clone())? {
+                Some(url) => match description {
+                    Some(text) => println!("{url}: {text}"),
+                    None => println!("{url}: description removed"),
+                },
+                None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
+            }
+        }
         Command::Rm { registry } => match Credentials::open(paths.clone())?.erase(&registry)? {
             Some(removed) => println!("removed {removed}"),
             None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
@@ -279,7 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("passphrase changed; {count} entries kept");
         }
         Command::Migrate { to } => migrate::run(&paths, to)?,
-        Command::Import(source) => import::run(source)?,
+        Command::Import(source) => import::run(&paths, source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Export {
             format,
@@ -288,7 +334,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             namespace,
             path,
+            annotate_description,
         } => {
+            if annotate_description && format != export::Format::K8sSecret {
+                bail!("--annotate-description applies to k8s-secret only");
+            }
             let credentials = Credentials::open(paths)?;
             let chosen = export::select(&credentials, &registries)?;
             if chosen.is_empty() {
@@ -301,6 +351,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     name,
                     namespace,
                     path,
+                    annotate_description,
                 },
             )?;
             write_export(output, out.as_deref())?;
@@ -320,8 +371,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::KubeletCredentialProvider => {
-            let response = kubelet::answer(std::io::stdin().lock(), || Credentials::open(paths))?;
-            std::io::stdout().write_all(&response)?;
+            let config = crate::config::Config::load(&paths)?;
+            let log = crate::audit::AccessLog::new(paths.access_log());
+            let answer = kubelet::answer(std::io::stdin().lock(), &config, &log, || {
+                Credentials::open(paths)
+            })?;
+            std::io::stdout().write_all(&answer.response)?;
+            if let Some(notice) = &answer.notice {
+                eprintln!("coffer: {notice}");
+            }
+            if answer.refused {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
         Command::Generate { what, dir } => generate::run(what, &dir)?,
@@ -369,33 +430,48 @@ fn print_table(list: &[Summary]) {
         println!("no credentials stored");
         return;
     }
-    let width = list
-        .iter()
-        .map(|s| s.server_url.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let user_width = list
-        .iter()
-        .map(|s| s.username.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    println!(
-        "{:width$}  {:user_width$}  {:20}  LAST USED",
-        "REGISTRY", "USERNAME", "CREATED"
-    );
-    for s in list {
-        let last = s.last_used.map_or_else(|| "never".to_owned(), time);
-        println!(
-            "{:width$}  {:user_width$}  {:20}  {last}",
-            s.server_url,
-            s.username,
-            time(s.created)
-        );
-    }
+    let header = [
+        "REGISTRY",
+        "USERNAME",
+        "CREATED",
+        "LAST USED",
+        "DESCRIPTION",
+    ]
+    .map(str::to_owned);
+    let rows = list.iter().map(|s| {
+        [
+            s.server_url.clone(),
+            s.username.clone(),
+            time(s.created),
+            s.last_used.map_or_else(|| "never".to_owned(), time),
+            s.description.clone().unwrap_or_else(|| "-".to_owned()),
+        ]
+    });
+    table::print(&std::iter::once(header).chain(rows).collect::<Vec<_>>());
 }
 
 fn time(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+    crate::clock::rfc3339(unix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_that_repeat_their_cause_say_it_once() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let error = anyhow::Error::new(crate::Error::Io {
+            action: "write",
+            path: "/v".into(),
+            source: full,
+        })
+        .context("the passphrase was not changed");
+        let text = one_message(&error);
+        assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+        assert!(
+            text.starts_with("the passphrase was not changed: cannot write /v: "),
+            "{text}"
+        );
+    }
 }

@@ -214,7 +214,10 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         let key = ServerUrl::parse(&summary.server_url)?.key();
         if settings.mode == Mode::Basic {
             keeper.forget(credentials.backend(), &key)?;
-            println!("{}: hands out the stored credential", summary.server_url);
+            println!(
+                "{}: hands out the stored credential",
+                super::table::printable(&summary.server_url)
+            );
             continue;
         }
         // New settings deserve a new exchange now, whatever the last one's outcome was.
@@ -339,6 +342,7 @@ fn describe(settings: &RegistrySettings) -> String {
 
 /// Prints one line for a renewal; returns whether it failed.
 fn report(server_url: &str, renewal: Option<Renewal>, mode: Mode) -> bool {
+    let server_url = super::table::printable(server_url);
     let now = now();
     match renewal {
         None => {
@@ -358,6 +362,14 @@ fn report(server_url: &str, renewal: Option<Renewal>, mode: Mode) -> bool {
                 handed_out(&entry, now)
             );
             false
+        }
+        Some(Renewal::Unsaved(entry, error)) => {
+            println!(
+                "{server_url}: FAILED: renewed, but the token could not be saved: {error}; \
+                 clients get {} until the next try",
+                handed_out(&entry, now)
+            );
+            true
         }
         Some(Renewal::Failed(entry, error)) => {
             let fallback = match token_of(&entry) {
@@ -429,6 +441,10 @@ struct StatusRow {
     /// ...or what was tried, and the setting that fixes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     identity_error: Option<String>,
+    /// Since when the issuer refuses the stored credential; no exchange is tried until it is
+    /// replaced.
+    refused_since: Option<u64>,
+    description: Option<String>,
 }
 
 impl StatusRow {
@@ -448,6 +464,7 @@ impl StatusRow {
             expires_at: None,
             last_refresh: None,
             last_error: None,
+            refused_since: None,
         });
         StatusRow {
             registry: summary.server_url.clone(),
@@ -463,6 +480,8 @@ impl StatusRow {
             last_error: tokens.last_error,
             identity: None,
             identity_error: None,
+            refused_since: tokens.refused_since,
+            description: summary.description.clone(),
         }
     }
 
@@ -477,6 +496,8 @@ impl StatusRow {
             expires_at: None,
             last_refresh: None,
             last_error: None,
+            refused_since: None,
+            description: None,
             identity: None,
             identity_error: None,
         }
@@ -502,17 +523,15 @@ fn print_status(rows: &[StatusRow], now: u64) {
         println!("no credentials stored and no registry configured");
         return;
     }
-    let width = rows
-        .iter()
-        .map(|r| r.registry.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    println!(
-        "{:width$}  {:6}  {:10}  {:22}  {:20}  LAST ERROR",
-        "REGISTRY", "MODE", "HANDS OUT", "TOKEN", "LAST REFRESH"
-    );
-    for row in rows {
+    let header = [
+        "REGISTRY",
+        "MODE",
+        "HANDS OUT",
+        "TOKEN",
+        "LAST REFRESH",
+        "LAST ERROR",
+    ];
+    let rows = rows.iter().map(|row| {
         let token = match (&row.provider, row.hands_out) {
             (_, "nothing" | "identity") => "-".to_owned(),
             (Some(_), _) => expiry(row.expires_at, now),
@@ -522,13 +541,32 @@ fn print_status(rows: &[StatusRow], now: u64) {
             || "never".to_owned(),
             |at| format!("{} ago", duration(now.saturating_sub(at))),
         );
-        let error = row.last_error.as_ref().map_or_else(
-            || "-".to_owned(),
-            |f| format!("{} ago: {}", duration(now.saturating_sub(f.at)), f.message),
-        );
-        println!(
-            "{:width$}  {:6}  {:10}  {:22}  {:20}  {error}",
-            row.registry, row.mode, row.hands_out, token, refreshed
-        );
-    }
+        let error = match (row.refused_since, &row.last_error) {
+            (Some(since), _) => refused(since, row.description.as_deref()),
+            (None, Some(f)) => format!("{} ago: {}", duration(now.saturating_sub(f.at)), f.message),
+            (None, None) => "-".to_owned(),
+        };
+        [
+            row.registry.clone(),
+            row.mode.to_owned(),
+            row.hands_out.to_owned(),
+            token,
+            refreshed,
+            error,
+        ]
+    });
+    super::table::print(
+        &std::iter::once(header.map(str::to_owned))
+            .chain(rows)
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// "refused since ..., naming whose credential it is, for status and doctor alike.
+pub(super) fn refused(since: u64, description: Option<&str>) -> String {
+    let whose = description.map_or_else(|| "no description".to_owned(), |d| format!("{d:?}"));
+    format!(
+        "REFUSED since {} ({whose}): not tried again until replaced with `coffer login`",
+        super::time(since)
+    )
 }

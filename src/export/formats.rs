@@ -109,6 +109,25 @@ struct Metadata {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<&'static str, String>,
+}
+
+/// The annotation that says whose credentials a Secret holds.
+pub const DESCRIPTION_ANNOTATION: &str = "coffer.dev/description";
+
+/// One credential's description as it is; several as `registry: description` lines.
+fn descriptions(credentials: &[Credential]) -> Option<String> {
+    match credentials {
+        [one] => one.description.clone(),
+        many => {
+            let lines: Vec<String> = many
+                .iter()
+                .filter_map(|c| Some(format!("{}: {}", c.server_url, c.description.as_ref()?)))
+                .collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        }
+    }
 }
 
 fn kubernetes_secret(credentials: &[Credential], options: &Options) -> Result<KubernetesSecret> {
@@ -125,6 +144,11 @@ fn kubernetes_secret(credentials: &[Credential], options: &Options) -> Result<Ku
             creation_timestamp: None,
             name: options.name.clone(),
             namespace: options.namespace.clone(),
+            annotations: descriptions(credentials)
+                .filter(|_| options.annotate_description)
+                .map(|text| (DESCRIPTION_ANNOTATION, text))
+                .into_iter()
+                .collect(),
         },
         kind_of_secret: "kubernetes.io/dockerconfigjson",
     })
@@ -193,6 +217,7 @@ struct RktCredentials<'a> {
 
 fn rkt(credentials: &[Credential]) -> Result<Output> {
     basic_only(credentials, "rkt")?;
+    let mut taken = std::collections::HashSet::new();
     let documents = credentials
         .iter()
         .map(|c| {
@@ -207,7 +232,15 @@ fn rkt(credentials: &[Credential]) -> Result<Output> {
                     password: c.secret.expose_secret(),
                 },
             };
-            let file = format!("{}.json", domain.replace(['/', ':'], "_"));
+            // `host:5000` and `host/5000` read alike once made a file name: number the second.
+            let stem = domain.replace(['/', ':'], "_");
+            let file = (1..)
+                .map(|n| match n {
+                    1 => format!("{stem}.json"),
+                    n => format!("{stem}-{n}.json"),
+                })
+                .find(|name| taken.insert(name.clone()))
+                .unwrap_or_default();
             Ok((file, Zeroizing::new(json(&document)?)))
         })
         .collect::<Result<_>>()?;

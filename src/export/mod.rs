@@ -43,6 +43,8 @@ pub struct Options {
     pub namespace: Option<String>,
     /// Where the Butane config writes the docker config.
     pub path: String,
+    /// Annotate the Secret with the entries' descriptions (k8s-secret).
+    pub annotate_description: bool,
 }
 
 /// What an export produces: one document, or one per registry (rkt).
@@ -62,6 +64,8 @@ pub struct Credential {
     pub secret: SecretString,
     /// When a derived token stops working (Unix seconds); `None` for a credential that does not expire.
     pub expires_at: Option<u64>,
+    /// Whose credential it is.
+    pub description: Option<String>,
 }
 
 impl Credential {
@@ -112,6 +116,7 @@ pub fn select(credentials: &Credentials, registries: &[String]) -> Result<Vec<Cr
                 server_url: entry.server_url,
                 username: entry.username,
                 secret: entry.secret,
+                description: entry.description,
             })
         })
         .collect()

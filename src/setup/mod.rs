@@ -16,7 +16,6 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -158,8 +157,7 @@ fn to_bytes(path: &Path, object: &Map<String, Value>) -> Result<Vec<u8>> {
 /// Keeps `bytes` as `<name>.<UTC time>.bak` beside `path`, with the file's own permissions
 /// (a backup holds whatever the file held), never replacing an earlier backup.
 fn backup(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf> {
-    let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
-        .to_string()
+    let stamp: String = crate::clock::rfc3339_now()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();

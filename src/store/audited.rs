@@ -60,10 +60,24 @@ impl<S: Store> Store for Audited<S> {
         found
     }
 
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        self.inner.peek(keys)
+    }
+
     fn put(&self, key: &str, entry: Entry) -> Result<()> {
         let registry = entry.server_url.clone();
         let stored = self.inner.put(key, entry);
         self.record(Action::Store, Some(registry), &stored, |_| true);
+        stored
+    }
+
+    /// One write of the inner store, one `store` line per entry.
+    fn put_all(&self, entries: Vec<(String, Entry)>) -> Result<()> {
+        let registries: Vec<String> = entries.iter().map(|(_, e)| e.server_url.clone()).collect();
+        let stored = self.inner.put_all(entries);
+        for registry in registries {
+            self.record(Action::Store, Some(registry), &stored, |_| true);
+        }
         stored
     }
 
@@ -119,6 +133,7 @@ mod tests {
             created: 0,
             updated: 0,
             tokens: None,
+            description: None,
         }
     }
 

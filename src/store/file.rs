@@ -266,6 +266,29 @@ impl FileStore {
         }
     }
 
+    /// Reads the header and table, then the one record it returns; `mark` records the use.
+    fn lookup(&self, keys: &[String], mark: bool) -> Result<Option<Entry>> {
+        let Some((file, len)) = self.open_file()? else {
+            return Ok(None);
+        };
+        let sealed = self.read_sealed_part(&file, len)?;
+        let key = self.vault_key(&sealed)?;
+        let vault = self.open(&sealed, &key)?;
+        let Some((_, row)) = vault.locate(keys) else {
+            return Ok(None);
+        };
+        // The row is authenticated by the seal, so its length is one coffer wrote.
+        let mut record = vec![0u8; row.len as usize];
+        self.read_at(&file, &mut record, row.offset as usize)?;
+        let plain = vault
+            .open_record(row, &record)
+            .map_err(|e| self.damaged(e))?;
+        if mark {
+            self.mark_used(&row.tag);
+        }
+        decode(&plain).map(Some)
+    }
+
     fn used_mark(&self, tag: &[u8]) -> PathBuf {
         self.paths.used_marks().join(mark_name(tag))
     }
@@ -315,23 +338,11 @@ fn mark_name(tag: &[u8]) -> String {
 impl Store for FileStore {
     /// The hot path of every pull: reads the header and table, then the one record it returns.
     fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
-        let Some((file, len)) = self.open_file()? else {
-            return Ok(None);
-        };
-        let sealed = self.read_sealed_part(&file, len)?;
-        let key = self.vault_key(&sealed)?;
-        let vault = self.open(&sealed, &key)?;
-        let Some((_, row)) = vault.locate(keys) else {
-            return Ok(None);
-        };
-        // The row is authenticated by the seal, so its length is one coffer wrote.
-        let mut record = vec![0u8; row.len as usize];
-        self.read_at(&file, &mut record, row.offset as usize)?;
-        let plain = vault
-            .open_record(row, &record)
-            .map_err(|e| self.damaged(e))?;
-        self.mark_used(&row.tag);
-        decode(&plain).map(Some)
+        self.lookup(keys, true)
+    }
+
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        self.lookup(keys, false)
     }
 
     fn put(&self, key: &str, entry: Entry) -> Result<()> {
@@ -350,14 +361,19 @@ impl Store for FileStore {
         })
     }
 
+    /// Writes only when something was removed: erasing what is not there changes nothing.
     fn remove(&self, keys: &[String]) -> Result<Option<String>> {
         if !self.exists() {
             return Ok(None);
         }
-        self.modify(|entries, vault_key| {
-            let (key, entry) = keys.iter().find_map(|key| entries.remove_entry(key))?;
+        self.with_lock(|| {
+            let (vault_key, mut entries) = self.load_or_new()?;
+            let Some((key, entry)) = keys.iter().find_map(|key| entries.remove_entry(key)) else {
+                return Ok(None);
+            };
+            self.write(&vault_key, &entries)?;
             let _ = fs::remove_file(self.used_mark(&vault_key.lookup_tag(&key)));
-            Some(entry.server_url)
+            Ok(Some(entry.server_url))
         })
     }
 
@@ -407,14 +423,12 @@ impl Store for FileStore {
 }
 
 pub(super) fn decode(plain: &[u8]) -> Result<Entry> {
-    serde_json::from_slice(plain)
-        .map_err(|e| Error::Entry(format!("{:?} at column {}", e.classify(), e.column())))
+    serde_json::from_slice(plain).map_err(Error::entry)
 }
 
 pub(super) fn encode(entry: &Entry) -> Result<Zeroizing<Vec<u8>>> {
     let mut json = SecretBuffer::default();
-    serde_json::to_writer(&mut json, entry)
-        .map_err(|e| Error::Entry(format!("{:?}", e.classify())))?;
+    serde_json::to_writer(&mut json, entry).map_err(Error::entry)?;
     Ok(json.into_inner())
 }
 

@@ -155,12 +155,13 @@ impl Store for KeychainStore {
                 created: entry.created,
                 updated: entry.updated,
                 tokens: None,
+                description: entry.description.clone(),
             };
             let stub = serde_json::to_vec(&Stub {
                 entry: &metadata,
                 in_vault: true,
             })
-            .map_err(|e| Error::Entry(format!("{:?}", e.classify())))?;
+            .map_err(Error::entry)?;
             // The secret goes to the vault first, so the item never points at nothing.
             self.overflow.put(key, entry)?;
             self.write(key, &metadata.server_url, &stub)
@@ -197,8 +198,7 @@ impl Store for KeychainStore {
 
 fn decode_item(bytes: &[u8]) -> Result<Item> {
     let entry = decode(bytes)?;
-    let marker: Marker = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Entry(format!("{:?} at column {}", e.classify(), e.column())))?;
+    let marker: Marker = serde_json::from_slice(bytes).map_err(Error::entry)?;
     Ok(Item {
         entry,
         in_vault: marker.in_vault,

@@ -10,7 +10,7 @@ pub mod memory;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::token::state::{TokenState, TokenSummary};
 
 /// One credential with its metadata. Serialized only inside a sealed record.
@@ -30,6 +30,10 @@ pub struct Entry {
     /// vaults written before it existed read as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenState>,
+    /// Whose credential this is ("ci-runner-7, team payments"): not secret, but kept inside the
+    /// sealed record like the rest, so no plaintext file names the machines and teams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl Entry {
@@ -43,6 +47,25 @@ impl Entry {
             None
         }
     }
+}
+
+/// Longer descriptions are a mistake, and would swell every listing.
+pub const MAX_DESCRIPTION_CHARS: usize = 200;
+
+/// A description as given: trimmed, one line of printable text; empty means none.
+pub fn description(text: &str) -> Result<Option<String>> {
+    let text = text.trim();
+    if text.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Error::Setting(format!(
+            "the description is longer than {MAX_DESCRIPTION_CHARS} characters; say whose credential it is in fewer words"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Error::Setting(
+            "the description holds a control character (a newline, a tab, an escape); use one line of plain text".to_owned(),
+        ));
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
 pub(crate) fn expose<S: serde::Serializer>(
@@ -60,6 +83,7 @@ pub struct Summary {
     pub created: u64,
     pub updated: u64,
     pub last_used: Option<u64>,
+    pub description: Option<String>,
     /// The derived token's times and last exchange; never the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenSummary>,
@@ -73,6 +97,7 @@ impl From<&Entry> for Summary {
             created: entry.created,
             updated: entry.updated,
             last_used: None,
+            description: entry.description.clone(),
             tokens: entry.tokens.as_ref().map(TokenSummary::from),
         }
     }
@@ -82,6 +107,11 @@ impl From<&Entry> for Summary {
 pub trait Store: std::fmt::Debug {
     /// The entry under the first of `keys` that is present.
     fn find(&self, keys: &[String]) -> Result<Option<Entry>>;
+    /// [`Store::find`], but not a use of the entry: neither logged nor marked as used (the
+    /// token keeper reading an entry again under its lock).
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        self.find(keys)
+    }
     /// Inserts or replaces the entry under `key`; a replaced entry keeps its `created` time.
     fn put(&self, key: &str, entry: Entry) -> Result<()>;
     /// [`Store::put`] for many entries; stores that rewrite a file override it to write once.
@@ -117,8 +147,14 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
         (**self).find(keys)
     }
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        (**self).peek(keys)
+    }
     fn put(&self, key: &str, entry: Entry) -> Result<()> {
         (**self).put(key, entry)
+    }
+    fn put_all(&self, entries: Vec<(String, Entry)>) -> Result<()> {
+        (**self).put_all(entries)
     }
     fn remove(&self, keys: &[String]) -> Result<Option<String>> {
         (**self).remove(keys)
@@ -131,8 +167,4 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::clock::now;

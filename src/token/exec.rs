@@ -32,6 +32,7 @@ use super::TokenError;
 use super::http::unix;
 use super::provider::{LongLived, Minted, Provider, Target};
 use super::shared;
+use super::state::MIN_LIFETIME;
 
 /// A token, a password or a JWT is far smaller; more is not a secret but a mistake.
 const MAX_OUTPUT: u64 = 64 * 1024;
@@ -61,7 +62,7 @@ struct Settings {
 
 /// The settings, complete and parsed.
 #[derive(Debug)]
-struct Job {
+pub(crate) struct Job {
     program: String,
     args: Vec<String>,
     username: String,
@@ -90,19 +91,34 @@ impl Provider for Exec {
         let deadline = job
             .timeout
             .map_or(target.http.deadline(), |t| Instant::now() + t);
-        let started = unix(std::time::SystemTime::now());
-        let secret = job.run(deadline)?;
-        Ok(Minted {
-            username: job.username,
-            secret,
-            issued_at: started,
-            expires_at: Some(started.saturating_add(job.lifetime.as_secs())),
-        })
+        job.mint(deadline, None)
     }
 }
 
 impl Job {
-    fn from_options(options: &toml::Table) -> Result<Job, String> {
+    /// Runs the command, with `stdin` on its standard input if given (the kubelet provider
+    /// hands a pod's service-account token this way), and takes its output as the secret.
+    pub(crate) fn mint(
+        self,
+        deadline: Instant,
+        stdin: Option<&[u8]>,
+    ) -> Result<Minted, TokenError> {
+        let started = unix(std::time::SystemTime::now());
+        let secret = self.run(deadline, stdin)?;
+        Ok(Minted {
+            username: self.username,
+            secret,
+            issued_at: started,
+            expires_at: Some(started.saturating_add(self.lifetime.as_secs())),
+        })
+    }
+
+    /// The command's own timeout, if its settings give one.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    pub(crate) fn from_options(options: &toml::Table) -> Result<Job, String> {
         let settings: Settings = shared::options(options)?;
         let mut command = settings.command.into_iter();
         let program = command
@@ -123,6 +139,12 @@ impl Job {
             Some(text) => duration("lifetime", text)?,
             None => DEFAULT_LIFETIME,
         };
+        if lifetime < MIN_LIFETIME {
+            return Err(format!(
+                "`lifetime` must be at least {}: a shorter one would run the command on every pull",
+                humantime::format_duration(MIN_LIFETIME)
+            ));
+        }
         let timeout = match &settings.timeout {
             Some(text) => Some(duration("timeout", text)?),
             None => None,
@@ -146,12 +168,16 @@ impl Job {
     }
 
     /// Runs the command and returns its one line of output, or kills it at `deadline`.
-    fn run(&self, deadline: Instant) -> Result<SecretString, TokenError> {
+    fn run(&self, deadline: Instant, stdin: Option<&[u8]>) -> Result<SecretString, TokenError> {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
             .env_clear()
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(if self.show_stderr {
                 Stdio::inherit()
@@ -172,6 +198,13 @@ impl Job {
         let mut child = command
             .spawn()
             .map_err(|e| self.fail(format!("cannot be started: {}", e.kind())))?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // From a thread: a command that never reads cannot hold coffer past the deadline.
+            let input = Zeroizing::new(input.to_vec());
+            std::thread::spawn(move || {
+                let _ = std::io::Write::write_all(&mut pipe, &input);
+            });
+        }
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let (sender, receiver) = mpsc::channel();
         std::thread::spawn(move || {
@@ -313,6 +346,17 @@ mod tests {
         ))
         .expect_err("bad lifetime");
         assert!(error.contains("`lifetime`"), "{error}");
+    }
+
+    #[test]
+    fn a_lifetime_of_a_nanosecond_is_refused() {
+        for text in ["1ns", "3s"] {
+            let error = Job::from_options(&table(&format!(
+                "command = [\"gh\"]\nusername = \"x\"\nlifetime = \"{text}\""
+            )))
+            .expect_err(text);
+            assert!(error.contains("at least 4s"), "{error}");
+        }
         assert!(Exec.check(&table("comand = [\"gh\"]")).is_err());
         assert!(Exec.check(&table("command = \"gh auth token\"")).is_err());
     }

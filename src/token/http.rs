@@ -31,7 +31,7 @@ pub struct Http {
 }
 
 /// An answer, read whole.
-#[derive(Debug)]
+/// Its `Debug` gives the body's length only: a body can hold a token.
 pub struct Reply {
     pub status: u16,
     /// Every `WWW-Authenticate` value.
@@ -41,6 +41,15 @@ pub struct Reply {
     pub skew: i64,
     /// Unix seconds, our clock, when the answer arrived.
     pub arrived: u64,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reply {

@@ -16,7 +16,7 @@ use super::http::Http;
 use super::oauth2::IDENTITY_TOKEN_USERNAME;
 use super::provider::{LongLived, Target};
 use super::settings::{Mode, RegistrySettings};
-use super::state::{Derived, Failure, TokenState};
+use super::state::{Derived, Failure, TokenState, Unsaved};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files;
@@ -44,6 +44,9 @@ pub enum Renewal {
     Renewed(Entry),
     /// The exchange failed or could not start; the entry holds the cached token, if any.
     Failed(Entry, TokenError),
+    /// A token was minted but the vault could not be written (a full disk, a read-only
+    /// folder): the entry holds it, in memory only, and the next renewals wait `retry_after`.
+    Unsaved(Entry, Error),
 }
 
 #[derive(Debug, Clone)]
@@ -89,15 +92,34 @@ impl Keeper {
         }
         match self.renew(store, &url.key(), &config, When::Due)? {
             Some(Renewal::Fresh(entry) | Renewal::Renewed(entry)) => Ok(handout(entry)),
-            Some(Renewal::Failed(entry, error)) => serve_cached(entry, &url, &error),
+            Some(Renewal::Unsaved(entry, error)) => {
+                eprintln!(
+                    "coffer: warning: the renewed token for {} could not be saved ({error}); \
+                     handing it out anyway",
+                    url.host()
+                );
+                Ok(handout(entry))
+            }
+            Some(Renewal::Failed(entry, error)) => serve_cached(entry, &url, error),
             // Erased while we waited: answer with what was found, as a lookup a moment earlier would.
             None => Ok(handout(entry)),
         }
     }
 
+    /// Whether storing a credential for `url` mints a token (its registry is in a token mode).
+    pub fn mints(&self, url: &ServerUrl) -> Result<bool> {
+        Ok(registry(&self.config()?, url.host()).mode != Mode::Basic)
+    }
+
+    /// What an entry stored without a description gets (`default_description`).
+    pub fn default_description(&self) -> Result<Option<String>> {
+        Ok(self.config()?.default_description)
+    }
+
     /// Stores a credential the client sent; in a token mode, mints its first token.
     pub fn store(&self, store: &dyn Store, url: &ServerUrl, entry: Entry) -> Result<()> {
         let key = url.key();
+        let config = self.config()?;
         let mut incoming = Some(entry);
         let mut kept = false;
         store.update(&key, &mut |slot| {
@@ -111,18 +133,34 @@ impl Keeper {
                 return false;
             }
             let created = slot.as_ref().map_or(new.created, |old| old.created);
-            *slot = Some(Entry { created, ..new });
+            // A new password for the same machine or purpose is still theirs.
+            let description = new
+                .description
+                .clone()
+                .or_else(|| slot.as_ref().and_then(|old| old.description.clone()))
+                .or_else(|| config.default_description.clone());
+            *slot = Some(Entry {
+                created,
+                description,
+                ..new
+            });
             true
         })?;
         if kept {
             return Ok(());
         }
-        let config = self.config()?;
         let mode = registry(&config, url.host()).mode;
         if mode == Mode::Basic {
             return Ok(());
         }
-        if let Some(Renewal::Failed(_, error)) = self.renew(store, &key, &config, When::Due)? {
+        let failure = match self.renew(store, &key, &config, When::Due)? {
+            Some(Renewal::Failed(_, error)) => Some(error.to_string()),
+            Some(Renewal::Unsaved(_, error)) => {
+                Some(format!("the token could not be saved: {error}"))
+            }
+            _ => None,
+        };
+        if let Some(error) = failure {
             let fallback = match mode.provider() {
                 Some(provider) if !provider.hands_out_credential() => "has no token yet",
                 _ => "stays on basic",
@@ -148,8 +186,9 @@ impl Keeper {
         let wait = config.tokens.timeout * 2 + Duration::from_secs(2);
         let lock = files::lock(&self.paths.home().join("refresh.lock"), wait);
         let keys = [key.to_owned()];
-        // Read after taking the lock: another process may have renewed while we waited.
-        let Some(entry) = store.find(&keys)? else {
+        // Read after taking the lock: another process may have renewed while we waited. Not a
+        // use of the credential: the action that asked for the renewal was recorded already.
+        let Some(entry) = store.peek(&keys)? else {
             return Ok(None);
         };
         match lock {
@@ -157,6 +196,9 @@ impl Keeper {
             Err(Error::LockTimeout(seconds)) => {
                 Ok(Some(Renewal::Failed(entry, TokenError::Busy { seconds })))
             }
+            // No lock file can be made (a read-only or full folder): nothing can be saved either,
+            // so the renewal goes on unlocked, to serve a valid token and remember the failure.
+            Err(Error::Io { .. }) => self.renew_locked(store, key, entry, config, when).map(Some),
             Err(error) => Err(error),
         }
     }
@@ -189,10 +231,30 @@ impl Keeper {
             return Ok(Renewal::Fresh(entry));
         }
         if when != When::Always
-            && let Some(failure) = state.backing_off(now, config.tokens.retry_after)
+            && let Some(since) = state.refused_since
         {
-            let error = TokenError::Earlier(failure.message.clone());
+            let error = TokenError::Refused {
+                registry: url.host().to_owned(),
+                since: humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_secs(since),
+                )
+                .to_string(),
+                reason: state
+                    .last_error
+                    .as_ref()
+                    .map_or_else(String::new, |f| f.message.clone()),
+            };
             return Ok(Renewal::Failed(entry, error));
+        }
+        let unsaved = Unsaved::new(&self.paths);
+        if when != When::Always {
+            let earlier = match state.backing_off(now, config.tokens.retry_after) {
+                Some(failure) => Some(failure.message.clone()),
+                None => unsaved.recent(now, config.tokens.retry_after),
+            };
+            if let Some(message) = earlier {
+                return Ok(Renewal::Failed(entry, TokenError::Earlier(message)));
+            }
         }
         let minted = if entry.username == IDENTITY_TOKEN_USERNAME {
             Err(TokenError::NoCredential)
@@ -220,23 +282,47 @@ impl Keeper {
         let outcome = match minted {
             Ok(minted) => {
                 state.token = Some(Derived::new(provider.name(), minted));
-                state.last_refresh = Some(super::http::unix(std::time::SystemTime::now()));
+                state.last_refresh = Some(crate::clock::now());
                 state.last_error = None;
+                state.refused_since = None;
                 None
             }
             Err(error) => {
+                let at = crate::clock::now();
+                if error.blames_credential() {
+                    state.refused_since = state.refused_since.or(Some(at));
+                }
                 state.last_error = Some(Failure {
-                    at: super::http::unix(std::time::SystemTime::now()),
+                    at,
                     message: error.to_string(),
                 });
                 Some(error)
             }
         };
-        let saved = save_state(store, key, &entry, state)?;
-        Ok(match outcome {
-            None => Renewal::Renewed(saved),
-            Some(error) => Renewal::Failed(saved, error),
-        })
+        match save_state(store, key, &entry, state.clone()) {
+            Ok(saved) => {
+                unsaved.clear();
+                Ok(match outcome {
+                    None => Renewal::Renewed(saved),
+                    Some(error) => Renewal::Failed(saved, error),
+                })
+            }
+            // The cached token still serves, and the failure is remembered outside the vault:
+            // a full disk must neither fail a pull nor run the exchange on every one.
+            Err(error) => {
+                unsaved.record(&error);
+                Ok(match outcome {
+                    None => Renewal::Unsaved(
+                        Entry {
+                            tokens: Some(state),
+                            ..entry
+                        },
+                        error,
+                    ),
+                    Some(minting) => Renewal::Failed(entry, minting),
+                })
+            }
+        }
     }
 
     /// Drops the derived tokens of the entry under `key` (switching a registry to `basic`).
@@ -273,7 +359,7 @@ fn handout(mut entry: Entry) -> Entry {
 }
 
 /// After a failed renewal: the cached token while it is valid, with a warning; else an error.
-fn serve_cached(entry: Entry, url: &ServerUrl, error: &TokenError) -> Result<Entry> {
+fn serve_cached(entry: Entry, url: &ServerUrl, error: TokenError) -> Result<Entry> {
     let now = now();
     match derived(&entry) {
         Some(token) if token.valid(now) => {
@@ -287,6 +373,8 @@ fn serve_cached(entry: Entry, url: &ServerUrl, error: &TokenError) -> Result<Ent
             );
             Ok(handout(entry))
         }
+        // Its own advice (log in again) is the one that helps.
+        _ if matches!(error, TokenError::Refused { .. }) => Err(Error::Token(error)),
         _ => Err(Error::Token(TokenError::Expired {
             registry: url.host().to_owned(),
             reason: error.to_string(),

@@ -115,4 +115,24 @@ pub enum TokenError {
         tried: String,
         fix: String,
     },
+    #[error(
+        "{registry}'s issuer has refused the stored credential since {since} ({reason}); coffer does not try it again: store a new one with `coffer login {registry}`, or `coffer refresh {registry} --force` once it is valid again"
+    )]
+    Refused {
+        registry: String,
+        since: String,
+        reason: String,
+    },
+}
+
+impl TokenError {
+    /// Does this failure blame the stored credential itself (an issuer's 400/401/403, or a
+    /// credential that cannot be used at all), so that trying again cannot help until it is
+    /// replaced?
+    pub fn blames_credential(&self) -> bool {
+        matches!(
+            self,
+            TokenError::CredentialRejected { .. } | TokenError::Credential(_)
+        )
+    }
 }

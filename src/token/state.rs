@@ -2,12 +2,27 @@
 //! and the outcome of the last exchange. It lives inside the entry's sealed record, so it is as
 //! encrypted as the credential; entries without it are plain Basic entries, as before.
 
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::provider::Minted;
+use crate::paths::Paths;
+use sha2::{Digest, Sha256};
+
+/// How far the clock may step back (an NTP correction) before a token's times are taken to be
+/// from another clock: one minted while the clock ran ahead would otherwise be trusted for as
+/// long as the clock was wrong.
+pub const CLOCK_SLACK: u64 = 60;
+
+/// The shortest lifetime a configured token may have. Renewal starts after a quarter of a short
+/// lifetime (see [`Derived::renew_at`]), so anything shorter would be minted on every pull.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TokenState {
@@ -20,6 +35,11 @@ pub struct TokenState {
     /// The last exchange's failure, cleared by a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Failure>,
+    /// Since when (Unix seconds) the issuer refuses the credential itself: revoked, deleted,
+    /// wrong. No exchange is tried again until a new credential replaces it (which starts a
+    /// fresh state) or a person forces one (`coffer refresh --force`, `coffer mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_since: Option<u64>,
 }
 
 /// A token derived from the credential. Times are Unix seconds in this machine's clock.
@@ -51,6 +71,7 @@ pub struct TokenSummary {
     pub expires_at: Option<u64>,
     pub last_refresh: Option<u64>,
     pub last_error: Option<Failure>,
+    pub refused_since: Option<u64>,
 }
 
 impl From<&TokenState> for TokenSummary {
@@ -61,6 +82,7 @@ impl From<&TokenState> for TokenSummary {
             expires_at: state.token.as_ref().and_then(|t| t.expires_at),
             last_refresh: state.last_refresh,
             last_error: state.last_error.clone(),
+            refused_since: state.refused_since,
         }
     }
 }
@@ -89,12 +111,20 @@ impl Derived {
         Some(expires - margin)
     }
 
+    /// Due once its renewal time has come, or at once when it was minted ahead of this clock.
     pub fn due(&self, now: u64, min_margin: Duration) -> bool {
-        self.renew_at(min_margin).is_some_and(|at| now >= at)
+        self.minted_ahead(now) || self.renew_at(min_margin).is_some_and(|at| now >= at)
     }
 
+    /// Still good to hand out: before its expiry, by a clock no earlier than the one it was
+    /// minted by (how long it really has left is unknown after the clock went back).
     pub fn valid(&self, now: u64) -> bool {
-        self.expires_at.is_none_or(|expires| now < expires)
+        !self.minted_ahead(now) && self.expires_at.is_none_or(|expires| now < expires)
+    }
+
+    /// Minted by a clock ahead of this one; only an expiring token's times depend on the clock.
+    fn minted_ahead(&self, now: u64) -> bool {
+        self.expires_at.is_some() && now.saturating_add(CLOCK_SLACK) < self.issued_at
     }
 
     pub fn is(&self, secret: &SecretString) -> bool {
@@ -103,12 +133,78 @@ impl Derived {
 }
 
 impl TokenState {
-    /// Did an exchange fail after the last success, less than `retry_after` ago?
+    /// Did an exchange fail after the last success, less than `retry_after` ago? A failure
+    /// dated ahead of the clock (which was since set back) is not waited for.
     pub fn backing_off(&self, now: u64, retry_after: Duration) -> Option<&Failure> {
         self.last_error.as_ref().filter(|failure| {
             failure.at >= self.last_refresh.unwrap_or(0)
+                && failure.at <= now.saturating_add(CLOCK_SLACK)
                 && now < failure.at.saturating_add(retry_after.as_secs())
         })
+    }
+}
+
+/// A renewal whose result could not be written to the vault, remembered outside it so that
+/// the next pulls wait `retry_after` instead of renewing again. The record is a small file in
+/// the runtime folder (a tmpfs, apart from the vault's disk) or else beside the vault; its
+/// modification time says when, so even an empty one (no free block needed) does its job.
+#[derive(Debug)]
+pub struct Unsaved {
+    places: Vec<PathBuf>,
+}
+
+impl Unsaved {
+    pub fn new(paths: &Paths) -> Unsaved {
+        let mut places = Vec::new();
+        if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            let id: String = Sha256::digest(paths.home().as_os_str().as_encoded_bytes())[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            places.push(PathBuf::from(runtime).join(format!("coffer-unsaved-{id}")));
+        }
+        places.push(paths.home().join("renewal.unsaved"));
+        Unsaved { places }
+    }
+
+    /// Records `error` in the first place that takes it.
+    pub fn record(&self, error: &crate::Error) {
+        let message = format!("its token could not be saved: {error}");
+        for place in &self.places {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(place);
+            if let Ok(mut file) = file {
+                // The time is the record; the message is a courtesy that may not fit.
+                let _ = file.write_all(message.as_bytes());
+                let _ = file.set_modified(std::time::SystemTime::now());
+                return;
+            }
+        }
+    }
+
+    /// The recorded failure's message, while it is less than `retry_after` old.
+    pub fn recent(&self, now: u64, retry_after: Duration) -> Option<String> {
+        self.places.iter().find_map(|place| {
+            let at = crate::clock::unix(fs::metadata(place).ok()?.modified().ok()?);
+            let recent = at <= now.saturating_add(CLOCK_SLACK)
+                && now < at.saturating_add(retry_after.as_secs());
+            recent.then(|| {
+                fs::read_to_string(place)
+                    .ok()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "its token could not be saved".to_owned())
+            })
+        })
+    }
+
+    pub fn clear(&self) {
+        for place in &self.places {
+            let _ = fs::remove_file(place);
+        }
     }
 }
 
@@ -122,7 +218,7 @@ mod tests {
             username: "<token>".into(),
             secret: "t".into(),
             issued_at,
-            expires_at: lifetime.map(|l| issued_at + l),
+            expires_at: lifetime.map(|l| issued_at.saturating_add(l)),
         }
     }
 
@@ -160,6 +256,35 @@ mod tests {
         assert_eq!(t.renew_at(MIN), None);
         assert!(!t.due(u64::MAX, MIN));
         assert!(t.valid(u64::MAX));
+    }
+
+    #[test]
+    fn a_token_minted_while_the_clock_was_ahead_is_renewed_and_not_trusted() {
+        // Minted with the clock a day ahead, then the clock was corrected.
+        let t = token(86_400 + 1000, Some(3600));
+        assert!(t.due(1000, MIN) && !t.valid(1000));
+        // A small step back (an NTP correction) changes nothing.
+        let t = token(1000 + CLOCK_SLACK, Some(3600));
+        assert!(!t.due(1000, MIN) && t.valid(1000));
+        // A token without expiry does not depend on the clock.
+        assert!(!token(86_400, None).due(0, MIN) && token(86_400, None).valid(0));
+        // Nor does a failure dated a day ahead keep renewals waiting.
+        let state = TokenState {
+            last_error: Some(Failure {
+                at: 86_400 + 1000,
+                message: "down".into(),
+            }),
+            ..TokenState::default()
+        };
+        assert!(state.backing_off(1000, Duration::from_secs(30)).is_none());
+    }
+
+    #[test]
+    fn a_clock_before_1970_reads_as_zero_and_nothing_overflows() {
+        let t = token(u64::MAX - 10, Some(3600));
+        assert!(t.due(0, MIN) && !t.valid(0));
+        let t = token(0, Some(u64::MAX));
+        assert!(!t.due(0, MIN) && t.valid(0));
     }
 
     #[test]

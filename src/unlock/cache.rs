@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,11 +62,7 @@ pub fn mechanisms() -> Result<&'static [Mechanism]> {
     ALL.iter()
         .position(|m| forced == m.name())
         .map(|at| &ALL[at..=at])
-        .ok_or_else(|| {
-            Error::Unlock(format!(
-                "{MECHANISM_VAR} must be `keyring` or `agent`; unset it to let coffer choose"
-            ))
-        })
+        .ok_or(Error::Unlock(UnlockError::UnknownMechanism))
 }
 
 /// Why a mechanism cannot be used here, in words for `coffer doctor`.
@@ -80,10 +76,18 @@ impl fmt::Display for Unavailable {
 }
 
 /// A cached key and when it expires (Unix seconds; `None`: at `coffer lock` or logout).
-#[derive(Debug)]
+/// Its `Debug` shows the expiry, never the key.
 pub struct Cached {
     pub key: Key,
     pub expires_at: Option<u64>,
+}
+
+impl fmt::Debug for Cached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cached")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The cached data key of the vault `id`, from the first mechanism that holds one.
@@ -123,14 +127,28 @@ pub fn store(id: &VaultId, key: &Key, timeout: Timeout) -> Result<Stored> {
             Err(why) => skipped.push((mechanism, why)),
         }
     }
-    let reasons: Vec<String> = skipped
+    Err(Error::Unlock(UnlockError::NowhereToKeep(skipped)))
+}
+
+/// Why `coffer unlock` could not keep a key, for a caller to match.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockError {
+    #[error("{MECHANISM_VAR} must be `keyring` or `agent`; unset it to let coffer choose")]
+    UnknownMechanism,
+    /// Every mechanism, with why it could not keep the key.
+    #[error(
+        "cannot keep the vault unlocked here ({}); set COFFER_PASSPHRASE_FILE instead",
+        reasons(.0)
+    )]
+    NowhereToKeep(Vec<(Mechanism, Unavailable)>),
+}
+
+fn reasons(skipped: &[(Mechanism, Unavailable)]) -> String {
+    skipped
         .iter()
         .map(|(mechanism, why)| format!("{mechanism}: {why}"))
-        .collect();
-    Err(Error::Unlock(format!(
-        "cannot keep the vault unlocked here ({}); set COFFER_PASSPHRASE_FILE instead",
-        reasons.join("; ")
-    )))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Forgets the key of the vault `id` everywhere; returns the mechanisms that held it.
@@ -189,13 +207,10 @@ pub fn status(id: Option<&VaultId>) -> Result<Vec<(Mechanism, State)>> {
         .collect())
 }
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::clock::now;
 
-/// How long `coffer unlock` keeps a vault open: whole seconds, or until `coffer lock`/logout.
+/// How long `coffer unlock` keeps a vault open: whole seconds, or until `coffer lock`/logout,
+/// spelt `0` or any zero duration (`0s`); a fraction of a second rounds up, never to "never".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Timeout(Option<Duration>);
@@ -222,7 +237,7 @@ impl FromStr for Timeout {
             return Ok(Timeout(None));
         }
         let duration = humantime::parse_duration(text).map_err(|_| {
-            format!("`{text}` is not a duration: write e.g. 15m, 1h30m, 90s, or 0 for no timeout")
+            format!("`{text}` is not a duration: write e.g. 15m, 1h30m, 90s, or 0 (or 0s) for no timeout")
         })?;
         // Round up: the keyring counts whole seconds, and "500ms" must not mean "no timeout".
         let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);

@@ -15,6 +15,26 @@ pub const FILE_VAR: &str = "COFFER_PASSPHRASE_FILE";
 pub const VALUE_VAR: &str = "COFFER_PASSPHRASE";
 pub const SYSTEMD_CREDENTIAL: &str = "coffer-passphrase";
 
+/// Why no usable passphrase was read, for a caller to match.
+#[derive(Debug, thiserror::Error)]
+pub enum PassphraseError {
+    #[error("{VALUE_VAR} is not valid UTF-8")]
+    EnvironmentNotText,
+    #[error("the passphrase in {} is not valid UTF-8", .0.display())]
+    FileNotText(PathBuf),
+    /// Names the source it came from.
+    #[error("the passphrase from {0} is empty")]
+    Empty(String),
+    #[error("cannot read the passphrase from the terminal: {0}")]
+    Terminal(#[source] std::io::Error),
+    #[error("the two passphrases differ; nothing was changed")]
+    Differ,
+    #[error("no terminal to ask for the new passphrase; set {NEW_FILE_VAR} to a file holding it")]
+    NoTerminal,
+    #[error("the new passphrase is empty")]
+    NewEmpty,
+}
+
 /// Which source a passphrase came from, for `coffer doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -68,15 +88,12 @@ pub fn read(prompt: &str, confirm: bool) -> Result<Option<SecretString>> {
             first_line(path, matches!(source, Source::File(_)))?
         }
         Source::Environment => SecretString::from(
-            std::env::var(VALUE_VAR)
-                .map_err(|_| Error::Passphrase(format!("{VALUE_VAR} is not valid UTF-8")))?,
+            std::env::var(VALUE_VAR).map_err(|_| PassphraseError::EnvironmentNotText)?,
         ),
         Source::Terminal => prompt_terminal(prompt, confirm)?,
     };
     if passphrase.expose_secret().is_empty() {
-        return Err(Error::Passphrase(format!(
-            "the passphrase from {source} is empty"
-        )));
+        return Err(PassphraseError::Empty(source.to_string()).into());
     }
     Ok(Some(passphrase))
 }
@@ -94,12 +111,8 @@ fn first_line(path: &Path, require_private: bool) -> Result<SecretString> {
     );
     let line = content.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = std::str::from_utf8(line).map_err(|_| {
-        Error::Passphrase(format!(
-            "the passphrase in {} is not valid UTF-8",
-            path.display()
-        ))
-    })?;
+    let text = std::str::from_utf8(line)
+        .map_err(|_| Error::from(PassphraseError::FileNotText(path.to_path_buf())))?;
     Ok(SecretString::from(text))
 }
 
@@ -107,15 +120,11 @@ fn prompt_terminal(prompt: &str, confirm: bool) -> Result<SecretString> {
     let ask = |text: &str| {
         rpassword::prompt_password(text)
             .map(SecretString::from)
-            .map_err(|e| {
-                Error::Passphrase(format!("cannot read the passphrase from the terminal: {e}"))
-            })
+            .map_err(|e| Error::from(PassphraseError::Terminal(e)))
     };
     let first = ask(prompt)?;
     if confirm && ask("Repeat the passphrase: ")?.expose_secret() != first.expose_secret() {
-        return Err(Error::Passphrase(
-            "the two passphrases differ; nothing was changed".into(),
-        ));
+        return Err(PassphraseError::Differ.into());
     }
     Ok(first)
 }
@@ -134,12 +143,10 @@ pub fn read_new() -> Result<SecretString> {
     {
         prompt_terminal("new passphrase: ", true)?
     } else {
-        return Err(Error::Passphrase(format!(
-            "no terminal to ask for the new passphrase; set {NEW_FILE_VAR} to a file holding it"
-        )));
+        return Err(PassphraseError::NoTerminal.into());
     };
     if passphrase.expose_secret().is_empty() {
-        return Err(Error::Passphrase("the new passphrase is empty".into()));
+        return Err(PassphraseError::NewEmpty.into());
     }
     Ok(passphrase)
 }

@@ -47,7 +47,7 @@ pub enum NewSealing {
 }
 
 /// The vault's data key, with the header that holds it wrapped.
-#[derive(Debug)]
+/// Its `Debug` names the vault, never the key.
 pub struct VaultKey {
     header: KeyHeader,
     data_key: Key,
@@ -161,12 +161,25 @@ pub type Plaintext = Zeroizing<Vec<u8>>;
 /// A record's lookup tag.
 pub type Tag = [u8; LOOKUP_TAG_LEN];
 
-/// A vault file whose header and table have been authenticated.
-#[derive(Debug)]
+/// A vault file whose header and table have been authenticated. Its `Debug` shows no key.
 pub struct OpenVault<'a> {
     layout: Layout<'a>,
     records_key: Key,
     lookup_key: Key,
+}
+
+impl std::fmt::Debug for VaultKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultKey")
+            .field("vault_id", &self.header.vault_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for OpenVault<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenVault").finish_non_exhaustive()
+    }
 }
 
 impl<'a> OpenVault<'a> {
@@ -299,6 +312,19 @@ mod tests {
         let salt = crypto::random_bytes();
         let kek = crypto::random_key();
         VaultKey::generate(NewSealing::Passphrase(KdfParams::MIN), salt, &kek)
+    }
+
+    #[test]
+    fn debug_of_a_key_or_an_open_vault_shows_no_key_bytes() {
+        let key = test_key();
+        let bytes = encode(&key, [("a", b"alpha".as_slice())]);
+        let vault = OpenVault::open(&bytes, &key).expect("opens");
+        let data_key = format!("{:?}", key.data_key().as_slice());
+        for shown in [format!("{key:?}"), format!("{vault:?}")] {
+            assert!(!shown.contains(&data_key), "{shown}");
+            assert!(!shown.contains("alpha"), "{shown}");
+            assert!(shown.len() < 200, "{shown}");
+        }
     }
 
     #[test]

@@ -24,9 +24,14 @@ fn ls_shows_metadata_and_never_a_secret() {
     assert!(
         lines[1].starts_with("ghcr.io")
             && lines[1].contains("alice")
-            && !lines[1].ends_with("never")
+            && !lines[1].contains("never")
     );
-    assert!(lines[2].starts_with("https://index.docker.io/v1/") && lines[2].ends_with("never"));
+    // Last used never; no description.
+    assert!(
+        lines[2].starts_with("https://index.docker.io/v1/")
+            && lines[2].contains("  never  ")
+            && lines[2].ends_with('-')
+    );
 
     let json = env.coffer(&["ls", "--json"]).success().stdout();
     assert!(!json.contains("ls-secret"), "{json}");

@@ -34,6 +34,7 @@ fn entry(url: &str, user: &str, secret: &str, time: u64) -> Entry {
         created: time,
         updated: time,
         tokens: None,
+        description: None,
     }
 }
 

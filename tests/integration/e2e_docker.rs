@@ -2,15 +2,11 @@
 
 use std::fs;
 
+pub use crate::harness::docker;
 use crate::harness::{Env, Registry, Run, require, skopeo_push};
 
 const USER: &str = "coffer-e2e";
 const PASSWORD: &str = "e2e-Pa55word-9f3b1c";
-
-pub fn docker(env: &Env, args: &[&str], input: &str) -> Run {
-    require("docker");
-    Run::of(env.command("docker").args(args), input)
-}
 
 pub fn skopeo(env: &Env, args: &[&str]) -> Run {
     require("skopeo");
@@ -78,7 +74,7 @@ fn docker_login_manifest_inspect_logout_through_coffer() {
     assert!(
         inspect
             .stdout()
-            .contains("application/vnd.oci.image.manifest.v1+json"),
+            .contains("application/vnd.docker.distribution.manifest.v2+json"),
         "{}",
         inspect.stdout()
     );

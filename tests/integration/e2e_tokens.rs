@@ -30,7 +30,7 @@ fn refresh_grant_accepted(server: &TokenServer, token: &str) -> bool {
 }
 
 /// Exchanges of the password by anyone but coffer after `from` in the server's log.
-fn password_exchanges_by_clients(server: &TokenServer, from: usize) -> Vec<String> {
+pub fn password_exchanges_by_clients(server: &TokenServer, from: usize) -> Vec<String> {
     server.log()[from..]
         .iter()
         .filter(|e| matches!(e.grant, Grant::Password | Grant::Basic) && e.client_id != "coffer")
@@ -89,7 +89,7 @@ fn docker_and_skopeo_use_renewed_identity_tokens_and_never_the_password() {
         assert!(
             run.success()
                 .stdout()
-                .contains("application/vnd.oci.image.manifest.v1+json"),
+                .contains("application/vnd.docker.distribution.manifest.v2+json"),
             "{}",
             run.stdout()
         );

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use base64ct::{Base64, Encoding};
 
-use crate::harness::{Env, Registry, Run, require, skopeo_push};
+use crate::harness::{DOCKER, Env, Registry, Run, require, require_file, skopeo_push};
 
 const USER: &str = "fleet-user";
 const PASSWORD: &str = "fleet-Pa55-4c1e9a";
@@ -41,13 +41,16 @@ fn registry_with_image(env: &Env) -> (Registry, String) {
 
 /// `docker manifest inspect` with only the given config folder: no helper, inline auths.
 fn docker_inspects_with(env: &Env, config_dir: &Path, image: &str) {
-    require("docker");
+    require_file(DOCKER, "docker.io");
     let config = fs::read_to_string(config_dir.join("config.json")).expect("config");
     assert!(!config.contains("credsStore"), "{config}");
     let run = Run::of(
-        env.command("docker")
-            .env("DOCKER_CONFIG", config_dir)
-            .args(["manifest", "inspect", "--insecure", image]),
+        env.command(DOCKER).env("DOCKER_CONFIG", config_dir).args([
+            "manifest",
+            "inspect",
+            "--insecure",
+            image,
+        ]),
         "",
     );
     assert!(
@@ -420,4 +423,75 @@ fn export_renews_tokens_first_and_says_when_the_earliest_expires() {
         "{}",
         basic.stderr()
     );
+}
+
+#[test]
+fn export_out_never_replaces_a_device_or_a_link() {
+    let env = Env::new();
+    store(&env, "r.example", USER, PASSWORD);
+    let link = env.root().join("to-full");
+    std::os::unix::fs::symlink("/dev/full", &link).expect("link");
+    for out in ["/dev/full", "/dev/null", link.to_str().expect("utf-8")] {
+        let run = env.coffer(&["export", "docker-config", "--out", out]);
+        run.failure();
+        assert!(
+            run.stderr().contains("is not a regular file"),
+            "{out}: {}",
+            run.stderr()
+        );
+        assert!(!run.stderr().contains("exported"), "{}", run.stderr());
+    }
+    assert!(
+        fs::symlink_metadata(&link)
+            .expect("stat")
+            .file_type()
+            .is_symlink()
+    );
+    // A link to a file is written through: the link stays, its target gets the export.
+    let target = env.root().join("real-config.json");
+    let link = env.root().join("config-link.json");
+    std::os::unix::fs::symlink(&target, &link).expect("link");
+    export(
+        &env,
+        &["docker-config", "--out", link.to_str().expect("utf-8")],
+    );
+    assert!(
+        fs::symlink_metadata(&link)
+            .expect("stat")
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        fs::read_to_string(&target)
+            .expect("target")
+            .contains("r.example")
+    );
+}
+
+#[test]
+fn export_rkt_writes_host_port_and_host_path_to_two_files() {
+    let env = Env::new();
+    store(&env, "host:5000", "colon", "secret-colon");
+    store(&env, "host/5000", "slash", "secret-slash");
+    let dir = env.root().join("auth.d");
+    let run = export(&env, &["rkt", "--out", dir.to_str().expect("utf-8")]);
+    assert!(
+        run.stderr().contains("exported 2 credential(s)"),
+        "{}",
+        run.stderr()
+    );
+    let mut users: Vec<String> = fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| {
+            let doc: serde_json::Value =
+                serde_json::from_slice(&fs::read(e.expect("entry").path()).expect("doc"))
+                    .expect("json");
+            doc["credentials"]["user"]
+                .as_str()
+                .expect("user")
+                .to_owned()
+        })
+        .collect();
+    users.sort();
+    assert_eq!(users, ["colon", "slash"]);
 }

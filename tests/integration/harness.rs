@@ -22,6 +22,26 @@ pub fn require(tool: &str) {
     );
 }
 
+/// Fails the test, naming the package, when a file it needs (a program named by path) is missing.
+pub fn require_file(path: &str, package: &str) {
+    assert!(
+        Path::new(path).is_file(),
+        "{path} is missing (Debian package {package}); run scripts/test, which installs what the tests need"
+    );
+}
+
+/// The docker CLI every test runs, named by path so that no test depends on which `docker`
+/// comes first on PATH: Debian's (20.10, package docker.io), which scripts/test installs with
+/// the engine of the same version (engine.rs). A newer CLI elsewhere on PATH (28.x in
+/// /usr/local/bin here) is not on every CI machine, and both speak the same helper protocol.
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// [`DOCKER`] in `env`, failing with a clear message when it is missing.
+pub fn docker(env: &Env, args: &[&str], input: &str) -> Run {
+    require_file(DOCKER, "docker.io");
+    Run::of(env.command(DOCKER).args(args), input)
+}
+
 pub fn bin(name: &str) -> PathBuf {
     match name {
         "coffer" => PathBuf::from(env!("CARGO_BIN_EXE_coffer")),
@@ -485,8 +505,10 @@ impl Drop for Registry {
     }
 }
 
-/// Pushes a one-layer OCI image made under `env`'s root to `image` with `skopeo` (a command the
-/// caller set up, e.g. with a D-Bus session), its credentials from `authfile`.
+/// Pushes a one-layer image made under `env`'s root to `image` with `skopeo` (a command the
+/// caller set up, e.g. with a D-Bus session), its credentials from `authfile`. It is pushed in
+/// docker's own manifest format (v2s2), which every docker CLI can `manifest inspect`; Debian's
+/// 20.10 cannot inspect an OCI manifest.
 pub fn skopeo_push(env: &Env, skopeo: &mut Command, authfile: &str, image: &str) {
     require("skopeo");
     let layout = oci_layout(env.root());
@@ -496,6 +518,8 @@ pub fn skopeo_push(env: &Env, skopeo: &mut Command, authfile: &str, image: &str)
         "--insecure-policy",
         "copy",
         "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
         "--dest-authfile",
         authfile,
         &source,

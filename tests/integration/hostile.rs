@@ -171,14 +171,23 @@ fn odd_input_is_one_line_and_exit_1() {
         wrong.join("\n")
     );
 
-    // The limit itself is accepted, and the access log keeps its line short.
-    let longest = "a".repeat(1 << 20);
+    // The longest server URL is accepted, a longer one refused, and the access log keeps its
+    // line short.
+    let longest = "a".repeat(coffer::server_url::MAX_LEN);
     let run = env.helper("get", &longest);
     assert_eq!(
         (run.code(), run.stdout()),
         (
             Some(1),
             "credentials not found in native keychain\n".to_owned()
+        )
+    );
+    let run = env.helper("get", &"a".repeat(1 << 20));
+    assert_eq!(
+        (run.code(), run.stdout()),
+        (
+            Some(1),
+            "invalid server URL: longer than 4096 bytes\n".to_owned()
         )
     );
     let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
@@ -243,4 +252,201 @@ fn endless_stdin_is_cut_at_the_limit() {
             elapsed.as_millis()
         );
     }
+}
+
+/// A URL or username of a million characters is refused by the helper; the longest accepted
+/// ones, and names holding escape sequences, are listed by `coffer ls` and `coffer token
+/// status` without a panic and without reaching the terminal raw.
+#[test]
+fn ls_and_token_status_show_long_and_hostile_names_safely() {
+    let env = Env::new();
+    let store = |url: &str, user: &str| {
+        env.helper(
+            "store",
+            &serde_json::json!({"ServerURL": url, "Username": user, "Secret": MARKER}).to_string(),
+        )
+    };
+    let huge = "a".repeat(1_000_000);
+    assert_eq!(
+        store(&huge, "u").failure().stdout(),
+        "invalid server URL: longer than 4096 bytes\n"
+    );
+    assert_eq!(
+        store("r.example", &huge).failure().stdout(),
+        "the username is longer than 4096 bytes; refusing it\n"
+    );
+    let long_url = format!("{}.example", "b".repeat(4000));
+    store(&long_url, &"c".repeat(4096)).success();
+    store("forged.example", "eve\nevil.example  root\u{1b}[2J").success();
+    for args in [&["ls"][..], &["token", "status"]] {
+        let run = env.coffer(args);
+        let out = run.success().stdout();
+        assert!(
+            !out.contains('\u{1b}'),
+            "{args:?}: an escape reached the terminal"
+        );
+        assert!(
+            out.lines().all(|line| !line.starts_with("evil.example")),
+            "{args:?}: a forged row:\n{out}"
+        );
+        assert!(
+            out.lines().all(|line| line.len() < 1024),
+            "{args:?}: a huge row"
+        );
+    }
+    let ls = env.coffer(&["ls"]).stdout();
+    assert!(ls.contains("eve\\nevil.example  root\\u{1b}[2J"), "{ls}");
+}
+
+/// `coffer --profile NAME import docker` stores into that profile, and a config.json of 4,000
+/// entries is imported with one vault write, not one per entry.
+#[test]
+fn import_docker_honours_profile_and_is_linear() {
+    use base64ct::{Base64, Encoding};
+    let env = Env::new();
+    env.coffer(&[
+        "--profile",
+        "ci",
+        "init",
+        "--kdf-memory-mib",
+        "19",
+        "--kdf-iterations",
+        "2",
+    ])
+    .success();
+    let auths: serde_json::Map<String, serde_json::Value> = (0..4000)
+        .map(|i| {
+            let auth = Base64::encode_string(format!("user{i}:pass{i}").as_bytes());
+            (format!("r{i}.example"), serde_json::json!({ "auth": auth }))
+        })
+        .collect();
+    let file = env.root().join("config.json");
+    std::fs::write(&file, serde_json::json!({ "auths": auths }).to_string()).expect("config");
+    let started = Instant::now();
+    let run = env.coffer(&[
+        "--profile",
+        "ci",
+        "import",
+        "docker",
+        "--file",
+        file.to_str().expect("utf-8"),
+    ]);
+    let took = started.elapsed();
+    assert!(
+        run.success().stdout().contains("imported 4000 credentials"),
+        "{}",
+        run.stdout()
+    );
+    eprintln!("hostile: imported 4,000 entries in {} ms", took.as_millis());
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let profile = env
+        .coffer(&["--profile", "ci", "ls", "--json"])
+        .success()
+        .stdout();
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&profile).expect("json");
+    assert_eq!(listed.len(), 4000);
+    assert_eq!(
+        env.coffer(&["ls"]).success().stdout(),
+        "no credentials stored\n"
+    );
+}
+
+/// Erasing what is not stored changes nothing: the vault file is not rewritten.
+#[test]
+fn erasing_a_missing_entry_does_not_rewrite_the_vault() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    env.helper(
+        "store",
+        r#"{"ServerURL":"kept.example","Username":"u","Secret":"s"}"#,
+    )
+    .success();
+    let before = std::fs::metadata(env.vault()).expect("vault").ino();
+    let run = env.helper("erase", "missing.example");
+    assert_eq!(
+        (run.code(), run.stdout()),
+        (
+            Some(1),
+            "credentials not found in native keychain\n".to_owned()
+        )
+    );
+    assert_eq!(std::fs::metadata(env.vault()).expect("vault").ino(), before);
+}
+
+/// `coffer login` refuses a secret over 1 MiB instead of storing the first mebibyte of it.
+#[test]
+fn login_refuses_a_secret_over_one_mebibyte() {
+    let env = Env::new();
+    let secret = env.root().join("secret");
+    std::fs::write(&secret, "x".repeat((1 << 20) + 1)).expect("secret");
+    let run = env.coffer(&[
+        "login",
+        "big.example",
+        "--username",
+        "u",
+        "--secret-file",
+        secret.to_str().expect("utf-8"),
+    ]);
+    run.failure();
+    assert_eq!(
+        run.stderr(),
+        "coffer: the secret is larger than 1048576 bytes; refusing it\n"
+    );
+    assert_eq!(env.helper("list", "").success().stdout(), "{}\n");
+}
+
+/// A `config.toml` that others can write could name a command to run as its owner: refused.
+#[test]
+fn a_config_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let config = env.coffer_home().join("config.toml");
+    std::fs::write(
+        &config,
+        "[registries.\"evil.example\"]\nmode = \"exec\"\ncommand = [\"touch\", \"/tmp/pwned\"]\nusername = \"x\"\n",
+    )
+    .expect("config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let run = env.helper(
+        "store",
+        r#"{"ServerURL":"evil.example","Username":"u","Secret":"s"}"#,
+    );
+    assert_eq!(
+        (run.code(), run.stdout()),
+        (
+            Some(1),
+            format!(
+                "{} is accessible by other users; run `chmod 600 {}` and try again\n",
+                config.display(),
+                config.display()
+            )
+        )
+    );
+    let doctor = env.coffer(&["doctor"]);
+    assert!(doctor.stdout().contains("chmod 600"), "{}", doctor.stdout());
+}
+
+/// A `vault.coffer` that is a symbolic link (to a synced folder, say) stays a link: every write
+/// replaces its target, atomically, and never the link with a regular file.
+#[test]
+fn a_symlinked_vault_stays_a_link() {
+    let env = Env::new();
+    let elsewhere = env.root().join("synced");
+    std::fs::create_dir(&elsewhere).expect("dir");
+    let target = elsewhere.join("vault.coffer");
+    std::fs::rename(env.vault(), &target).expect("move the vault");
+    std::os::unix::fs::symlink(&target, env.vault()).expect("link");
+    env.helper(
+        "store",
+        r#"{"ServerURL":"linked.example","Username":"u","Secret":"s"}"#,
+    )
+    .success();
+    env.helper("erase", "linked.example").success();
+    let kind = std::fs::symlink_metadata(env.vault())
+        .expect("stat")
+        .file_type();
+    assert!(kind.is_symlink(), "the link became a regular file");
+    assert_eq!(env.helper("list", "").success().stdout(), "{}\n");
+    let temps = std::fs::read_dir(&elsewhere).expect("list").count();
+    assert_eq!(temps, 1, "a temp file was left beside the target");
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::harness::{Env, Registry, Run, bin, require};
+use crate::harness::{DOCKER, Env, Registry, Run, bin, require, require_file};
 use crate::keychain::{command, run};
 use crate::secret_service::SecretService;
 
@@ -16,16 +16,15 @@ const PASSWORD: &str = "import-Pa55word-4be1";
 /// A folder holding only `docker` (and `setsid`, which runs it), so docker finds no pass or
 /// secretservice helper to pick and writes plaintext `auths`.
 fn docker_only_path(env: &Env) -> PathBuf {
-    require("docker");
+    require_file(DOCKER, "docker.io");
     let dir = env.root().join("docker-only");
     fs::create_dir(&dir).expect("mkdir");
-    for tool in ["docker", "setsid"] {
-        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|d| d.join(tool))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("{tool} is not installed"));
-        std::os::unix::fs::symlink(found, dir.join(tool)).expect("symlink");
-    }
+    std::os::unix::fs::symlink(DOCKER, dir.join("docker")).expect("symlink");
+    let setsid = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("setsid"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("setsid is not installed"));
+    std::os::unix::fs::symlink(setsid, dir.join("setsid")).expect("symlink");
     dir
 }
 
@@ -36,7 +35,7 @@ fn import_and_scrub_a_config_written_by_docker_login() {
     let host = registry.host();
     let docker_only = docker_only_path(&env);
     let login = Run::of(
-        env.command("docker").env("PATH", &docker_only).args([
+        env.command(DOCKER).env("PATH", &docker_only).args([
             "login",
             "--username",
             USER,
@@ -80,7 +79,7 @@ fn import_and_scrub_a_config_written_by_docker_login() {
     let bin_dir = bin("coffer").parent().expect("dir").to_path_buf();
     let path = std::env::join_paths([bin_dir, docker_only]).expect("PATH");
     let inspect = Run::of(
-        env.command("docker").env("PATH", path).args([
+        env.command(DOCKER).env("PATH", path).args([
             "manifest",
             "inspect",
             "--insecure",

@@ -5,7 +5,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::harness::{Env, Registry, Run, bin, require, skopeo_push};
+use crate::harness::{DOCKER, Env, Registry, Run, bin, require_file, skopeo_push};
 use crate::secret_service::SecretService;
 
 const USER: &str = "coffer-kc";
@@ -39,7 +39,7 @@ fn store_request(url: &str, user: &str, secret: &str) -> String {
 
 #[test]
 fn docker_login_inspect_logout_with_entries_in_the_keychain() {
-    require("docker");
+    require_file(DOCKER, "docker.io");
     let registry = Registry::htpasswd(USER, PASSWORD);
     let service = SecretService::start();
     let env = Env::empty();
@@ -63,7 +63,7 @@ fn docker_login_inspect_logout_with_entries_in_the_keychain() {
     run(
         &env,
         ss,
-        "docker",
+        DOCKER,
         &["login", "--username", USER, "--password-stdin", &host],
         PASSWORD,
     )
@@ -93,7 +93,7 @@ fn docker_login_inspect_logout_with_entries_in_the_keychain() {
     let inspect = run(
         &env,
         ss,
-        "docker",
+        DOCKER,
         &["manifest", "inspect", "--insecure", &image],
         "",
     );
@@ -107,7 +107,7 @@ fn docker_login_inspect_logout_with_entries_in_the_keychain() {
         Vec::<std::path::PathBuf>::new()
     );
 
-    run(&env, ss, "docker", &["logout", &host], "").success();
+    run(&env, ss, DOCKER, &["logout", &host], "").success();
     assert_eq!(
         run(&env, ss, "docker-credential-coffer", &["list"], "unused")
             .success()

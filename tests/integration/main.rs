@@ -1,5 +1,6 @@
 //! One integration-test binary: every test drives the built binaries, most of them through real
-//! clients (docker CLI, skopeo) against a real registry on loopback.
+//! clients (docker CLI, a real engine, skopeo, podman, buildah, docker-py) against a real
+//! registry on loopback.
 
 mod harness;
 
@@ -7,10 +8,15 @@ mod audit_log;
 mod cli;
 mod contract;
 mod crash;
+mod descriptions;
+mod docker_py;
 mod e2e_docker;
+mod e2e_engine;
 mod e2e_podman;
 mod e2e_tokens;
+mod engine;
 mod export;
+mod faults;
 mod hostile;
 mod hygiene;
 mod import;

@@ -536,3 +536,67 @@ fn keyctl_forbidden_by_seccomp_falls_back_to_the_agent() {
         locked.stdout()
     );
 }
+
+/// `coffer unlock 9>&1 | cat`: the agent must not keep the shell's extra descriptor, or `cat`
+/// (a CI step's log reader) waits for the whole unlock, forever with `--timeout 0`.
+#[test]
+fn agent_does_not_keep_the_callers_descriptors() {
+    let vault = Unlockable::new(Mechanism::Agent);
+    let mut child = vault
+        .env
+        .command("sh")
+        .env(MECHANISM_VAR, "agent")
+        .args(["-c", "coffer unlock --timeout 0 9>&1 | cat"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let started = Instant::now();
+    let finished = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let pid = vault.agent_pid();
+    vault.coffer(&["lock"]).success();
+    wait_until(|| !running(pid), "the agent exits on `coffer lock`");
+    let status = finished.expect("`coffer unlock 9>&1 | cat` still waits after 20 s");
+    assert!(status.success(), "{status:?}");
+}
+
+/// Without a runtime folder the agent's folder is in the shared temp folder, where another user
+/// can put a link to a folder of the victim's: unlock refuses it and changes nothing there.
+#[test]
+fn agent_folder_linked_elsewhere_is_refused_without_a_chmod() {
+    let vault = Unlockable::new(Mechanism::Agent);
+    let tmp = vault.env.root().join("tmp");
+    let victim = vault.env.root().join("victim");
+    fs::create_dir(&tmp).expect("tmp");
+    fs::create_dir(&victim).expect("victim");
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let uid = rustix::process::getuid().as_raw();
+    std::os::unix::fs::symlink(&victim, tmp.join(format!("coffer-agent-{uid}"))).expect("link");
+    let unlock = Run::of(
+        vault
+            .env
+            .command(bin("coffer"))
+            .env(MECHANISM_VAR, "agent")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &tmp)
+            .args(["unlock", "--timeout", "1m"]),
+        "",
+    );
+    unlock.failure();
+    assert!(
+        unlock.stderr().contains("must be a folder of yours"),
+        "{}",
+        unlock.stderr()
+    );
+    let mode = fs::metadata(&victim).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "the victim's folder was changed");
+    assert_eq!(fs::read_dir(&victim).expect("list").count(), 0);
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Env, Registry, Run, oci_layout, require};
+use crate::harness::{DOCKER, Env, Registry, Run, oci_layout, require, require_file};
 
 const USER: &str = "coffer-deb";
 const PASSWORD: &str = "deb-Pa55word-4be19a";
@@ -101,7 +101,7 @@ fn system(env: &Env, program: &str, args: &[&str], input: &str) -> Run {
 fn deb_installs_serves_docker_end_to_end_and_removes_cleanly() {
     let deb = dist("coffer_", ".deb");
     require_root();
-    require("docker");
+    require_file(DOCKER, "docker.io");
     assert!(
         !installed(),
         "coffer is already installed; remove it (dpkg -r coffer) so the test sees a fresh install"
@@ -145,7 +145,7 @@ fn deb_installs_serves_docker_end_to_end_and_removes_cleanly() {
     let registry = Registry::htpasswd(USER, PASSWORD);
     let host = registry.host();
     let login = ["login", "--username", USER, "--password-stdin", &host];
-    system(&env, "docker", &login, PASSWORD).success();
+    system(&env, DOCKER, &login, PASSWORD).success();
     assert_eq!(
         system(&env, "docker-credential-coffer", &["list"], "unused")
             .success()
@@ -169,6 +169,9 @@ fn deb_installs_serves_docker_end_to_end_and_removes_cleanly() {
             "--insecure-policy",
             "copy",
             "--dest-tls-verify=false",
+            // Docker's own manifest format: every docker CLI inspects it (20.10 no OCI image).
+            "--format",
+            "v2s2",
             "--dest-authfile",
             &authfile.to_string_lossy(),
             &format!("oci:{}:latest", layout.display()),
@@ -179,7 +182,7 @@ fn deb_installs_serves_docker_end_to_end_and_removes_cleanly() {
     .success();
     let inspect = system(
         &env,
-        "docker",
+        DOCKER,
         &["manifest", "inspect", "--insecure", &image],
         "",
     );
@@ -188,7 +191,7 @@ fn deb_installs_serves_docker_end_to_end_and_removes_cleanly() {
         "{}",
         inspect.stdout()
     );
-    system(&env, "docker", &["logout", &host], "").success();
+    system(&env, DOCKER, &["logout", &host], "").success();
     assert_eq!(
         system(&env, "docker-credential-coffer", &["list"], "unused")
             .success()

@@ -17,7 +17,7 @@ pub mod server;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::cache::{Cached, Unavailable, VaultId, hex};
-use crate::files;
+
 use crate::vault::crypto::Key;
 
 /// How long either side waits for the other before giving up: `get` never hangs on an agent.
@@ -129,6 +129,23 @@ fn check_private_dir(dir: &Path) -> Result<(), Unavailable> {
     Ok(())
 }
 
+/// Makes the socket folder (0700) if it is missing, and never changes one that exists: in a
+/// shared temp folder another user may have put a link there to a folder of ours, which a
+/// chmod would open to them.
+fn make_private_dir(dir: &Path) -> Result<(), Unavailable> {
+    let made = match dir.parent() {
+        Some(parent) if !parent.exists() => fs::create_dir_all(parent),
+        _ => Ok(()),
+    }
+    .and_then(|()| fs::DirBuilder::new().mode(0o700).create(dir));
+    match made {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(Unavailable(format!("cannot create {}: {e}", dir.display())))
+        }
+        _ => check_private_dir(dir),
+    }
+}
+
 /// Whether an agent could run here: its socket folder, if it exists, is private.
 pub fn probe() -> Result<(), Unavailable> {
     let dir = socket_dir();
@@ -199,8 +216,7 @@ pub fn lock(id: &VaultId) -> Result<bool, Unavailable> {
 /// environment, so a `COFFER_PASSPHRASE` does not live on in it.
 pub fn start(id: &VaultId, key: &Key, expires_at: Option<u64>) -> Result<(), Unavailable> {
     let dir = socket_dir();
-    files::ensure_private_dir(&dir).map_err(|e| Unavailable(e.to_string()))?;
-    check_private_dir(&dir)?;
+    make_private_dir(&dir)?;
     let program = std::env::current_exe()
         .map_err(|e| Unavailable(format!("cannot find the coffer program to run: {e}")))?;
     let mut child = Command::new(program)

@@ -26,6 +26,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// Runs the agent for the vault named `vault` (hex id) until `expires_at` (Unix seconds; 0 for
 /// none). Its one line on stdout tells `coffer unlock` whether it is serving.
 pub fn run(socket: PathBuf, vault: String, expires_at: u64) -> ExitCode {
+    close_inherited_descriptors();
     crate::hardening::disable_core_dumps();
     // Its own session: no terminal, and no hangup when the one that ran `coffer unlock` closes.
     let _ = rustix::process::setsid();
@@ -53,6 +54,26 @@ pub fn run(socket: PathBuf, vault: String, expires_at: u64) -> ExitCode {
     match agent {
         Some(agent) => agent.serve(),
         None => ExitCode::FAILURE,
+    }
+}
+
+/// Closes every descriptor the agent inherited beyond stdin, stdout and stderr: a pipe the
+/// caller's shell left open (`coffer unlock 9>&1 | cat`, a CI step's output) would otherwise
+/// stay open for the agent's whole life, and whoever reads its other end would wait as long.
+#[allow(unsafe_code)]
+fn close_inherited_descriptors() {
+    let Ok(listing) = fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let inherited: Vec<libc::c_int> = listing
+        .flatten()
+        .filter_map(|fd| fd.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in inherited {
+        // SAFETY: nothing of the agent's own is open yet besides stdio, so no descriptor that
+        // Rust code owns is closed; the listing's own, already closed, just gives EBADF.
+        unsafe { libc::close(fd) };
     }
 }
 

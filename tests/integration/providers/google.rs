@@ -250,3 +250,101 @@ fn end_to_end_skopeo_and_docker_use_the_google_access_token() {
     assert_eq!(fixture.count("/token"), 1);
     fixture.assert_clean();
 }
+
+#[test]
+fn a_key_the_issuer_starts_refusing_shows_as_refused_and_is_not_tried_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const WHOSE: &str = "ci-runner-7, team payments";
+    let env = Env::new();
+    quick_margins(&env);
+    let (pem, public) = key_pair();
+    let refusing = Arc::new(AtomicBool::new(false));
+    let audience = Arc::new(std::sync::Mutex::new(String::new()));
+    let fixture = {
+        let (refusing, audience) = (refusing.clone(), audience.clone());
+        let mut minted = 0;
+        Fixture::start(move |request: &Request| -> Answer {
+            if refusing.load(Ordering::SeqCst) {
+                return Ok((
+                    400,
+                    r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#
+                        .into(),
+                ));
+            }
+            check_assertion(request, &public, &audience.lock().expect("lock"))?;
+            minted += 1;
+            Ok((
+                200,
+                format!(r#"{{"access_token":"ya29.token-{minted}","expires_in":4}}"#),
+            ))
+        })
+    };
+    let token_uri = format!("{}/token", fixture.url());
+    *audience.lock().expect("lock") = token_uri.clone();
+    let key = private_file(&env, "key.json", &service_account_json(&pem, &token_uri));
+    let host = "127.0.0.1:5999";
+    let login = |env: &Env| {
+        env.coffer(&[
+            "login",
+            host,
+            "--mode",
+            "google",
+            "--secret-file",
+            &key,
+            "--description",
+            WHOSE,
+        ])
+    };
+    login(&env).success();
+
+    // The key is revoked: the renewal at half-life is refused; the cached token still serves.
+    refusing.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(get(&env, host).1, "ya29.token-1");
+    assert_eq!(fixture.count("/token"), 2);
+
+    let status = env.coffer(&["token", "status"]);
+    let text = status.success().stdout();
+    assert!(text.contains("REFUSED since"), "{text}");
+    assert!(
+        text.contains(WHOSE),
+        "the status names whose key it is: {text}"
+    );
+    let json = env.coffer(&["token", "status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&json.success().stdout()).expect("json");
+    assert!(rows[0]["refused_since"].as_u64().is_some(), "{rows}");
+    assert_eq!(rows[0]["description"], WHOSE);
+    let doctor = env.coffer(&["doctor"]);
+    assert!(
+        doctor.stdout().contains("REFUSED since") && doctor.stdout().contains(WHOSE),
+        "{}",
+        doctor.stdout()
+    );
+
+    // Past `retry_after`, and past the token's expiry: no further exchange, a clear error.
+    std::thread::sleep(Duration::from_millis(2100));
+    let run = env.helper("get", host);
+    run.failure();
+    // The helper's one line goes to stdout, where docker reads it.
+    assert!(
+        run.stdout().contains("refused") && run.stdout().contains("coffer login"),
+        "{}",
+        run.stdout()
+    );
+    env.coffer(&["refresh", "--all"]).failure();
+    assert_eq!(
+        fixture.count("/token"),
+        2,
+        "a refused key is never tried again"
+    );
+
+    // Replacing the credential starts over.
+    refusing.store(false, Ordering::SeqCst);
+    login(&env).success();
+    assert_eq!(get(&env, host).1, "ya29.token-2");
+    let status = env.coffer(&["token", "status"]);
+    assert!(!status.success().stdout().contains("REFUSED"));
+    fixture.assert_clean();
+}

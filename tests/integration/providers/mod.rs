@@ -9,10 +9,11 @@ mod exec;
 mod fixture;
 mod google;
 mod scoping;
+mod service_accounts;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::harness::{Env, Registry, Run, require, skopeo_push};
+use crate::harness::{DOCKER, Env, Registry, Run, require, require_file, skopeo_push};
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -52,7 +53,7 @@ pub fn private_file(env: &Env, name: &str, content: &str) -> String {
 /// the credential coffer hands out for the registry.
 pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
     require("skopeo");
-    require("docker");
+    require_file(DOCKER, "docker.io");
     let host = registry.host();
     let authfile = private_file(
         env,
@@ -81,7 +82,7 @@ pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
         inspect.stdout()
     );
     let manifest = Run::of(
-        env.command("docker")
+        env.command(DOCKER)
             .args(["manifest", "inspect", "--insecure", &image]),
         "",
     );

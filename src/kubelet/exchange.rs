@@ -1,0 +1,103 @@
+//! Trading a pod's service-account token for a registry credential, one way per
+//! [`Exchange`]. The token goes only to the issuer the node's settings name, never to the
+//! registry itself unless a command chooses to send it there.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::service_account::ServiceAccountToken;
+use super::settings::{Exchange, PodExchange};
+use crate::token::TokenError;
+use crate::token::exec::Job;
+use crate::token::provider::{Minted, options};
+use crate::token::settings::{Mode, TokenSettings};
+
+/// `exchange = "google"`: the workload identity pool provider that trusts the cluster's
+/// issuer, and the STS token endpoint where it is not Google's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoogleSettings {
+    workload_identity_provider: String,
+    #[serde(default)]
+    token_url: Option<String>,
+}
+
+/// The keys a cloud exchange takes itself; every other key is a setting of the registry mode of
+/// the same cloud (`region`, `endpoint`, `authority_host`...), checked by that mode.
+fn own_keys(exchange: Exchange) -> &'static [&'static str] {
+    match exchange {
+        Exchange::Google => &["workload_identity_provider", "token_url"],
+        Exchange::Aws | Exchange::Azure | Exchange::Exec => &[],
+    }
+}
+
+/// The registry mode whose settings a cloud exchange shares.
+fn mode(exchange: Exchange) -> Option<Mode> {
+    match exchange {
+        Exchange::Aws => Some(Mode::Ecr),
+        Exchange::Google => Some(Mode::Google),
+        Exchange::Azure => Some(Mode::Azure),
+        Exchange::Exec => None,
+    }
+}
+
+/// (the exchange's own keys, the mode's settings).
+fn split(exchange: Exchange, table: &toml::Table) -> (toml::Table, toml::Table) {
+    table
+        .clone()
+        .into_iter()
+        .partition(|(key, _)| own_keys(exchange).contains(&key.as_str()))
+}
+
+/// Checks an exchange's settings when `config.toml` is read.
+pub(super) fn check(exchange: Exchange, table: &toml::Table) -> Result<(), String> {
+    let Some(mode) = mode(exchange) else {
+        return Job::from_options(table).map(|_| ());
+    };
+    let (own, shared) = split(exchange, table);
+    match exchange {
+        Exchange::Google => options::<GoogleSettings>(&own).map(|_| ())?,
+        // The azure mode's own `tenant`: here it is required.
+        Exchange::Azure => {
+            tenant(&shared)?;
+        }
+        Exchange::Aws | Exchange::Exec => {}
+    }
+    mode.check(&shared)
+}
+
+fn tenant(settings: &toml::Table) -> Result<&str, String> {
+    settings
+        .get("tenant")
+        .and_then(toml::Value::as_str)
+        .ok_or_else(|| {
+            "`tenant` is missing: the directory whose app registrations trust the cluster's issuer"
+                .to_owned()
+        })
+}
+
+/// The registry credential for `registry` that `token`, as `identity`, is worth.
+pub fn exchange(
+    registry: &str,
+    settings: &PodExchange,
+    identity: Option<&str>,
+    token: &ServiceAccountToken,
+    tokens: &TokenSettings,
+) -> Result<Minted, TokenError> {
+    let unusable = |message: String| TokenError::Settings {
+        mode: settings.exchange.name(),
+        message,
+    };
+    match settings.exchange {
+        Exchange::Exec => {
+            let job = Job::from_options(&settings.options).map_err(unusable)?;
+            let deadline = Instant::now() + job.timeout().unwrap_or(tokens.timeout);
+            job.mint(deadline, Some(token.expose().as_bytes()))
+        }
+        Exchange::Aws | Exchange::Google | Exchange::Azure => {
+            let _ = (registry, identity);
+            Err(unusable("this exchange is not built yet".into()))
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The kubelet image credential provider (`credentialprovider.kubelet.k8s.io/v1`): the kubelet
+//! runs `coffer kubelet-credential-provider` with a `CredentialProviderRequest` on stdin and
+//! reads a `CredentialProviderResponse` from stdout, so nodes pull private images with no
+//! secret in any manifest.
+//!
+//! Since Kubernetes 1.34 (KEP-4412) the request may carry the pod's service-account token and
+//! the annotations of its service account. Where `[kubelet.registries]` gives the image's
+//! registry an exchange, coffer trades that token for a registry credential of the pod's own
+//! identity ([`exchange`]), for identities the node's settings allow ([`settings`]), after
+//! checking the token's size and shape ([`service_account`]). Everything else gets the node's
+//! answer, or none, as `[kubelet] fallback` says.
+
+pub mod exchange;
+pub mod service_account;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::audit::{AccessLog, Action, Event, Outcome};
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+use crate::export::IDENTITY_TOKEN_USER;
+use crate::server_url::ServerUrl;
+use crate::store::now;
+use service_account::ServiceAccountToken;
+use settings::{Fallback, PodExchange};
+
+const API_VERSIONS: [&str; 2] = [
+    "credentialprovider.kubelet.k8s.io/v1",
+    "credentialprovider.kubelet.k8s.io/v1beta1",
+];
+/// How long a kubelet may cache credentials that do not expire, so a rotation reaches nodes soon;
+/// a token is cached no longer than it lives.
+pub const BASIC_CACHE_SECONDS: u64 = 600;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    api_version: String,
+    kind: String,
+    image: String,
+    /// The pod's service-account token (KEP-4412), when the provider's `tokenAttributes` ask
+    /// for one.
+    #[serde(default)]
+    service_account_token: Option<SecretString>,
+    /// The annotations of the pod's service account that the provider's configuration lists.
+    #[serde(default)]
+    service_account_annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Response<'a> {
+    api_version: &'a str,
+    kind: &'static str,
+    cache_key_type: &'static str,
+    cache_duration: String,
+    auth: BTreeMap<String, AuthConfig<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct AuthConfig<'a> {
+    username: &'a str,
+    password: &'a str,
+}
+
+/// The response, and what the person reading the kubelet's log should know.
+#[derive(Debug)]
+pub struct Answer {
+    pub response: Zeroizing<Vec<u8>>,
+    /// One line for stderr: why there are no credentials, or where they came from.
+    pub notice: Option<String>,
+    /// Credentials were refused (a bad token, a disallowed identity, a failed exchange): the
+    /// response carries none, and the provider exits with status 1 so that the kubelet logs
+    /// the notice.
+    pub refused: bool,
+}
+
+/// What answers one image.
+#[derive(Debug)]
+struct Decision {
+    cache_key_type: &'static str,
+    cache_seconds: u64,
+    /// The key the kubelet matches images against, and the credential.
+    auth: Option<(String, String, SecretString)>,
+    notice: Option<String>,
+    refused: bool,
+}
+
+impl Decision {
+    fn none(notice: String, refused: bool) -> Decision {
+        Decision {
+            cache_key_type: "Registry",
+            // A refusal is not cached: the next pull asks again, after the cause is fixed.
+            cache_seconds: 0,
+            auth: None,
+            notice: Some(notice),
+            refused,
+        }
+    }
+}
+
+/// Answers one request. An image coffer has no credentials for gets an empty `auth`, which
+/// tells the kubelet to pull anonymously. `node` opens the node's own credentials, only when
+/// they are the answer; `log` records what pods were given or refused.
+pub fn answer(
+    input: impl Read,
+    config: &Config,
+    log: &AccessLog,
+    node: impl FnOnce() -> Result<Credentials>,
+) -> Result<Answer> {
+    let mut text = Zeroizing::new(String::new());
+    input
+        .take(crate::protocol::MAX_INPUT)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("cannot read the request: {e}")))?;
+    let request: Request = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "not a CredentialProviderRequest ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let api_version = API_VERSIONS
+        .into_iter()
+        .find(|v| *v == request.api_version)
+        .ok_or_else(|| {
+            bad(format!(
+                "unsupported apiVersion {:?}; expected {}",
+                request.api_version, API_VERSIONS[0]
+            ))
+        })?;
+    if request.kind != "CredentialProviderRequest" {
+        return Err(bad(format!(
+            "kind is {:?}, expected CredentialProviderRequest",
+            request.kind
+        )));
+    }
+    let (registry, repository) = split_image(&request.image)?;
+    let host = ServerUrl::parse(&registry)?.host().to_owned();
+    let exchange = config.kubelet.registries.get(&host);
+    let decision = match (request.service_account_token, exchange) {
+        (Some(token), Some(settings)) => {
+            let decision = pod(
+                token,
+                &request.service_account_annotations,
+                settings,
+                config,
+                &registry,
+            );
+            record(log, &registry, &decision);
+            decision
+        }
+        (token, _) => {
+            let had_token = token.is_some();
+            // A token is checked even when it is not used: a kubelet sending broken ones is
+            // misconfigured, and must hear it.
+            if let Some(token) = token
+                && let Err(why) =
+                    ServiceAccountToken::read(token, config.kubelet.audience.as_deref(), now())
+            {
+                let decision =
+                    Decision::none(format!("{why}; no credentials for {registry}"), true);
+                record(log, &registry, &decision);
+                return render(api_version, decision);
+            }
+            let why = match (had_token, exchange) {
+                (false, Some(_)) => format!(
+                    "the kubelet sent no service-account token for {registry} (the provider needs tokenAttributes)"
+                ),
+                (false, None) => {
+                    format!("the kubelet sent no service-account token for {registry}")
+                }
+                (true, _) => format!("{registry} has no exchange under [kubelet.registries]"),
+            };
+            match config.kubelet.fallback {
+                Fallback::Node => Decision {
+                    notice: Some(format!(
+                        "{why}; answered from the node's credentials (fallback = \"node\")"
+                    )),
+                    ..from_node(&node()?, &registry, &repository)?
+                },
+                Fallback::None => {
+                    let decision = Decision::none(
+                        format!(
+                            "{why}; no credentials (fallback = \"none\"): the kubelet pulls anonymously"
+                        ),
+                        false,
+                    );
+                    record(log, &registry, &decision);
+                    decision
+                }
+            }
+        }
+    };
+    render(api_version, decision)
+}
+
+/// The pod's own credential: its token checked, its identity allowed, the exchange made.
+fn pod(
+    token: SecretString,
+    annotations: &BTreeMap<String, String>,
+    settings: &PodExchange,
+    config: &Config,
+    registry: &str,
+) -> Decision {
+    let now = now();
+    let refuse =
+        |why: String| Decision::none(format!("{why}; no credentials for {registry}"), true);
+    let token = match ServiceAccountToken::read(token, config.kubelet.audience.as_deref(), now) {
+        Ok(token) => token,
+        Err(why) => return refuse(why),
+    };
+    let identity = match settings.identity(annotations, &token.who()) {
+        Ok(identity) => identity,
+        Err(why) => return refuse(why),
+    };
+    let minted = match exchange::exchange(
+        registry,
+        settings,
+        identity.as_deref(),
+        &token,
+        &config.tokens,
+    ) {
+        Ok(minted) => minted,
+        Err(error) => {
+            return refuse(format!(
+                "the {} exchange for service account {} failed: {error}",
+                settings.exchange.name(),
+                token.who()
+            ));
+        }
+    };
+    // Never past the minted credential's life (half of it, so a pull started from the cache
+    // has time), and never past the token that proved the pod's identity.
+    let credential_left = minted
+        .expires_at
+        .map_or(BASIC_CACHE_SECONDS, |at| at.saturating_sub(now) / 2);
+    let token_left = token.expires_at.saturating_sub(now);
+    let whose = identity.map_or_else(String::new, |i| format!(" as {i}"));
+    Decision {
+        cache_key_type: "Registry",
+        cache_seconds: credential_left.min(token_left),
+        auth: Some((registry.to_owned(), minted.username, minted.secret)),
+        notice: Some(format!(
+            "service account {}{whose}: a {} credential for {registry}",
+            token.who(),
+            settings.exchange.name()
+        )),
+        refused: false,
+    }
+}
+
+/// The node's own answer, as `docker-credential-coffer get` would give it.
+fn from_node(credentials: &Credentials, registry: &str, repository: &str) -> Result<Decision> {
+    let entry = credentials.get(&format!("{registry}/{repository}"))?;
+    let mut decision = Decision {
+        cache_key_type: "Registry",
+        cache_seconds: BASIC_CACHE_SECONDS,
+        auth: None,
+        notice: None,
+        refused: false,
+    };
+    // Kubelets pass a username and password on: an identity token is of no use to them.
+    let Some(entry) = entry.filter(|e| e.username != IDENTITY_TOKEN_USER) else {
+        return Ok(decision);
+    };
+    if let Some(expires_at) = entry.expires_at() {
+        let left = expires_at.saturating_sub(now());
+        decision.cache_seconds = left.min(BASIC_CACHE_SECONDS);
+    }
+    // An entry kept for one repository answers for that image only.
+    let stored = ServerUrl::parse(&entry.server_url)?;
+    let key = if stored.registry_path() == registry {
+        registry.to_owned()
+    } else {
+        decision.cache_key_type = "Image";
+        stored.registry_path()
+    };
+    decision.auth = Some((key, entry.username, entry.secret));
+    Ok(decision)
+}
+
+fn render(api_version: &str, decision: Decision) -> Result<Answer> {
+    let mut response = Response {
+        api_version,
+        kind: "CredentialProviderResponse",
+        cache_key_type: decision.cache_key_type,
+        cache_duration: format!("{}s", decision.cache_seconds),
+        auth: BTreeMap::new(),
+    };
+    if let Some((key, username, secret)) = &decision.auth {
+        response.auth.insert(
+            key.clone(),
+            AuthConfig {
+                username,
+                password: secret.expose_secret(),
+            },
+        );
+    }
+    let mut out = Zeroizing::new(
+        serde_json::to_vec(&response)
+            .map_err(|e| bad(format!("cannot encode the response: {e}")))?,
+    );
+    out.push(b'\n');
+    Ok(Answer {
+        response: out,
+        notice: decision.notice,
+        refused: decision.refused,
+    })
+}
+
+/// The access log's line for an answer the store did not give (and so did not log).
+fn record(log: &AccessLog, registry: &str, decision: &Decision) {
+    let outcome = match (&decision.auth, decision.refused) {
+        (Some(_), _) => Outcome::Ok,
+        (None, true) => Outcome::Failed,
+        (None, false) => Outcome::NotFound,
+    };
+    let mut event = Event::now(Action::Get, Some(registry.to_owned()), outcome);
+    event.error = decision.notice.clone().filter(|_| decision.refused);
+    // The log is a trail, not a gate: a pull does not fail because it cannot be written.
+    let _ = log.append(&event);
+}
+
+/// `[registry/]repository[:tag][@digest]` → (registry as kubelets match it, repository).
+fn split_image(image: &str) -> Result<(String, String)> {
+    let name = image.split('@').next().unwrap_or_default();
+    let name = match name.rsplit_once(':') {
+        Some((before, tag)) if !tag.contains('/') => before,
+        _ => name,
+    };
+    if name.is_empty() || name.starts_with('/') || name.ends_with('/') {
+        return Err(bad(format!("cannot read an image name from {image:?}")));
+    }
+    let (first, rest) = name.split_once('/').unwrap_or(("", name));
+    let (registry, repository) = if first.contains(['.', ':']) || first == "localhost" {
+        (first.to_owned(), rest.to_owned())
+    } else if first.is_empty() {
+        ("docker.io".to_owned(), format!("library/{rest}"))
+    } else {
+        ("docker.io".to_owned(), name.to_owned())
+    };
+    let registry = ServerUrl::parse(&registry)?.registry_path();
+    Ok((registry, repository))
+}
+
+fn bad(message: String) -> Error {
+    Error::Unsupported(format!("kubelet credential provider: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names() {
+        let table = [
+            ("nginx", ("docker.io", "library/nginx")),
+            ("nginx:1.27", ("docker.io", "library/nginx")),
+            ("bitnami/redis:7", ("docker.io", "bitnami/redis")),
+            (
+                "docker.io/library/alpine@sha256:abcd",
+                ("docker.io", "library/alpine"),
+            ),
+            ("127.0.0.1:5000/team/app:v1", ("127.0.0.1:5000", "team/app")),
+            ("localhost/app", ("localhost", "app")),
+            (
+                "ghcr.io/org/image:latest@sha256:ff",
+                ("ghcr.io", "org/image"),
+            ),
+            ("registry-1.docker.io/x/y", ("docker.io", "x/y")),
+        ];
+        for (image, (registry, repository)) in table {
+            assert_eq!(
+                split_image(image).expect(image),
+                (registry.to_owned(), repository.to_owned()),
+                "{image}"
+            );
+        }
+        assert!(split_image("").is_err());
+        assert!(split_image("ghcr.io/").is_err());
+    }
+}
