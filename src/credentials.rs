@@ -68,7 +68,10 @@ impl Credentials {
         let url = ServerUrl::parse(server_url)?;
         self.settle_quietly();
         let Some(entry) = self.store.find(&url.lookup_keys())? else {
-            return Ok(None);
+            return match &self.keeper {
+                Some(keeper) => keeper.answer_unstored(&url),
+                None => Ok(None),
+            };
         };
         match &self.keeper {
             Some(keeper) => keeper.answer(&*self.store, entry).map(Some),

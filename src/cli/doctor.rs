@@ -66,6 +66,7 @@ pub fn run(paths: &Paths) -> ExitCode {
     check_recent_failures(&mut report, paths);
 
     check_refused(&mut report, paths);
+    check_identities(&mut report, paths);
 
     if report.problems == 0 {
         println!("everything looks right");
@@ -316,6 +317,25 @@ fn check_vault(report: &mut Report, paths: &Paths) {
             &format!("the vault does not open: {error}"),
             "follow the advice in the message above",
         ),
+    }
+}
+
+/// Each cloud registry without a stored key: the identity `get` would use here, or what was
+/// tried and the setting that fixes it.
+fn check_identities(report: &mut Report, paths: &Paths) {
+    let Ok(config) = crate::config::Config::load(paths) else {
+        return;
+    };
+    let identities = super::token::identities(&config);
+    if identities.is_empty() {
+        return;
+    }
+    println!("cloud identity:");
+    for (host, found) in identities {
+        match found {
+            Ok(identity) => report.ok(&format!("{host}: {identity}")),
+            Err(why) => report.problem(&format!("{host}: no identity usable here"), &why),
+        }
     }
 }
 

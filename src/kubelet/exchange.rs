@@ -10,7 +10,8 @@ use super::service_account::ServiceAccountToken;
 use super::settings::{Exchange, PodExchange};
 use crate::token::TokenError;
 use crate::token::exec::Job;
-use crate::token::provider::{Minted, options};
+use crate::token::provider::Minted;
+use crate::token::shared::options;
 use crate::token::settings::{Mode, TokenSettings};
 
 /// `exchange = "google"`: the workload identity pool provider that trusts the cluster's

@@ -63,6 +63,11 @@ impl Keeper {
         Config::load(&self.paths)
     }
 
+    /// What a client gets for a registry with no stored entry: a chain-mode cloud token.
+    pub fn answer_unstored(&self, url: &ServerUrl) -> Result<Option<Entry>> {
+        super::chain::answer(&self.paths, url)
+    }
+
     /// What a client gets for a stored entry: the credential, or the token derived from it,
     /// as [`handout`] decides; a token that is due is renewed first.
     pub fn answer(&self, store: &dyn Store, entry: Entry) -> Result<Entry> {
@@ -256,7 +261,7 @@ impl Keeper {
             Err(TokenError::NoCredential)
         } else if let Some(token) = &state.token
             && token.provider != provider.name()
-            && super::provider::by_name(&token.provider).is_none()
+            && super::providers::by_name(&token.provider).is_none()
         {
             Err(TokenError::UnknownProvider(token.provider.clone()))
         } else {
@@ -265,6 +270,7 @@ impl Keeper {
                     url: &url,
                     http: &http,
                     settings: &settings,
+                    tokens: &config.tokens,
                 };
                 let credential = LongLived {
                     username: &entry.username,
@@ -373,9 +379,12 @@ pub fn handout(mode: Mode, tokens: Option<&TokenSummary>, now: u64) -> Handout {
     }
 }
 
-/// The registry's settings; every registry without a section is `basic`.
+/// The registry's settings (its section, else a matching pattern); every registry without one
+/// is `basic`.
 pub fn registry(config: &Config, host: &str) -> RegistrySettings {
-    config.registries.get(host).cloned().unwrap_or_default()
+    super::settings::lookup(&config.registries, host)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn derived(entry: &Entry) -> Option<&Derived> {

@@ -42,7 +42,22 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    pub fn start(mut handler: impl FnMut(&Request) -> Answer + Send + 'static) -> Fixture {
+    pub fn start(handler: impl FnMut(&Request) -> Answer + Send + 'static) -> Fixture {
+        Fixture::serve(None, handler)
+    }
+
+    /// As [`Fixture::start`], with one more header on every answer.
+    pub fn start_with_header(
+        header: (&'static str, &'static str),
+        handler: impl FnMut(&Request) -> Answer + Send + 'static,
+    ) -> Fixture {
+        Fixture::serve(Some(header), handler)
+    }
+
+    fn serve(
+        extra: Option<(&'static str, &'static str)>,
+        mut handler: impl FnMut(&Request) -> Answer + Send + 'static,
+    ) -> Fixture {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fixture"));
         let port = server.server_addr().to_ip().expect("ip").port();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -73,9 +88,14 @@ impl Fixture {
                     log.lock().expect("lock").push(request);
                     let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
                         .expect("header");
-                    let response = tiny_http::Response::from_string(json)
+                    let mut response = tiny_http::Response::from_string(json)
                         .with_status_code(status)
                         .with_header(header);
+                    if let Some((name, value)) = extra {
+                        response.add_header(
+                            tiny_http::Header::from_bytes(name, value).expect("header"),
+                        );
+                    }
                     let _ = incoming.respond(response);
                 }
             })
