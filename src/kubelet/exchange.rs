@@ -11,8 +11,8 @@ use super::settings::{Exchange, PodExchange};
 use crate::token::TokenError;
 use crate::token::exec::Job;
 use crate::token::provider::Minted;
-use crate::token::shared::options;
 use crate::token::settings::{Mode, TokenSettings};
+use crate::token::shared::options;
 
 /// `exchange = "google"`: the workload identity pool provider that trusts the cluster's
 /// issuer, and the STS token endpoint where it is not Google's.

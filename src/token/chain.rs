@@ -152,6 +152,7 @@ pub fn answer(paths: &Paths, url: &ServerUrl) -> Result<Option<Entry>> {
         secret: token.secret.clone(),
         created: token.issued_at.min(now),
         updated: token.issued_at.min(now),
+        description: None,
         tokens: None,
         description: None,
     }))
