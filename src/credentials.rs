@@ -60,7 +60,10 @@ impl Credentials {
     pub fn get(&self, server_url: &str) -> Result<Option<Entry>> {
         let url = ServerUrl::parse(server_url)?;
         let Some(entry) = self.store.find(&url.lookup_keys())? else {
-            return Ok(None);
+            return match &self.keeper {
+                Some(keeper) => keeper.answer_unstored(&url),
+                None => Ok(None),
+            };
         };
         match &self.keeper {
             Some(keeper) => keeper.answer(&*self.store, entry).map(Some),

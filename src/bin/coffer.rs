@@ -2,5 +2,8 @@
 
 fn main() -> std::process::ExitCode {
     coffer::hardening::disable_core_dumps();
+    // This binary links the clouds' SDKs: chain-mode tokens are minted here, not delegated.
+    #[cfg(feature = "cloud")]
+    coffer::token::chain::mint_in_process(coffer::token::cloud::mint);
     coffer::cli::main()
 }

@@ -57,6 +57,7 @@ pub fn run(paths: &Paths) -> ExitCode {
 
     check_refused(&mut report, paths);
 
+    check_identities(&mut report, paths);
     if report.problems == 0 {
         println!("everything looks right");
         ExitCode::SUCCESS
@@ -251,6 +252,25 @@ fn check_refused(report: &mut Report, paths: &Paths) {
                 summary.server_url
             ),
         );
+    }
+}
+
+/// Each cloud registry without a stored key: the identity `get` would use here, or what was
+/// tried and the setting that fixes it.
+fn check_identities(report: &mut Report, paths: &Paths) {
+    let Ok(config) = crate::config::Config::load(paths) else {
+        return;
+    };
+    let identities = super::token::identities(&config);
+    if identities.is_empty() {
+        return;
+    }
+    println!("cloud identity:");
+    for (host, found) in identities {
+        match found {
+            Ok(identity) => report.ok(&format!("{host}: {identity}")),
+            Err(why) => report.problem(&format!("{host}: no identity usable here"), &why),
+        }
     }
 }
 

@@ -35,6 +35,7 @@ const MAX_SECRET: usize = 1024 * 1024;
     coffer login 123456789012.dkr.ecr.eu-west-1.amazonaws.com --mode ecr \\\n      \
     --username AKIAIOSFODNN7EXAMPLE --secret-file aws-secret.txt\n  \
     coffer login europe-west1-docker.pkg.dev --mode google --secret-file key.json\n  \
+    coffer login 123456789012.dkr.ecr.eu-west-1.amazonaws.com --mode ecr   (this machine's identity)\n  \
     coffer login myregistry.azurecr.io --mode azure --set tenant=TENANT_ID \\\n      \
     --username CLIENT_ID --password-stdin < client-secret.txt\n  \
     coffer login ghcr.io --mode exec --set 'command=[\"gh\", \"auth\", \"token\"]' \\\n      \
@@ -90,6 +91,9 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         config.save(paths)?;
     }
     let mode = keeper::registry(&config, &host).mode;
+    if secret.is_none() && args.username.is_none() && mode.is_cloud() {
+        return chain(paths, &config, &url, mode);
+    }
     if secret.is_none() && mode.provider().is_none_or(|p| p.hands_out_credential()) {
         bail!(
             "{host} is in {} mode, which hands out a stored credential: give --username and the secret",
@@ -141,6 +145,38 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
                 stored.server_url
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A cloud mode with no secret: chain mode. Nothing is stored (no vault, no passphrase); the
+/// first token is minted now to prove the machine's identity works, and cached like any other.
+fn chain(paths: &Paths, config: &Config, url: &ServerUrl, mode: Mode) -> anyhow::Result<ExitCode> {
+    let host = url.host();
+    if !config.registries.contains_key(host) {
+        let mut settings = keeper::registry(config, host);
+        settings.mode = mode;
+        let mut config = config.clone();
+        config.registries.insert(host.to_owned(), settings);
+        config.save(paths)?;
+    }
+    match crate::token::chain::answer(paths, url) {
+        Ok(Some(entry)) => {
+            println!(
+                "{host}: {} mode with this machine's identity, nothing stored; clients get {} tokens (user {})",
+                mode.name(),
+                mode.name(),
+                entry.username
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(None) => bail!("{host} is not in a cloud mode"),
+        Err(error) => {
+            println!(
+                "{host}: {} mode with this machine's identity is set up, but no token could be minted: {error}",
+                mode.name()
+            );
+            Ok(ExitCode::FAILURE)
         }
     }
 }

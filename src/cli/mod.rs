@@ -389,6 +389,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mode(args) => return token::mode(&paths, args),
         Command::Login(args) => return login::run(&paths, args),
         Command::Token(token::TokenCommand::Status { json }) => token::status(&paths, json)?,
+        Command::Token(token::TokenCommand::Mint) => return token::mint(),
         Command::Refresh(args) => return token::refresh(&paths, args),
         Command::Log { tail, json } => log::run(&paths, tail, json)?,
         Command::Unlock { timeout } => lock::unlock(&paths, timeout)?,

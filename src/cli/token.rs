@@ -61,6 +61,82 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// For docker-credential-coffer: mints a chain-mode token through the cloud's SDK, reading
+    /// the request on stdin and writing the token to stdout (a pipe, never a terminal).
+    #[command(hide = true)]
+    Mint,
+}
+
+/// `coffer token mint`: the helper's way to the SDKs, which it does not link.
+pub fn mint() -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        bail!(
+            "`coffer token mint` writes a token for docker-credential-coffer; it will not print one on a terminal"
+        );
+    }
+    match crate::token::chain::serve_mint(std::io::stdin().lock(), std::io::stdout().lock()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(message) => {
+            eprintln!("coffer: {message}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Which identity each chain-mode cloud registry would use here and why, or what was tried.
+pub fn identities(config: &Config) -> Vec<(String, Result<String, String>)> {
+    config
+        .registries
+        .iter()
+        .filter(|(_, settings)| settings.mode.is_cloud())
+        .map(|(host, settings)| {
+            let request = crate::token::chain::Request {
+                host: host.clone(),
+                registry: settings.clone(),
+                tokens: config.tokens.clone(),
+            };
+            (host.clone(), identity(&request))
+        })
+        .collect()
+}
+
+#[cfg(feature = "cloud")]
+fn identity(request: &crate::token::chain::Request) -> Result<String, String> {
+    let mut request = request.clone();
+    request.host = sample_host(&request.host, request.registry.mode);
+    crate::token::cloud::describe(&request).map_err(|e| e.to_string())
+}
+
+/// A host a pattern covers, to describe the pattern's identity: `*` as an account number and
+/// a region for ECR, as a name elsewhere.
+#[cfg(feature = "cloud")]
+fn sample_host(pattern: &str, mode: Mode) -> String {
+    let mut first = true;
+    pattern
+        .split('.')
+        .map(|label| match (label, mode, first) {
+            ("*", Mode::Ecr, true) => {
+                first = false;
+                "000000000000"
+            }
+            ("*", Mode::Ecr, false) => "us-east-1",
+            ("*", _, _) => {
+                first = false;
+                "sample"
+            }
+            (other, _, _) => {
+                first = false;
+                other
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(not(feature = "cloud"))]
+fn identity(_: &crate::token::chain::Request) -> Result<String, String> {
+    Err("this coffer was built without the `cloud` feature".to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -81,7 +157,18 @@ pub struct RefreshArgs {
 }
 
 pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
-    let host = ServerUrl::parse(&args.registry)?.host().to_owned();
+    let pattern = args.registry.contains('*');
+    let host = if pattern {
+        if !crate::token::settings::valid_pattern(&args.registry) {
+            bail!(
+                "`{}` is not a registry pattern: `*` stands for one whole label of a host name, as in `*.dkr.ecr.*.amazonaws.com`",
+                args.registry
+            );
+        }
+        args.registry.to_ascii_lowercase()
+    } else {
+        ServerUrl::parse(&args.registry)?.host().to_owned()
+    };
     let mut config = Config::load(paths)?;
     let mut settings = keeper::registry(&config, &host);
     let changed = args.mode.is_some()
@@ -116,7 +203,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         config.save(paths)?;
     }
     println!("{host}: {}", describe(&settings));
-    if args.mode.is_none() || !paths.vault().exists() {
+    if pattern || args.mode.is_none() || !paths.vault().exists() {
         return Ok(ExitCode::SUCCESS);
     }
     // Apply the mode to what is stored now rather than at the next `docker login`.
@@ -158,10 +245,24 @@ pub fn status(paths: &Paths, json: bool) -> anyhow::Result<()> {
             rows.push(StatusRow::unstored(host, settings.mode));
         }
     }
+    let identities = identities(&config);
+    for (host, found) in &identities {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|row| row.host == *host && row.hands_out == "nothing")
+        {
+            row.hands_out = "identity";
+            match found {
+                Ok(identity) => row.identity = Some(identity.clone()),
+                Err(why) => row.identity_error = Some(why.clone()),
+            }
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print_status(&rows, now);
+        print_identities(&identities);
     }
     Ok(())
 }
@@ -338,6 +439,12 @@ struct StatusRow {
     /// replaced.
     refused_since: Option<u64>,
     description: Option<String>,
+    /// A cloud registry without a stored key: the identity `get` would use here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
+    /// ...or what was tried, and the setting that fixes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_error: Option<String>,
 }
 
 impl StatusRow {
@@ -373,6 +480,8 @@ impl StatusRow {
             last_error: tokens.last_error,
             refused_since: tokens.refused_since,
             description: summary.description.clone(),
+            identity: None,
+            identity_error: None,
         }
     }
 
@@ -389,6 +498,22 @@ impl StatusRow {
             last_error: None,
             refused_since: None,
             description: None,
+            identity: None,
+            identity_error: None,
+        }
+    }
+}
+
+/// One line per cloud registry: the identity `get` would use here, or why there is none.
+pub(super) fn print_identities(identities: &[(String, Result<String, String>)]) {
+    if identities.is_empty() {
+        return;
+    }
+    println!("\nIDENTITY (cloud registries without a stored key)");
+    for (host, found) in identities {
+        match found {
+            Ok(identity) => println!("  {host}: {identity}"),
+            Err(why) => println!("  {host}: none: {why}"),
         }
     }
 }
@@ -408,7 +533,7 @@ fn print_status(rows: &[StatusRow], now: u64) {
     ];
     let rows = rows.iter().map(|row| {
         let token = match (&row.provider, row.hands_out) {
-            (_, "nothing") => "-".to_owned(),
+            (_, "nothing" | "identity") => "-".to_owned(),
             (Some(_), _) => expiry(row.expires_at, now),
             (None, _) => "-".to_owned(),
         };

@@ -24,7 +24,8 @@ use zeroize::Zeroizing;
 use super::TokenError;
 use super::http::{Reply, display, is_loopback};
 use super::jwt;
-use super::provider::{self, LongLived, Minted, Provider, Target};
+use super::provider::{LongLived, Minted, Provider, Target};
+use super::shared;
 
 /// The username that tells ACR the password is one of its refresh tokens.
 pub const USERNAME: &str = "00000000-0000-0000-0000-000000000000";
@@ -41,10 +42,31 @@ pub struct Azure;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct Settings {
-    tenant: Option<String>,
-    authority: Option<String>,
-    endpoint: Option<String>,
+pub(crate) struct Settings {
+    pub tenant: Option<String>,
+    pub authority: Option<String>,
+    pub endpoint: Option<String>,
+    /// Chain mode: the client id of a user-assigned managed identity, or of the application a
+    /// workload identity federates to (else `AZURE_CLIENT_ID`, else the system identity).
+    pub client_id: Option<String>,
+}
+
+impl Settings {
+    pub(crate) fn of(registry: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
+        shared::options(&registry.options).map_err(|m| settings_error(&m))
+    }
+}
+
+/// Refuses a host that is not an ACR registry (or loopback).
+pub(crate) fn check_host(host: &str) -> Result<(), TokenError> {
+    if acr_host(host) {
+        Ok(())
+    } else {
+        Err(TokenError::WrongHost {
+            host: host.to_owned(),
+            cloud: "an Azure container",
+        })
+    }
 }
 
 impl Provider for Azure {
@@ -53,44 +75,48 @@ impl Provider for Azure {
     }
 
     fn check(&self, options: &toml::Table) -> Result<(), String> {
-        provider::options::<Settings>(options).map(|_| ())
+        shared::options::<Settings>(options).map(|_| ())
     }
 
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {
         let host = target.url.host();
-        if !acr_host(host) {
-            return Err(TokenError::WrongHost {
-                host: host.to_owned(),
-                cloud: "an Azure container",
-            });
-        }
-        let settings: Settings =
-            provider::options(&target.settings.options).map_err(|m| settings_error(&m))?;
+        check_host(host)?;
+        let settings = Settings::of(target.settings)?;
         let aad_token = if credential.username == AAD_TOKEN_USERNAME {
             Zeroizing::new(credential.secret.expose_secret().trim().to_owned())
         } else {
             client_credentials(target, &settings, credential)?
         };
-        let endpoint = settings
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://{host}"));
-        let url = Url::parse(&format!(
-            "{}/oauth2/exchange",
-            endpoint.trim_end_matches('/')
-        ))
-        .map_err(|_| settings_error("`endpoint` is not a URL"))?;
-        let mut form = vec![
-            ("grant_type", "access_token"),
-            ("service", host),
-            ("access_token", aad_token.as_str()),
-        ];
-        if let Some(tenant) = &settings.tenant {
-            form.push(("tenant", tenant));
-        }
-        let reply = target.http.post_form(&url, &form)?;
-        refresh_token(&reply, &url)
+        exchange(target.http, host, &settings, &aad_token)
     }
+}
+
+/// Trades an AAD access token for an ACR refresh token at the registry's `/oauth2/exchange`.
+pub(crate) fn exchange(
+    http: &super::http::Http,
+    host: &str,
+    settings: &Settings,
+    aad_token: &str,
+) -> Result<Minted, TokenError> {
+    let endpoint = settings
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://{host}"));
+    let url = Url::parse(&format!(
+        "{}/oauth2/exchange",
+        endpoint.trim_end_matches('/')
+    ))
+    .map_err(|_| settings_error("`endpoint` is not a URL"))?;
+    let mut form = vec![
+        ("grant_type", "access_token"),
+        ("service", host),
+        ("access_token", aad_token),
+    ];
+    if let Some(tenant) = &settings.tenant {
+        form.push(("tenant", tenant));
+    }
+    let reply = http.post_form(&url, &form)?;
+    refresh_token(&reply, &url)
 }
 
 fn settings_error(message: &str) -> TokenError {
@@ -155,7 +181,7 @@ fn client_credentials(
     }
     let answer = serde_json::from_slice::<Answer>(&reply.body).ok();
     if !reply.ok() {
-        return Err(provider::refusal(
+        return Err(shared::refusal(
             "AAD",
             &url,
             reply.status,
@@ -178,7 +204,7 @@ fn refresh_token(reply: &Reply, url: &Url) -> Result<Minted, TokenError> {
         refresh_token: Option<Zeroizing<String>>,
     }
     if !reply.ok() {
-        return Err(provider::refusal(
+        return Err(shared::refusal(
             "the registry's token exchange",
             url,
             reply.status,

@@ -3,10 +3,15 @@
 //! it returns.
 //!
 //! The stored credential: username = the access key id, secret = the secret access key, or the
-//! secret access key and a session token on a second line (temporary keys). Instead of a stored
-//! key, `profile = "name"` reads static keys from the AWS shared files (`~/.aws/credentials`,
-//! then `~/.aws/config`, or `AWS_SHARED_CREDENTIALS_FILE` / `AWS_CONFIG_FILE`). SSO, assumed roles
-//! and instance roles are not read: use the `exec` provider with `aws ecr get-login-password`.
+//! secret access key and a session token on a second line (temporary keys). Without a stored key,
+//! or with `profile` or `role_arn` in the settings, the machine's or workload's own AWS identity
+//! is used through the AWS SDK (chain mode, [`super::chain`] and `cloud::aws`): environment,
+//! profiles with SSO and `credential_process`, web identity, container credentials, instance
+//! metadata; `role_arn` assumes a role on top.
+//!
+//! A stored key is still signed here with the SDK's own signer (`aws-sigv4`) over the shared
+//! blocking client rather than through `aws-sdk-ecr`: that path runs inside the lean helper,
+//! which must not load an async runtime (README, Cloud registries).
 //!
 //! ```toml
 //! [registries."123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
@@ -17,10 +22,10 @@
 //! region = "eu-west-1"
 //! endpoint = "http://127.0.0.1:4566" # the ECR API (a test server, a FIPS or private endpoint)
 //! public = false                     # true: ECR Public's API (`ecr-public`, us-east-1)
-//! profile = "dev"
+//! profile = "dev"                    # chain mode with this AWS profile
+//! role_arn = "arn:aws:iam::123456789012:role/pull"   # chain mode, assuming this role
 //! ```
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -34,8 +39,9 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::TokenError;
-use super::http::{Reply, display, is_loopback};
-use super::provider::{self, LongLived, Minted, Provider, Target};
+use super::http::{Reply, display};
+use super::provider::{LongLived, Minted, Provider, Target};
+use super::shared;
 
 /// ECR documents 12 hours; used only when an answer states an expiry that has already passed
 /// (moto's fixed 2015 date), which no real token has.
@@ -48,21 +54,35 @@ pub struct Ecr;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct Settings {
-    region: Option<String>,
-    endpoint: Option<String>,
-    public: bool,
-    profile: Option<String>,
+pub(crate) struct Settings {
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub public: bool,
+    /// An AWS profile (from `~/.aws/config`), with all it can do: keys, SSO, roles, processes.
+    pub profile: Option<String>,
+    /// A role assumed on top of the identity the chain finds.
+    pub role_arn: Option<String>,
+}
+
+impl Settings {
+    pub(crate) fn of(target: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
+        shared::options(&target.options).map_err(|message| settings_error(&message))
+    }
+
+    /// Does this registry take its identity from the AWS SDK's chain rather than a stored key?
+    pub(crate) fn wants_chain(&self) -> bool {
+        self.profile.is_some() || self.role_arn.is_some()
+    }
 }
 
 /// Which ECR API a registry's tokens come from.
 #[derive(Debug, PartialEq, Eq)]
-struct Api {
+pub(crate) struct Api {
     /// The SigV4 signing name: `ecr` or `ecr-public`.
-    service: &'static str,
+    pub service: &'static str,
     target: &'static str,
-    region: String,
-    endpoint: String,
+    pub region: String,
+    pub endpoint: String,
 }
 
 impl Api {
@@ -92,17 +112,16 @@ impl Provider for Ecr {
     }
 
     fn check(&self, options: &toml::Table) -> Result<(), String> {
-        provider::options::<Settings>(options).map(|_| ())
+        shared::options::<Settings>(options).map(|_| ())
     }
 
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {
-        let settings: Settings = provider::options(&target.settings.options)
-            .map_err(|message| settings_error(&message))?;
+        let settings = Settings::of(target.settings)?;
         let api = api_for(target.url.host(), &settings)?;
-        let key = match &settings.profile {
-            Some(profile) => AccessKey::from_profile(profile)?,
-            None => AccessKey::from_vault(credential)?,
-        };
+        if settings.wants_chain() {
+            return super::chain::mint(&super::chain::Request::new(target.url.host(), target));
+        }
+        let key = AccessKey::from_vault(credential)?;
         let url =
             Url::parse(&api.endpoint).map_err(|_| settings_error("`endpoint` is not a URL"))?;
         let headers = signed_headers(&api, &url, &key)?;
@@ -123,15 +142,15 @@ fn settings_error(message: &str) -> TokenError {
 
 /// The API for a registry host: inferred from a real ECR host name, or given in the settings
 /// for a loopback host. Settings win where given.
-fn api_for(host: &str, settings: &Settings) -> Result<Api, TokenError> {
+pub(crate) fn api_for(host: &str, settings: &Settings) -> Result<Api, TokenError> {
     let inferred = infer(host);
     let mut api = match (inferred, settings.public, &settings.region) {
         (Some(api), _, _) => api,
-        (None, true, _) if loopback(host) => Api::public(),
-        (None, false, Some(region)) if loopback(host) => {
+        (None, true, _) if shared::loopback_host(host) => Api::public(),
+        (None, false, Some(region)) if shared::loopback_host(host) => {
             Api::private(region, false, "amazonaws.com")
         }
-        (None, false, None) if loopback(host) => {
+        (None, false, None) if shared::loopback_host(host) => {
             return Err(settings_error(
                 "a registry that is not an ECR host needs `region`",
             ));
@@ -223,10 +242,6 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-fn loopback(host: &str) -> bool {
-    Url::parse(&format!("http://{host}/")).is_ok_and(|url| is_loopback(&url))
-}
-
 /// An IAM access key, with the session token of temporary credentials.
 struct AccessKey {
     id: String,
@@ -266,68 +281,6 @@ impl AccessKey {
             secret: Zeroizing::new(secret.to_owned()),
             session_token: session_token.map(|t| Zeroizing::new(t.to_owned())),
         })
-    }
-
-    /// Static keys of a profile in the AWS shared credentials file, then the config file.
-    fn from_profile(profile: &str) -> Result<AccessKey, TokenError> {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let file = |variable: &str, default: &str| {
-            std::env::var_os(variable)
-                .map(PathBuf::from)
-                .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
-        };
-        AccessKey::from_shared_files(
-            profile,
-            file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
-            file("AWS_CONFIG_FILE", "config"),
-        )
-    }
-
-    fn from_shared_files(
-        profile: &str,
-        credentials: Option<PathBuf>,
-        config: Option<PathBuf>,
-    ) -> Result<AccessKey, TokenError> {
-        let config_section = if profile == "default" {
-            "default".to_owned()
-        } else {
-            format!("profile {profile}")
-        };
-        let sources = [(credentials, profile.to_owned()), (config, config_section)];
-        for (path, section) in sources {
-            let Some(path) = path else { continue };
-            let options = ini::ParseOption {
-                enabled_quote: false,
-                enabled_escape: false,
-                ..ini::ParseOption::default()
-            };
-            let ini = match ini::Ini::load_from_file_opt(&path, options) {
-                Ok(ini) => ini,
-                Err(ini::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(_) => {
-                    return Err(TokenError::Credential(format!(
-                        "{} cannot be read as an AWS shared file",
-                        path.display()
-                    )));
-                }
-            };
-            let Some(properties) = ini.section(Some(section.as_str())) else {
-                continue;
-            };
-            let value = |key: &str| properties.get(key).map(str::trim).filter(|v| !v.is_empty());
-            if let (Some(id), Some(secret)) =
-                (value("aws_access_key_id"), value("aws_secret_access_key"))
-            {
-                return Ok(AccessKey {
-                    id: id.to_owned(),
-                    secret: Zeroizing::new(secret.to_owned()),
-                    session_token: value("aws_session_token").map(|t| Zeroizing::new(t.to_owned())),
-                });
-            }
-        }
-        Err(TokenError::Credential(format!(
-            "the AWS profile `{profile}` has no static access key in the AWS shared files"
-        )))
     }
 }
 
@@ -401,7 +354,7 @@ fn refused(reply: &Reply, url: &Url) -> TokenError {
         .ok()
         .and_then(|f| f.kind)
         .map(|k| k.rsplit('#').next().unwrap_or_default().to_owned());
-    provider::refusal("the ECR API", url, reply.status, kind)
+    shared::refusal("the ECR API", url, reply.status, kind)
 }
 
 #[derive(Deserialize)]
@@ -441,22 +394,29 @@ fn token_from(reply: &Reply, url: &Url) -> Result<Minted, TokenError> {
             .next()
             .ok_or_else(|| bad("it holds no authorization data"))?,
     };
-    let decoded = Zeroizing::new(
-        Base64::decode_vec(authorization.token.trim())
-            .map_err(|_| bad("its authorizationToken is not base64"))?,
-    );
-    let text =
-        std::str::from_utf8(&decoded).map_err(|_| bad("its authorizationToken is not text"))?;
-    let (username, password) = text
-        .split_once(':')
-        .filter(|(user, password)| !user.is_empty() && !password.is_empty())
-        .ok_or_else(|| bad("its authorizationToken is not `user:password`"))?;
-    let issued_at = reply.arrived;
     let stated = authorization
         .expires_at
         .filter(|t| t.is_finite() && *t > 0.0)
         .map(|t| reply.local_time(t as u64));
-    let expires_at = match stated {
+    decode(&authorization.token, stated, reply.arrived).map_err(bad)
+}
+
+/// An `authorizationToken` (base64 of `user:password`) as handed out, expiring when stated or
+/// after the documented 12 hours. Shared with the SDK path (`cloud::aws`).
+pub(crate) fn decode(
+    token: &str,
+    stated_expiry: Option<u64>,
+    issued_at: u64,
+) -> Result<Minted, &'static str> {
+    let decoded = Zeroizing::new(
+        Base64::decode_vec(token.trim()).map_err(|_| "its authorizationToken is not base64")?,
+    );
+    let text = std::str::from_utf8(&decoded).map_err(|_| "its authorizationToken is not text")?;
+    let (username, password) = text
+        .split_once(':')
+        .filter(|(user, password)| !user.is_empty() && !password.is_empty())
+        .ok_or("its authorizationToken is not `user:password`")?;
+    let expires_at = match stated_expiry {
         Some(at) if at > issued_at => at,
         _ => issued_at + DOCUMENTED_LIFETIME,
     };
@@ -588,36 +548,6 @@ mod tests {
             })
             .is_err()
         );
-    }
-
-    #[test]
-    fn profiles_are_read_from_the_shared_files() {
-        let dir = tempfile::tempdir().expect("dir");
-        let credentials = dir.path().join("credentials");
-        std::fs::write(
-            &credentials,
-            "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n\
-             # a comment\n[dev]\naws_access_key_id=AKIDDEV\naws_secret_access_key=s/2+x\naws_session_token = t\n",
-        )
-        .expect("write");
-        let config = dir.path().join("config");
-        std::fs::write(
-            &config,
-            "[profile ops]\nregion = eu-west-1\naws_access_key_id = AKIDOPS\naws_secret_access_key = s3\n",
-        )
-        .expect("write");
-        let read = |profile| {
-            AccessKey::from_shared_files(profile, Some(credentials.clone()), Some(config.clone()))
-        };
-        let key = read("dev").expect("dev");
-        assert_eq!((key.id.as_str(), key.secret.as_str()), ("AKIDDEV", "s/2+x"));
-        assert_eq!(key.session_token.as_deref().map(String::as_str), Some("t"));
-        assert_eq!(read("ops").expect("ops").id, "AKIDOPS");
-        assert_eq!(read("default").expect("default").id, "AKIDDEFAULT");
-        let error = read("nope").expect_err("missing");
-        assert!(error.to_string().contains("`nope`"), "{error}");
-        let none = AccessKey::from_shared_files("dev", Some(dir.path().join("absent")), None);
-        assert!(none.is_err());
     }
 
     #[test]

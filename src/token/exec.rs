@@ -30,7 +30,8 @@ use zeroize::Zeroizing;
 
 use super::TokenError;
 use super::http::unix;
-use super::provider::{self, LongLived, Minted, Provider, Target};
+use super::provider::{LongLived, Minted, Provider, Target};
+use super::shared;
 use super::state::MIN_LIFETIME;
 
 /// A token, a password or a JWT is far smaller; more is not a secret but a mistake.
@@ -77,7 +78,7 @@ impl Provider for Exec {
     }
 
     fn check(&self, options: &toml::Table) -> Result<(), String> {
-        provider::options::<Settings>(options).map(|_| ())
+        shared::options::<Settings>(options).map(|_| ())
     }
 
     fn mint(&self, target: &Target<'_>, _: &LongLived<'_>) -> Result<Minted, TokenError> {
@@ -118,7 +119,7 @@ impl Job {
     }
 
     pub(crate) fn from_options(options: &toml::Table) -> Result<Job, String> {
-        let settings: Settings = provider::options(options)?;
+        let settings: Settings = shared::options(options)?;
         let mut command = settings.command.into_iter();
         let program = command
             .next()

@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 use super::TokenError;
 use super::http::{Reply, display, is_loopback, unix};
 use super::provider::{LongLived, Minted, Provider, Target};
+use super::shared;
 
 pub const USERNAME: &str = "oauth2accesstoken";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -36,6 +37,36 @@ const HOUR: u64 = 3600;
 
 #[derive(Debug)]
 pub struct Google;
+
+/// A registry's own settings: none for a stored key; in chain mode (no stored key) an optional
+/// service account to impersonate.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Settings {
+    pub impersonate: Option<String>,
+}
+
+impl Settings {
+    pub(crate) fn of(registry: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
+        shared::options(&registry.options).map_err(|message| TokenError::Settings {
+            mode: "google",
+            message,
+        })
+    }
+}
+
+/// Refuses a host that is not a Google registry (or loopback): a Google token is good for far
+/// more than pulling images.
+pub(crate) fn check_host(host: &str) -> Result<(), TokenError> {
+    if google_host(host) {
+        Ok(())
+    } else {
+        Err(TokenError::WrongHost {
+            host: host.to_owned(),
+            cloud: "a Google",
+        })
+    }
+}
 
 /// The stored secret: a key file as Google writes it (other fields are ignored).
 #[derive(Deserialize)]
@@ -60,13 +91,15 @@ impl Provider for Google {
         "google"
     }
 
+    fn check(&self, options: &toml::Table) -> Result<(), String> {
+        shared::options::<Settings>(options).map(|_| ())
+    }
+
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {
         let host = target.url.host();
-        if !google_host(host) {
-            return Err(TokenError::WrongHost {
-                host: host.to_owned(),
-                cloud: "a Google",
-            });
+        check_host(host)?;
+        if Settings::of(target.settings)?.impersonate.is_some() {
+            return super::chain::mint(&super::chain::Request::new(host, target));
         }
         let key: Key = serde_json::from_str(credential.secret.expose_secret()).map_err(|_| {
             TokenError::Credential(
@@ -196,7 +229,7 @@ fn access_token(reply: &Reply, url: &Url) -> Result<Minted, TokenError> {
     }
     let answer = serde_json::from_slice::<Answer>(&reply.body).ok();
     if !reply.ok() {
-        return Err(super::provider::refusal(
+        return Err(shared::refusal(
             "Google's token endpoint",
             url,
             reply.status,

@@ -15,7 +15,6 @@ use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use super::TokenError;
-use super::provider::LongLived;
 use super::settings::{RegistrySettings, TokenSettings};
 
 /// Token responses are a few KiB; anything much larger is not one.
@@ -118,11 +117,14 @@ impl Http {
     }
 
     /// `GET url`, with Basic authentication when a credential is given.
-    pub fn get(&self, url: &Url, basic: Option<&LongLived<'_>>) -> Result<Reply, TokenError> {
+    pub fn get(
+        &self,
+        url: &Url,
+        basic: Option<(&str, &secrecy::SecretString)>,
+    ) -> Result<Reply, TokenError> {
         let mut request = self.client.get(url.clone());
-        if let Some(credential) = basic {
-            request =
-                request.basic_auth(credential.username, Some(credential.secret.expose_secret()));
+        if let Some((username, secret)) = basic {
+            request = request.basic_auth(username, Some(secret.expose_secret()));
         }
         self.send(url, request)
     }

@@ -63,6 +63,11 @@ impl Keeper {
         Config::load(&self.paths)
     }
 
+    /// What a client gets for a registry with no stored entry: a chain-mode cloud token.
+    pub fn answer_unstored(&self, url: &ServerUrl) -> Result<Option<Entry>> {
+        super::chain::answer(&self.paths, url)
+    }
+
     /// What a client gets for a stored entry: the credential, or the token derived from it.
     pub fn answer(&self, store: &dyn Store, entry: Entry) -> Result<Entry> {
         // Plain Basic entries take this path: no config read, no clock, no write.
@@ -255,7 +260,7 @@ impl Keeper {
             Err(TokenError::NoCredential)
         } else if let Some(token) = &state.token
             && token.provider != provider.name()
-            && super::provider::by_name(&token.provider).is_none()
+            && super::providers::by_name(&token.provider).is_none()
         {
             Err(TokenError::UnknownProvider(token.provider.clone()))
         } else {
@@ -264,6 +269,7 @@ impl Keeper {
                     url: &url,
                     http: &http,
                     settings: &settings,
+                    tokens: &config.tokens,
                 };
                 let credential = LongLived {
                     username: &entry.username,
@@ -331,9 +337,12 @@ impl Keeper {
     }
 }
 
-/// The registry's settings; every registry without a section is `basic`.
+/// The registry's settings (its section, else a matching pattern); every registry without one
+/// is `basic`.
 pub fn registry(config: &Config, host: &str) -> RegistrySettings {
-    config.registries.get(host).cloned().unwrap_or_default()
+    super::settings::lookup(&config.registries, host)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn derived(entry: &Entry) -> Option<&Derived> {

@@ -3,15 +3,23 @@
 //!
 //! - [`settings`]: the per-registry mode (`basic`, `oauth2`, `auto`) and the margins and
 //!   timeouts, as spelled in `config.toml`.
-//! - [`provider`]: the one trait a token source implements; [`oauth2`] is registry OAuth2,
-//!   [`ecr`], [`google`] and [`azure`] are the cloud registries, [`exec`] runs a command.
+//! - [`provider`]: the one trait a token source implements (a leaf); [`providers`]: the list of
+//!   them; [`shared`]: what they share. [`oauth2`] is registry OAuth2, [`ecr`], [`google`] and
+//!   [`azure`] are the cloud registries, [`exec`] runs a command.
 //! - [`challenge`]: `WWW-Authenticate` parsing; [`jwt`]: the times inside a token;
 //!   [`http`]: the HTTP client every exchange uses.
 //! - [`state`]: what is kept beside the credential in its sealed record.
 //! - [`keeper`]: store, get and refresh with tokens: when to exchange, one process at a time.
+//! - [`chain`]: cloud registries through the machine's own identity (chain mode), cached in
+//!   the kernel keyring ([`cache`]) where there is no vault; `cloud` holds the SDK flows (only
+//!   with the `cloud` feature, only linked by the `coffer` binary).
 
 pub mod azure;
+pub mod cache;
+pub mod chain;
 pub mod challenge;
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod ecr;
 pub mod exec;
 pub mod google;
@@ -20,7 +28,9 @@ pub mod jwt;
 pub mod keeper;
 pub mod oauth2;
 pub mod provider;
+pub mod providers;
 pub mod settings;
+pub mod shared;
 pub mod state;
 
 use std::path::PathBuf;
@@ -103,6 +113,15 @@ pub enum TokenError {
         registry: String,
         since: String,
         reason: String,
+    },
+    /// A chain-mode failure as `coffer token mint` reported it (already one full line).
+    #[error("{0}")]
+    Identity(String),
+    #[error("no {cloud} identity here: tried {tried}; {fix}")]
+    NoIdentity {
+        cloud: &'static str,
+        tried: String,
+        fix: String,
     },
 }
 

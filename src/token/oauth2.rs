@@ -252,7 +252,9 @@ fn password_grant(
             .append_pair("offline_token", "true")
             .append_pair("client_id", CLIENT_ID);
     }
-    let reply = target.http.get(&url, Some(credential))?;
+    let reply = target
+        .http
+        .get(&url, Some((credential.username, credential.secret)))?;
     if !reply.ok() {
         return Err(refused(&endpoint.realm, reply.status));
     }

@@ -2,22 +2,16 @@
 //! a short-lived one that clients can use. Registry OAuth2 is one implementation; each cloud
 //! registry is one more.
 //!
-//! Adding a provider: one file implementing [`Provider`], its entry in [`PROVIDERS`], and a
+//! A leaf: the trait and the types it speaks. Adding a provider: one file implementing
+//! [`Provider`], its entry in [`super::providers::PROVIDERS`], and a
 //! [`Mode`](super::settings::Mode) variant of the same name (with its arm in `Mode::name`).
+//! What providers share (settings parsing, refusals, the loopback rule) is in [`super::shared`].
 
-use reqwest::Url;
 use secrecy::SecretString;
-use serde::de::DeserializeOwned;
 
 use super::TokenError;
-use super::azure::Azure;
-use super::ecr::Ecr;
-use super::exec::Exec;
-use super::google::Google;
 use super::http::Http;
-use super::http::display;
-use super::oauth2::OAuth2;
-use super::settings::RegistrySettings;
+use super::settings::{RegistrySettings, TokenSettings};
 use crate::server_url::ServerUrl;
 
 /// The long-lived credential as stored: it never leaves the vault except towards the issuer.
@@ -33,6 +27,7 @@ pub struct Target<'a> {
     pub url: &'a ServerUrl,
     pub http: &'a Http,
     pub settings: &'a RegistrySettings,
+    pub tokens: &'a TokenSettings,
 }
 
 /// A freshly minted token, as clients will receive it, with its times in this machine's clock.
@@ -57,7 +52,7 @@ pub trait Provider: std::fmt::Debug + Sync {
     /// Checks the provider's own keys in a registry's section of `config.toml` (unknown keys,
     /// wrong types) when the file is read. The default takes none.
     fn check(&self, options: &toml::Table) -> Result<(), String> {
-        no_options(options)
+        super::shared::no_options(options)
     }
 
     /// May `get` hand out the stored credential itself while no token could be minted? Only
@@ -65,49 +60,5 @@ pub trait Provider: std::fmt::Debug + Sync {
     /// not registry passwords and never leave the vault.
     fn hands_out_credential(&self) -> bool {
         false
-    }
-}
-
-/// Every provider, found by the name stored with its tokens and used as its mode's name.
-const PROVIDERS: [&dyn Provider; 5] = [&OAuth2, &Ecr, &Google, &Azure, &Exec];
-
-/// The provider that minted a stored token, by its stored name.
-pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
-    PROVIDERS.into_iter().find(|p| p.name() == name)
-}
-
-/// For modes without settings of their own.
-pub fn no_options(options: &toml::Table) -> Result<(), String> {
-    match options.keys().next() {
-        Some(key) => Err(format!("unknown field `{key}`")),
-        None => Ok(()),
-    }
-}
-
-/// A provider's settings as its own type (`#[serde(deny_unknown_fields)]` refuses misspellings).
-pub fn options<T: DeserializeOwned>(options: &toml::Table) -> Result<T, String> {
-    T::deserialize(toml::Value::Table(options.clone())).map_err(|e| e.message().to_owned())
-}
-
-/// An issuer's refusal. 400, 401 and 403 blame the stored credential, naming the issuer's own
-/// error code where it is a plain word (so never anything that could be a secret); any other
-/// status is reported as it is.
-pub fn refusal(issuer: &'static str, url: &Url, status: u16, code: Option<String>) -> TokenError {
-    let code =
-        code.filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-    match (status, code) {
-        (400 | 401 | 403, Some(code)) => TokenError::Credential(format!(
-            "{issuer} at {} refused it (HTTP {status}, {code})",
-            display(url)
-        )),
-        (400 | 401 | 403, None) => TokenError::CredentialRejected {
-            url: display(url),
-            status,
-        },
-        (status, _) => TokenError::Status {
-            what: issuer,
-            url: display(url),
-            status,
-        },
     }
 }

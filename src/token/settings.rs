@@ -23,7 +23,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::oauth2::OAuth2;
-use super::provider::{self, Provider};
+use super::provider::Provider;
+use super::{providers, shared};
 
 /// How coffer answers `get` for a registry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -56,7 +57,7 @@ impl Mode {
             Mode::Basic => None,
             Mode::Auto => Some(&OAuth2),
             // Every other mode is named after its provider.
-            other => provider::by_name(other.name()),
+            other => providers::by_name(other.name()),
         }
     }
 
@@ -72,11 +73,16 @@ impl Mode {
         }
     }
 
+    /// A cloud registry's mode: without a stored credential it takes the machine's identity.
+    pub fn is_cloud(self) -> bool {
+        matches!(self, Mode::Ecr | Mode::Google | Mode::Azure)
+    }
+
     /// Refuses settings this mode does not know, as `deny_unknown_fields` would.
     pub fn check(self, options: &toml::Table) -> Result<(), String> {
         match self.provider() {
             Some(provider) if self != Mode::Auto => provider.check(options),
-            _ => provider::no_options(options),
+            _ => shared::no_options(options),
         }
     }
 }
@@ -122,6 +128,54 @@ impl TryFrom<UncheckedSettings> for RegistrySettings {
             options: raw.options,
         })
     }
+}
+
+/// A registry's section: its literal `[registries."host"]` first, else the most specific
+/// pattern that matches. In a pattern `*` stands for exactly one label of the host name
+/// (`*.dkr.ecr.*.amazonaws.com`), so a pattern never matches across a dot: `*.azurecr.io` is
+/// not `evil.azurecr.io.example`, nor `a.b.azurecr.io`.
+pub fn lookup<'a, T>(
+    registries: &'a std::collections::BTreeMap<String, T>,
+    host: &str,
+) -> Option<&'a T> {
+    if let Some(literal) = registries.get(host) {
+        return Some(literal);
+    }
+    registries
+        .iter()
+        .filter(|(pattern, _)| pattern.contains('*') && matches(pattern, host))
+        .min_by_key(|(pattern, _)| pattern.matches('*').count())
+        .map(|(_, settings)| settings)
+}
+
+/// A pattern people may write: host-name labels or `*`, at least two labels that are not `*`
+/// (so no pattern covers a whole top-level domain), an optional `:port` at the end.
+pub fn valid_pattern(pattern: &str) -> bool {
+    let (name, port) = match pattern.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (pattern, None),
+    };
+    let labels: Vec<&str> = name.split('.').collect();
+    port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && labels.iter().all(|l| {
+            *l == "*"
+                || (!l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        })
+        && labels.iter().filter(|l| **l != "*").count() >= 2
+}
+
+/// Label by label, case-insensitively; `*` is one whole, non-empty label.
+pub fn matches(pattern: &str, host: &str) -> bool {
+    let (patterns, labels): (Vec<&str>, Vec<&str>) =
+        (pattern.split('.').collect(), host.split('.').collect());
+    patterns.len() == labels.len()
+        && patterns.iter().zip(&labels).all(|(p, l)| {
+            if *p == "*" {
+                !l.is_empty() && !l.contains(':')
+            } else {
+                p.eq_ignore_ascii_case(l)
+            }
+        })
 }
 
 /// The `[tokens]` section: margins and timeouts for every registry.
@@ -222,6 +276,45 @@ mod tests {
         let error = toml::from_str::<RegistrySettings>("mode = \"ecr\"\nregoin = \"x\"")
             .expect_err("misspelt");
         assert!(error.to_string().contains("regoin"), "{error}");
+    }
+
+    #[test]
+    fn patterns_match_whole_labels_and_literals_win() {
+        let ecr = RegistrySettings {
+            mode: Mode::Ecr,
+            ..RegistrySettings::default()
+        };
+        let azure = RegistrySettings {
+            mode: Mode::Azure,
+            ..RegistrySettings::default()
+        };
+        let mut registries = std::collections::BTreeMap::new();
+        registries.insert("*.dkr.ecr.*.amazonaws.com".to_owned(), ecr.clone());
+        registries.insert("*.azurecr.io".to_owned(), azure.clone());
+        registries.insert("literal.azurecr.io".to_owned(), RegistrySettings::default());
+        let mode = |host: &str| lookup(&registries, host).map(|s| s.mode);
+        assert_eq!(
+            mode("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            Some(Mode::Ecr)
+        );
+        assert_eq!(mode("contoso.azurecr.io"), Some(Mode::Azure));
+        assert_eq!(mode("CONTOSO.AZURECR.IO"), Some(Mode::Azure));
+        assert_eq!(
+            mode("literal.azurecr.io"),
+            Some(Mode::Basic),
+            "a literal wins"
+        );
+        for host in [
+            "evil.azurecr.io.example",
+            "a.b.azurecr.io",
+            "azurecr.io",
+            ".azurecr.io",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example",
+            "x.123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "contoso.azurecr.io:443",
+        ] {
+            assert_eq!(mode(host), None, "{host}");
+        }
     }
 
     #[test]

@@ -11,28 +11,37 @@ use super::{get, private_file, push_and_inspect_through_coffer, quick_margins, u
 use crate::harness::{Env, Registry, free_port, require, wait_for_port};
 
 /// moto's fixed answer: `AWS:<account>-auth-token` for its default account.
-const MOTO_PASSWORD: &str = "123456789012-auth-token";
+pub(super) const MOTO_PASSWORD: &str = "123456789012-auth-token";
 const ECR_TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
 
 /// `moto_server` on a free loopback port that checks signatures after the three unsigned calls
 /// that create an IAM user, its access key and a policy allowing `ecr:GetAuthorizationToken`.
 /// It records every request (with headers) to a file.
-struct Moto {
+pub(super) struct Moto {
     port: u16,
     child: Child,
-    recording: std::path::PathBuf,
-    key_id: String,
-    secret: String,
+    pub(super) recording: std::path::PathBuf,
+    pub(super) key_id: String,
+    pub(super) secret: String,
 }
 
 impl Moto {
-    fn start(env: &Env) -> Moto {
+    pub(super) fn start(env: &Env) -> Moto {
+        Moto::with_roles(env, &[])
+    }
+
+    /// Also creates `roles` (`arn:aws:iam::123456789012:role/<name>`) that anyone may assume,
+    /// each allowed `ecr:GetAuthorizationToken`, and lets the user assume them.
+    pub(super) fn with_roles(env: &Env, roles: &[&str]) -> Moto {
         require("moto_server");
         let port = free_port();
         let recording = env.root().join("moto.jsonl");
         let mut child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
+            .env(
+                "INITIAL_NO_AUTH_ACTION_COUNT",
+                (3 + 2 * roles.len()).to_string(),
+            )
             .env("MOTO_ENABLE_RECORDING", "true")
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdout(Stdio::null())
@@ -66,7 +75,7 @@ impl Moto {
             let start = key.find(open).expect(open) + open.len();
             key[start..start + key[start..].find(close).expect(close)].to_owned()
         };
-        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:GetAuthorizationToken","Resource":"*"}]}"#;
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ecr:GetAuthorizationToken","sts:AssumeRole"],"Resource":"*"}]}"#;
         iam(&[
             ("Action", "PutUserPolicy"),
             ("UserName", "coffer"),
@@ -74,6 +83,22 @@ impl Moto {
             ("PolicyDocument", policy),
             version,
         ]);
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*","Federated":"*"},"Action":["sts:AssumeRole","sts:AssumeRoleWithWebIdentity"]}]}"#;
+        for role in roles {
+            iam(&[
+                ("Action", "CreateRole"),
+                ("RoleName", role),
+                ("AssumeRolePolicyDocument", trust),
+                version,
+            ]);
+            iam(&[
+                ("Action", "PutRolePolicy"),
+                ("RoleName", role),
+                ("PolicyName", "ecr-login"),
+                ("PolicyDocument", policy),
+                version,
+            ]);
+        }
         Moto {
             port,
             child,
@@ -83,12 +108,12 @@ impl Moto {
         }
     }
 
-    fn endpoint(&self) -> String {
+    pub(super) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// The recorded `GetAuthorizationToken` calls' headers.
-    fn token_calls(&self) -> Vec<serde_json::Value> {
+    pub(super) fn token_calls(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.recording)
             .unwrap_or_default()
             .lines()

@@ -3,11 +3,13 @@
 //! the password the issuer minted, so only the token coffer hands out opens it.
 
 mod azure;
+mod chain;
 mod ecr;
 mod exec;
 mod fixture;
 mod google;
 mod scoping;
+mod service_account_clouds;
 mod service_accounts;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,335 @@
+//! Chain mode: a cloud registry whose token comes from the machine's or workload's own identity
+//! (instance metadata, web identity, a profile...), with nothing secret stored in coffer.
+//!
+//! - Minting needs the clouds' SDKs and an async runtime. Only the `coffer` binary links them
+//!   ([`mint_in_process`] at its start); the lean helper runs `coffer token mint` for a token
+//!   that is due, so a `get` answered from the cache never loads them.
+//! - Without a vault entry, tokens are cached in the kernel user keyring ([`super::cache`]),
+//!   each key expiring with its token: nothing on disk. An entry in an open vault caches its
+//!   token in the vault, encrypted, like every other provider.
+//! - One exchange per renewal across processes (a lock per identity), renewal at the margin,
+//!   and the still-valid token served when renewal fails: the token vault's rules.
+//! - The cache key is a digest of everything that selects the identity (the registry, its
+//!   settings, the identity variables of the environment and the user), so two roles never
+//!   share a token.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::TokenError;
+use super::cache;
+use super::provider::{Minted, Target};
+use super::settings::{RegistrySettings, TokenSettings};
+use super::state::Derived;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::paths::Paths;
+use crate::server_url::ServerUrl;
+use crate::store::{Entry, now};
+
+/// What a mint needs: the registry host and its settings, and the timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub host: String,
+    pub registry: RegistrySettings,
+    pub tokens: TokenSettings,
+}
+
+impl Request {
+    pub fn new(host: &str, target: &Target<'_>) -> Request {
+        Request {
+            host: host.to_owned(),
+            registry: target.settings.clone(),
+            tokens: target.tokens.clone(),
+        }
+    }
+}
+
+/// The SDK minter of the binary that links the SDKs.
+pub type MintFn = fn(&Request) -> std::result::Result<Minted, TokenError>;
+
+static IN_PROCESS: OnceLock<MintFn> = OnceLock::new();
+
+/// Mint in this process from now on (the `coffer` binary, which links the SDKs).
+pub fn mint_in_process(mint: MintFn) {
+    let _ = IN_PROCESS.set(mint);
+}
+
+/// Mints a token through the cloud's SDK: here when this binary links it, else in `coffer`.
+pub fn mint(request: &Request) -> std::result::Result<Minted, TokenError> {
+    match IN_PROCESS.get() {
+        Some(mint) => mint(request),
+        None => delegate(request),
+    }
+}
+
+/// Environment variables that select an identity in one of the clouds' chains. Values are
+/// hashed into the cache key (never stored); secret values are not read at all, only whether
+/// they are set, with the key id or client id beside them.
+const IDENTITY_VARIABLES: [&str; 27] = [
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_ECR",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_DISABLED",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GCE_METADATA_HOST",
+    "CLOUDSDK_CONFIG",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "IDENTITY_ENDPOINT",
+    "HOME",
+];
+
+/// The cache key of an identity for a registry: hex SHA-256 of what selects it.
+pub fn identity_key(request: &Request) -> String {
+    let mut digest = Sha256::new();
+    let mut field = |name: &str, value: &[u8]| {
+        digest.update((name.len() as u64).to_le_bytes());
+        digest.update(name.as_bytes());
+        digest.update((value.len() as u64).to_le_bytes());
+        digest.update(value);
+    };
+    field("uid", &rustix::process::getuid().as_raw().to_le_bytes());
+    field("host", request.host.as_bytes());
+    field(
+        "settings",
+        toml::to_string(&request.registry)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    for name in IDENTITY_VARIABLES {
+        if let Some(value) = std::env::var_os(name) {
+            field(name, value.as_encoded_bytes());
+        }
+    }
+    let hash = digest.finalize();
+    hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `get` for a registry with no stored entry: a chain-mode cloud registry's token, from the
+/// keyring cache or freshly minted. `None` when the registry is not in chain mode.
+pub fn answer(paths: &Paths, url: &ServerUrl) -> Result<Option<Entry>> {
+    let config = Config::load(paths)?;
+    let Some(registry) = super::settings::lookup(&config.registries, url.host()) else {
+        return Ok(None);
+    };
+    if !registry.mode.is_cloud() {
+        return Ok(None);
+    }
+    let request = Request {
+        host: url.host().to_owned(),
+        registry: registry.clone(),
+        tokens: config.tokens.clone(),
+    };
+    let token = token(paths, &request)?;
+    let now = now();
+    Ok(Some(Entry {
+        server_url: url.key(),
+        username: token.username.clone(),
+        secret: token.secret.clone(),
+        created: token.issued_at.min(now),
+        updated: token.issued_at.min(now),
+        tokens: None,
+        description: None,
+    }))
+}
+
+/// The cached token while it is fresh; else one renewal under the identity's lock.
+fn token(paths: &Paths, request: &Request) -> Result<Derived> {
+    let key = identity_key(request);
+    let provider = request.registry.mode.name();
+    let margin = request.tokens.min_margin;
+    let fresh = |token: &Derived| token.provider == provider && !token.due(now(), margin);
+    // Keyrings forbidden (a seccomp filter): no cache, every get mints.
+    let cached = cache::lookup(&key).ok().flatten();
+    if let Some(token) = cached.filter(fresh) {
+        return Ok(token);
+    }
+    files::ensure_private_dir(paths.home())?;
+    let wait = request.tokens.timeout * 2 + Duration::from_secs(4);
+    let lock_path = paths.home().join(format!("identity-{key}.lock"));
+    let _held = match files::lock(&lock_path, wait) {
+        Ok(held) => held,
+        Err(Error::LockTimeout(seconds)) => {
+            let cached = cache::lookup(&key).ok().flatten();
+            return serve(cached, request, TokenError::Busy { seconds });
+        }
+        Err(error) => return Err(error),
+    };
+    // Another process may have renewed it while we waited for the lock.
+    let cached = cache::lookup(&key).ok().flatten();
+    if let Some(token) = cached.as_ref().filter(|t| fresh(t)) {
+        return Ok(token.clone());
+    }
+    if let Some(message) = cache::failure(&key) {
+        return serve(cached, request, TokenError::Earlier(message));
+    }
+    match mint(request) {
+        Ok(minted) => {
+            let token = Derived::new(provider, minted);
+            // Without a keyring the token still answers this get; nothing else keeps it.
+            let _ = cache::store(&key, &token);
+            Ok(token)
+        }
+        Err(error) => {
+            let _ = cache::store_failure(&key, &error.to_string(), request.tokens.retry_after);
+            serve(cached, request, error)
+        }
+    }
+}
+
+/// After a failed renewal: the cached token while it is valid, with a warning; else the error.
+fn serve(cached: Option<Derived>, request: &Request, error: TokenError) -> Result<Derived> {
+    let now = now();
+    match cached {
+        Some(token) if token.valid(now) => {
+            eprintln!(
+                "coffer: warning: cannot renew the token for {}: {error}; using the cached one",
+                request.host
+            );
+            Ok(token)
+        }
+        _ => Err(Error::Token(error)),
+    }
+}
+
+/// What `coffer token mint` prints for the helper: the token, on a pipe only.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    username: String,
+    #[serde(serialize_with = "crate::store::expose")]
+    secret: SecretString,
+    issued_at: u64,
+    expires_at: Option<u64>,
+}
+
+/// The `coffer token mint` side: reads a [`Request`] on stdin, writes the token on stdout.
+pub fn serve_mint(input: impl Read, mut output: impl Write) -> std::result::Result<(), String> {
+    let mut text = String::new();
+    input
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the mint request: {e}"))?;
+    let request: Request =
+        toml::from_str(&text).map_err(|e| format!("unusable mint request: {}", e.message()))?;
+    // Never delegate again from here: a coffer without the SDKs would run itself forever.
+    let minted = match IN_PROCESS.get() {
+        Some(mint) => mint(&request).map_err(|e| e.to_string())?,
+        None => return Err("this coffer was built without the `cloud` feature, so it cannot mint cloud tokens from the machine's identity".to_owned()),
+    };
+    let wire = Wire {
+        username: minted.username,
+        secret: minted.secret,
+        issued_at: minted.issued_at,
+        expires_at: minted.expires_at,
+    };
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(&wire).map_err(|e| e.to_string())?);
+    output
+        .write_all(&json)
+        .and_then(|()| output.flush())
+        .map_err(|e| format!("cannot hand the token over: {e}"))
+}
+
+/// The `coffer` binary beside this one, else the one on PATH.
+fn coffer_program() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("coffer")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| "coffer".into())
+}
+
+/// Runs `coffer token mint` with the request on stdin and reads the token from its stdout,
+/// within the exchange's timeout and a little more for the process itself.
+fn delegate(request: &Request) -> std::result::Result<Minted, TokenError> {
+    let program = coffer_program();
+    let failed = |why: String| TokenError::Command {
+        program: format!("{} token mint", program.display()),
+        why,
+    };
+    let text = toml::to_string(request).map_err(|e| failed(e.to_string()))?;
+    let mut child = Command::new(&program)
+        .args(["token", "mint"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            failed(format!(
+                "cannot start: {e}; install coffer beside the helper"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(failed("has no pipes".into()));
+    };
+    let reader = std::thread::spawn(move || {
+        let mut out = zeroize::Zeroizing::new(Vec::new());
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let errors = std::thread::spawn(move || {
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        err
+    });
+    let deadline = Instant::now() + request.tokens.timeout + Duration::from_secs(3);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(TokenError::TimedOut {
+                    url: format!("{} token mint", program.display()),
+                    seconds: (request.tokens.timeout + Duration::from_secs(3)).as_secs_f64(),
+                });
+            }
+            Err(e) => return Err(failed(e.to_string())),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    let err = errors.join().unwrap_or_default();
+    if !status.success() {
+        let line = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+        let line = line.trim().strip_prefix("coffer: ").unwrap_or(line.trim());
+        return Err(TokenError::Identity(if line.is_empty() {
+            format!("`coffer token mint` failed ({status})")
+        } else {
+            line.to_owned()
+        }));
+    }
+    let wire: Wire = serde_json::from_slice(&out).map_err(|_| failed("printed no token".into()))?;
+    Ok(Minted {
+        username: wire.username,
+        secret: wire.secret,
+        issued_at: wire.issued_at,
+        expires_at: wire.expires_at,
+    })
+}

@@ -1,0 +1,213 @@
+//! ACR through `azure_identity`: an AAD token for ACR from the workload's or machine's identity,
+//! then the registry's `/oauth2/exchange` (shared with the stored-key path). The sources, in
+//! the order of the SDK's own default chain (without developer tools):
+//!
+//! - a client secret in the environment (`AZURE_CLIENT_SECRET`, `AZURE_CLIENT_ID`,
+//!   `AZURE_TENANT_ID`);
+//! - workload identity (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`);
+//! - managed identity: App Service and Functions (`IDENTITY_ENDPOINT`), else the VM's instance
+//!   metadata; system-assigned, or user-assigned by the registry's `client_id`.
+//!
+//! A registry's `authority` (or `AZURE_AUTHORITY_HOST`) picks a sovereign cloud.
+
+use std::sync::Arc;
+
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::ClientOptions;
+use azure_identity::{
+    ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions,
+    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::Budget;
+use crate::token::TokenError;
+use crate::token::azure::{self as stored, Settings};
+use crate::token::chain::Request;
+use crate::token::http::Http;
+use crate::token::provider::Minted;
+use crate::token::settings::{RegistrySettings, TokenSettings};
+
+const SCOPE: &str = "https://containerregistry.azure.net/.default";
+const FIX: &str = "give this machine or pod a managed or workload identity, set AZURE_CLIENT_ID with AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE, or store a service principal with `coffer login REGISTRY --mode azure`";
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn client_options(settings: &Settings) -> ClientOptions {
+    let mut options = ClientOptions::default();
+    if let Some(authority) = &settings.authority {
+        let mut custom = CustomConfiguration::default();
+        custom.authority_host.clone_from(authority);
+        options.cloud = Some(Arc::new(CloudConfiguration::from(custom)));
+    }
+    options
+}
+
+/// The credential the chain picks here, and its name for people.
+fn credential(settings: &Settings) -> Result<(String, Arc<dyn TokenCredential>), TokenError> {
+    let unusable = |what: &str, e: azure_core::Error| {
+        TokenError::Identity(format!("Azure {what} is unusable: {}", one_line(&e)))
+    };
+    let client_id = settings
+        .client_id
+        .clone()
+        .or_else(|| env("AZURE_CLIENT_ID"));
+    let tenant = settings.tenant.clone().or_else(|| env("AZURE_TENANT_ID"));
+    if let (Some(secret), Some(id), Some(tenant)) =
+        (env("AZURE_CLIENT_SECRET"), &client_id, &tenant)
+    {
+        let options = ClientSecretCredentialOptions {
+            client_options: client_options(settings),
+        };
+        let credential =
+            ClientSecretCredential::new(tenant, id.clone(), Secret::new(secret), Some(options))
+                .map_err(|e| unusable("client secret", e))?;
+        return Ok((format!("client secret of {id} (environment)"), credential));
+    }
+    if let Some(file) = env("AZURE_FEDERATED_TOKEN_FILE") {
+        let options = WorkloadIdentityCredentialOptions {
+            credential_options: ClientAssertionCredentialOptions {
+                client_options: client_options(settings),
+            },
+            client_id: client_id.clone(),
+            tenant_id: tenant.clone(),
+            token_file_path: Some(file.clone().into()),
+            ..WorkloadIdentityCredentialOptions::default()
+        };
+        let credential = WorkloadIdentityCredential::new(Some(options))
+            .map_err(|e| unusable("workload identity", e))?;
+        return Ok((format!("workload identity (token file {file})"), credential));
+    }
+    let options = ManagedIdentityCredentialOptions {
+        user_assigned_id: settings.client_id.clone().map(UserAssignedId::ClientId),
+        ..ManagedIdentityCredentialOptions::default()
+    };
+    let credential = ManagedIdentityCredential::new(Some(options))
+        .map_err(|e| unusable("managed identity", e))?;
+    let which = match &settings.client_id {
+        Some(id) => format!("user-assigned managed identity {id}"),
+        None => "system-assigned managed identity".to_owned(),
+    };
+    let place = match env("IDENTITY_ENDPOINT") {
+        Some(endpoint) => format!("at {endpoint}"),
+        None => "from instance metadata".to_owned(),
+    };
+    Ok((format!("{which} {place}"), credential))
+}
+
+fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    // The SDK appends a troubleshooting link on its own line.
+    text.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+/// An AAD access token for ACR from `credential`, within `within`.
+async fn aad_token(
+    described: &str,
+    credential: &dyn TokenCredential,
+    within: std::time::Duration,
+) -> Result<Zeroizing<String>, TokenError> {
+    match tokio::time::timeout(within, credential.get_token(&[SCOPE], None)).await {
+        Ok(Ok(token)) => Ok(Zeroizing::new(token.token.secret().to_owned())),
+        Ok(Err(error)) => Err(TokenError::NoIdentity {
+            cloud: "Azure",
+            tried: format!("{described}: {}", one_line(&error)),
+            fix: FIX.to_owned(),
+        }),
+        Err(_) => Err(TokenError::NoIdentity {
+            cloud: "Azure",
+            tried: format!(
+                "{described} (no answer within {:.1} s)",
+                within.as_secs_f64()
+            ),
+            fix: FIX.to_owned(),
+        }),
+    }
+}
+
+/// A registry's ACR refresh token through the identity chain. Not async: the exchange at the
+/// registry runs on the blocking client after the runtime is gone.
+pub fn mint(request: &Request) -> Result<Minted, TokenError> {
+    stored::check_host(&request.host)?;
+    let settings = Settings::of(&request.registry)?;
+    let (described, credential) = credential(&settings)?;
+    // Only instance metadata is probed within the identity budget; the others are exchanges.
+    let within = if described.ends_with("from instance metadata") {
+        Budget::start().total
+    } else {
+        request.tokens.timeout
+    };
+    let aad = super::block_on(aad_token(&described, &*credential, within))?;
+    let http = Http::new(&request.tokens, &request.registry)?;
+    stored::exchange(&http, &request.host, &settings, &aad)
+}
+
+/// Which identity the chain finds here, for `coffer doctor`.
+pub fn describe(request: &Request) -> Result<String, TokenError> {
+    let settings = Settings::of(&request.registry)?;
+    let (described, credential) = credential(&settings)?;
+    super::block_on(aad_token(&described, &*credential, Budget::start().total))?;
+    Ok(format!("Azure {described}"))
+}
+
+/// An assertion held by value.
+#[derive(Debug)]
+struct Held(SecretString);
+
+#[async_trait::async_trait]
+impl ClientAssertion for Held {
+    async fn secret(
+        &self,
+        _: Option<azure_core::http::ClientMethodOptions<'_>>,
+    ) -> azure_core::Result<String> {
+        Ok(self.0.expose_secret().to_owned())
+    }
+}
+
+/// A federated client assertion held by value (a Kubernetes service-account token) for
+/// `client_id` in `tenant`: AAD's token for ACR, then the registry's refresh token.
+pub fn acr_token_for_client_assertion(
+    host: &str,
+    registry: &RegistrySettings,
+    tokens: &TokenSettings,
+    tenant: &str,
+    client_id: &str,
+    assertion: &SecretString,
+) -> Result<Minted, TokenError> {
+    stored::check_host(host)?;
+    let settings = Settings::of(registry)?;
+    let options = ClientAssertionCredentialOptions {
+        client_options: client_options(&settings),
+    };
+    let credential = ClientAssertionCredential::new(
+        tenant.to_owned(),
+        client_id.to_owned(),
+        Held(assertion.clone()),
+        Some(options),
+    )
+    .map_err(|e| {
+        TokenError::Identity(format!(
+            "Azure client assertion is unusable: {}",
+            one_line(&e)
+        ))
+    })?;
+    let described = format!("federated credential of {client_id}");
+    let aad = super::block_on(aad_token(&described, &*credential, tokens.timeout))?;
+    let http = Http::new(tokens, registry)?;
+    stored::exchange(&http, host, &settings, &aad)
+}

@@ -1,0 +1,425 @@
+//! Chain mode: cloud registries through the machine's or workload's own identity, with the real
+//! SDKs against loopback endpoints (moto's server checking signatures, and fixtures for the
+//! metadata services), nothing stored in coffer, and tokens cached only in the kernel keyring.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::ecr::{MOTO_PASSWORD, Moto};
+use super::fixture::Fixture;
+use super::push_and_inspect_through_coffer;
+use crate::harness::{Env, Registry, Run, bin, free_port, release};
+
+/// The registry's section in config.toml: ECR's API at moto, with `extra` settings.
+fn ecr_config(env: &Env, host: &str, moto: &Moto, extra: &str) {
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        format!(
+            "[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n{extra}",
+            moto.endpoint()
+        ),
+    )
+    .expect("config");
+}
+
+/// The helper with extra environment variables (an identity the test gives this process only).
+fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> Run {
+    let mut cmd = env.command(bin("docker-credential-coffer"));
+    cmd.arg(action);
+    for (name, value) in vars {
+        cmd.env(name, value);
+    }
+    // Never the real instance metadata address: a closed loopback port unless the test says.
+    if !vars
+        .iter()
+        .any(|(n, _)| *n == "AWS_EC2_METADATA_SERVICE_ENDPOINT")
+    {
+        cmd.env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            format!("http://127.0.0.1:{}", free_port()),
+        );
+    }
+    Run::of(&mut cmd, input)
+}
+
+fn answer(run: &Run) -> (String, String) {
+    run.success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("JSON");
+    (
+        json["Username"].as_str().expect("Username").to_owned(),
+        json["Secret"].as_str().expect("Secret").to_owned(),
+    )
+}
+
+/// The access key ids that signed moto's `GetAuthorizationToken` calls, in order.
+fn signers(moto: &Moto) -> Vec<String> {
+    moto.token_calls()
+        .iter()
+        .map(|headers| {
+            let authorization = headers["Authorization"].as_str().expect("Authorization");
+            authorization
+                .strip_prefix("AWS4-HMAC-SHA256 Credential=")
+                .and_then(|rest| rest.split('/').next())
+                .expect("SigV4 credential")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn shared_profile(env: &Env, moto: &Moto) {
+    let aws = env.home().join(".aws");
+    std::fs::create_dir_all(&aws).expect("mkdir");
+    env.write_private(
+        &aws.join("credentials"),
+        &format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            moto.key_id, moto.secret
+        ),
+    );
+}
+
+/// Files under `dir` changed since `since` whose bytes hold `needle`.
+fn files_since_containing(dir: &std::path::Path, since: SystemTime, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let fresh = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= since);
+                let small = entry.metadata().is_ok_and(|m| m.len() < 64 * 1024 * 1024);
+                if fresh && small {
+                    let bytes = std::fs::read(&path).unwrap_or_default();
+                    if bytes.windows(needle.len()).any(|w| w == needle) {
+                        found.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_node_with_only_an_aws_profile_pulls_with_docker_and_skopeo_and_writes_no_token() {
+    let started = SystemTime::now();
+    let env = Env::new();
+    // No vault, no passphrase: nothing of coffer's is stored anywhere.
+    let _ = std::fs::remove_file(env.passphrase_file());
+    let moto = Moto::start(&env);
+    shared_profile(&env, &moto);
+    let registry = Registry::htpasswd("AWS", MOTO_PASSWORD);
+    let host = registry.host();
+    ecr_config(&env, &host, &moto, "");
+    let run = env.coffer(&["login", &host, "--mode", "ecr"]);
+    assert!(
+        run.success().stdout().contains("nothing stored"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(
+        answer(&env.helper("get", &host)),
+        ("AWS".into(), MOTO_PASSWORD.into())
+    );
+    push_and_inspect_through_coffer(&env, &registry);
+    // Every get after the first, in every process, came from the keyring cache.
+    assert_eq!(signers(&moto), vec![moto.key_id.clone()]);
+    assert!(!env.vault().exists(), "chain mode made no vault");
+    let home = files_since_containing(&env.home(), started, MOTO_PASSWORD.as_bytes());
+    let tmp = files_since_containing(
+        std::path::Path::new("/tmp"),
+        started,
+        MOTO_PASSWORD.as_bytes(),
+    );
+    assert!(
+        home.is_empty() && tmp.is_empty(),
+        "token written to {home:?} {tmp:?}"
+    );
+}
+
+#[test]
+fn web_identity_and_two_roles_never_share_a_token() {
+    let env = Env::new();
+    let moto = Moto::with_roles(&env, &["puller-a", "puller-b"]);
+    let host = "127.0.0.1:5998";
+    ecr_config(&env, host, &moto, "");
+    let token_file = super::private_file(&env, "web-identity", "eyJhbGciOiJub25lIn0.e30.");
+    let sts = moto.endpoint();
+    let as_role = |role: &str| {
+        let arn = format!("arn:aws:iam::123456789012:role/{role}");
+        helper_with(
+            &env,
+            &[
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.as_str()),
+                ("AWS_ROLE_ARN", arn.as_str()),
+                ("AWS_ENDPOINT_URL_STS", sts.as_str()),
+                ("AWS_REGION", "us-east-1"),
+            ],
+            "get",
+            host,
+        )
+    };
+    assert_eq!(answer(&as_role("puller-a")).1, MOTO_PASSWORD);
+    assert_eq!(answer(&as_role("puller-b")).1, MOTO_PASSWORD);
+    assert_eq!(answer(&as_role("puller-a")).1, MOTO_PASSWORD);
+    let signers = signers(&moto);
+    assert_eq!(
+        signers.len(),
+        2,
+        "one exchange per role, then the cache: {signers:?}"
+    );
+    assert_ne!(
+        signers[0], signers[1],
+        "each role's own session signed its token"
+    );
+    assert!(signers.iter().all(|s| *s != moto.key_id));
+}
+
+#[test]
+fn role_arn_assumes_a_role_on_top_of_a_profile() {
+    let env = Env::new();
+    let moto = Moto::with_roles(&env, &["ci"]);
+    shared_profile(&env, &moto);
+    let host = "127.0.0.1:5997";
+    ecr_config(
+        &env,
+        host,
+        &moto,
+        "role_arn = \"arn:aws:iam::123456789012:role/ci\"\n",
+    );
+    let sts = moto.endpoint();
+    let run = helper_with(&env, &[("AWS_ENDPOINT_URL_STS", sts.as_str())], "get", host);
+    assert_eq!(answer(&run), ("AWS".into(), MOTO_PASSWORD.into()));
+    let signers = signers(&moto);
+    assert_eq!(signers.len(), 1);
+    assert_ne!(
+        signers[0], moto.key_id,
+        "the assumed role signed, not the user"
+    );
+}
+
+/// IMDSv2 as EC2 serves it: a PUT for a session token, then the role's credentials only with it.
+fn imds(key_id: String, secret: String) -> Fixture {
+    Fixture::start(move |request| {
+        let token = request.header("x-aws-ec2-metadata-token");
+        match (request.method.as_str(), request.path.as_str()) {
+            ("PUT", "/latest/api/token") => {
+                if request.header("x-aws-ec2-metadata-token-ttl-seconds").is_none() {
+                    return Err("token PUT without a TTL".into());
+                }
+                Ok((200, "imds-session".into()))
+            }
+            (_, _) if token != Some("imds-session") => Err(format!(
+                "{} {} without the IMDSv2 session token",
+                request.method, request.path
+            )),
+            ("GET", "/latest/meta-data/iam/security-credentials/")
+            | ("GET", "/latest/meta-data/iam/security-credentials") => Ok((200, "ci-runner".into())),
+            ("GET", "/latest/meta-data/iam/security-credentials/ci-runner") => Ok((
+                200,
+                format!(
+                    r#"{{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"{key_id}","SecretAccessKey":"{secret}","Token":"imds-session-token","Expiration":"2099-01-01T00:00:00Z","LastUpdated":"2024-01-01T00:00:00Z"}}"#
+                ),
+            )),
+            ("GET", "/latest/meta-data/iam/info") => Ok((
+                200,
+                r#"{"Code":"Success","InstanceProfileArn":"arn:aws:iam::123456789012:instance-profile/ci-runner"}"#.into(),
+            )),
+            (method, path) => Err(format!("unexpected {method} {path}")),
+        }
+    })
+}
+
+#[test]
+fn instance_metadata_v2_container_credentials_and_credential_process() {
+    let env = Env::new();
+    let moto = Moto::start(&env);
+    let host = "127.0.0.1:5996";
+    ecr_config(&env, host, &moto, "");
+    let metadata = imds(moto.key_id.clone(), moto.secret.clone());
+    let run = helper_with(
+        &env,
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url().as_str())],
+        "get",
+        host,
+    );
+    assert_eq!(answer(&run).1, MOTO_PASSWORD);
+    metadata.assert_clean();
+    assert!(
+        metadata.count("/latest/api/token") >= 1,
+        "IMDSv2's PUT came first"
+    );
+    assert_eq!(signers(&moto), vec![moto.key_id.clone()]);
+
+    // ECS and EKS Pod Identity: a full URI on loopback with an authorization token.
+    let (key_id, secret) = (moto.key_id.clone(), moto.secret.clone());
+    let container = Fixture::start(move |request| {
+        if request.path != "/credentials" {
+            return Err(format!("unexpected path {}", request.path));
+        }
+        if request.header("authorization") != Some("pod-identity-token") {
+            return Err("no authorization token".into());
+        }
+        Ok((
+            200,
+            format!(
+                r#"{{"AccessKeyId":"{key_id}","SecretAccessKey":"{secret}","Token":"container-session","Expiration":"2099-01-01T00:00:00Z"}}"#
+            ),
+        ))
+    });
+    let uri = format!("{}/credentials", container.url());
+    let host = "127.0.0.1:5995";
+    ecr_config(&env, host, &moto, "");
+    let run = helper_with(
+        &env,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-identity-token"),
+        ],
+        "get",
+        host,
+    );
+    assert_eq!(answer(&run).1, MOTO_PASSWORD);
+    container.assert_clean();
+    assert_eq!(container.count("/credentials"), 1);
+
+    // credential_process in a named profile, chosen per registry.
+    let script = env.root().join("aws-creds.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s' '{{\"Version\":1,\"AccessKeyId\":\"{}\",\"SecretAccessKey\":\"{}\"}}'\n",
+            moto.key_id, moto.secret
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    let aws = env.home().join(".aws");
+    std::fs::create_dir_all(&aws).expect("mkdir");
+    env.write_private(
+        &aws.join("config"),
+        &format!(
+            "[profile builder]\ncredential_process = {}\n",
+            script.display()
+        ),
+    );
+    let host = "127.0.0.1:5994";
+    ecr_config(&env, host, &moto, "profile = \"builder\"\n");
+    assert_eq!(
+        answer(&helper_with(&env, &[], "get", host)).1,
+        MOTO_PASSWORD
+    );
+    assert_eq!(signers(&moto).len(), 3);
+}
+
+/// `get` fails within 2 s, naming what it tried and the setting that fixes it.
+fn assert_fails_fast(env: &Env, metadata: &str, what: &str) {
+    let host = "127.0.0.1:5993";
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        format!("[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"us-east-1\"\n"),
+    )
+    .expect("config");
+    let started = Instant::now();
+    let run = helper_with(
+        env,
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata)],
+        "get",
+        host,
+    );
+    let took = started.elapsed();
+    run.failure();
+    let said = format!("{}{}", run.stdout(), run.stderr());
+    assert!(
+        took < Duration::from_secs(2),
+        "{what}: took {took:?}: {said}"
+    );
+    for named in [
+        "environment variables",
+        "shared profile",
+        "web identity",
+        "container credentials",
+        "EC2 instance metadata",
+        "role_arn",
+    ] {
+        assert!(
+            said.contains(named),
+            "{what}: `{named}` missing from: {said}"
+        );
+    }
+    assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    eprintln!("{what}: failed in {took:?}: {said}");
+}
+
+#[test]
+fn no_identity_and_a_blackholed_metadata_port_fail_within_two_seconds() {
+    let env = Env::new();
+    assert_fails_fast(
+        &env,
+        &format!("http://127.0.0.1:{}", free_port()),
+        "no metadata service",
+    );
+    // Accepts connections (the kernel completes them) and never answers.
+    let blackhole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = blackhole.local_addr().expect("addr").port();
+    assert_fails_fast(
+        &Env::new(),
+        &format!("http://127.0.0.1:{port}"),
+        "blackholed metadata port",
+    );
+    drop(blackhole);
+}
+
+#[test]
+fn two_hundred_concurrent_gets_make_one_exchange() {
+    let env = Env::new();
+    let moto = Moto::start(&env);
+    shared_profile(&env, &moto);
+    let host = "127.0.0.1:5992";
+    ecr_config(&env, host, &moto, "");
+    let held: Vec<_> = (0..200).map(|_| env.hold_helper("get", host)).collect();
+    let (runs, alive) = release(held);
+    assert!(alive > 150, "only {alive} were waiting at once");
+    for run in &runs {
+        assert_eq!(answer(run).1, MOTO_PASSWORD);
+    }
+    assert_eq!(signers(&moto).len(), 1, "one exchange for 200 gets");
+}
+
+#[test]
+fn doctor_says_which_identity_would_be_used() {
+    let env = Env::new();
+    let moto = Moto::start(&env);
+    shared_profile(&env, &moto);
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        format!(
+            "[registries.\"*.dkr.ecr.*.amazonaws.com\"]\nmode = \"ecr\"\nendpoint = \"{}\"\n",
+            moto.endpoint()
+        ),
+    )
+    .expect("config");
+    let mut cmd = env.command(bin("coffer"));
+    cmd.args(["token", "status"]).env(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        format!("http://127.0.0.1:{}", free_port()),
+    );
+    let run = Run::of(&mut cmd, "");
+    assert!(
+        run.success().stdout().contains("AWS shared profile"),
+        "{}",
+        run.stdout()
+    );
+}
