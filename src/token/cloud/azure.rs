@@ -78,7 +78,6 @@ fn credential(settings: &Settings) -> Result<(String, Arc<dyn TokenCredential>),
             client_id: client_id.clone(),
             tenant_id: tenant.clone(),
             token_file_path: Some(file.clone().into()),
-            ..WorkloadIdentityCredentialOptions::default()
         };
         let credential = WorkloadIdentityCredential::new(Some(options))
             .map_err(|e| unusable("workload identity", e))?;
