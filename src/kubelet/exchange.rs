@@ -11,8 +11,12 @@ use super::settings::{Exchange, PodExchange};
 use crate::token::TokenError;
 use crate::token::exec::Job;
 use crate::token::provider::Minted;
-use crate::token::settings::{Mode, TokenSettings};
+use crate::token::settings::{Mode, RegistrySettings, TokenSettings};
 use crate::token::shared::options;
+
+/// What Google STS is told the subject token is.
+#[cfg(feature = "cloud")]
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// `exchange = "google"`: the workload identity pool provider that trusts the cluster's
 /// issuer, and the STS token endpoint where it is not Google's.
@@ -97,8 +101,94 @@ pub fn exchange(
             job.mint(deadline, Some(token.expose().as_bytes()))
         }
         Exchange::Aws | Exchange::Google | Exchange::Azure => {
-            let _ = (registry, identity);
-            Err(unusable("this exchange is not built yet".into()))
+            cloud(registry, settings, identity, token, tokens)
         }
     }
+}
+
+/// The cloud exchanges, through the clouds' SDKs (see [`crate::token::cloud`]).
+#[cfg(feature = "cloud")]
+fn cloud(
+    registry: &str,
+    settings: &PodExchange,
+    identity: Option<&str>,
+    token: &ServiceAccountToken,
+    tokens: &TokenSettings,
+) -> Result<Minted, TokenError> {
+    use crate::token::cloud;
+    let (own, mut shared) = split(settings.exchange, &settings.options);
+    let unusable = |message: String| TokenError::Settings {
+        mode: settings.exchange.name(),
+        message,
+    };
+    // The policy has made sure that an exchange that needs an identity has one.
+    let named = || identity.ok_or_else(|| unusable("no identity for this service account".into()));
+    let mode = mode(settings.exchange).expect("a cloud exchange");
+    match settings.exchange {
+        Exchange::Aws => {
+            let registry_settings = RegistrySettings {
+                mode,
+                options: shared,
+                ..RegistrySettings::default()
+            };
+            cloud::aws::ecr_token_for_web_identity(
+                registry,
+                &registry_settings,
+                tokens,
+                named()?,
+                token.secret(),
+            )
+        }
+        Exchange::Google => {
+            let own: GoogleSettings = options(&own).map_err(unusable)?;
+            if let Some(account) = identity {
+                shared.insert("impersonate".into(), account.into());
+            }
+            let registry_settings = RegistrySettings {
+                mode,
+                options: shared,
+                ..RegistrySettings::default()
+            };
+            cloud::google::google_token_for_subject_token(
+                registry,
+                &registry_settings,
+                tokens,
+                &own.workload_identity_provider,
+                JWT_TOKEN_TYPE,
+                own.token_url.as_deref(),
+                token.secret(),
+            )
+        }
+        Exchange::Azure => {
+            let tenant = tenant(&shared).map_err(unusable)?.to_owned();
+            let registry_settings = RegistrySettings {
+                mode,
+                options: shared,
+                ..RegistrySettings::default()
+            };
+            cloud::azure::acr_token_for_client_assertion(
+                registry,
+                &registry_settings,
+                tokens,
+                &tenant,
+                named()?,
+                token.secret(),
+            )
+        }
+        Exchange::Exec => unreachable!("not a cloud exchange"),
+    }
+}
+
+#[cfg(not(feature = "cloud"))]
+fn cloud(
+    _: &str,
+    settings: &PodExchange,
+    _: Option<&str>,
+    _: &ServiceAccountToken,
+    _: &TokenSettings,
+) -> Result<Minted, TokenError> {
+    Err(TokenError::Settings {
+        mode: settings.exchange.name(),
+        message: "this coffer was built without the `cloud` feature".into(),
+    })
 }

@@ -145,7 +145,8 @@ pub fn answer(
     }
     let (registry, repository) = split_image(&request.image)?;
     let host = ServerUrl::parse(&registry)?.host().to_owned();
-    let exchange = config.kubelet.registries.get(&host);
+    // As in [registries]: the literal host, else the most specific pattern.
+    let exchange = crate::token::settings::lookup(&config.kubelet.registries, &host);
     let decision = match (request.service_account_token, exchange) {
         (Some(token), Some(settings)) => {
             let decision = pod(

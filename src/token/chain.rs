@@ -154,7 +154,6 @@ pub fn answer(paths: &Paths, url: &ServerUrl) -> Result<Option<Entry>> {
         updated: token.issued_at.min(now),
         description: None,
         tokens: None,
-        description: None,
     }))
 }
 

@@ -134,10 +134,10 @@ impl TryFrom<UncheckedSettings> for RegistrySettings {
 /// pattern that matches. In a pattern `*` stands for exactly one label of the host name
 /// (`*.dkr.ecr.*.amazonaws.com`), so a pattern never matches across a dot: `*.azurecr.io` is
 /// not `evil.azurecr.io.example`, nor `a.b.azurecr.io`.
-pub fn lookup<'a>(
-    registries: &'a std::collections::BTreeMap<String, RegistrySettings>,
+pub fn lookup<'a, T>(
+    registries: &'a std::collections::BTreeMap<String, T>,
     host: &str,
-) -> Option<&'a RegistrySettings> {
+) -> Option<&'a T> {
     if let Some(literal) = registries.get(host) {
         return Some(literal);
     }

@@ -132,7 +132,12 @@ pub fn ecr_token_for_web_identity(
         let budget = Budget::start();
         let sdk = Sdk::new(&api, tokens, &budget);
         let config = sdk.config(None).await;
-        let sts = aws_sdk_sts::Client::new(&config);
+        // STS at the registry's `endpoint` too, where one is set (a VPC endpoint, moto).
+        let mut sts_config = aws_sdk_sts::config::Builder::from(&config);
+        if let Some(endpoint) = &settings.endpoint {
+            sts_config = sts_config.endpoint_url(endpoint);
+        }
+        let sts = aws_sdk_sts::Client::from_conf(sts_config.build());
         let answer = sts
             .assume_role_with_web_identity()
             .role_arn(role_arn)

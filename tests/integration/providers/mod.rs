@@ -9,6 +9,7 @@ mod exec;
 mod fixture;
 mod google;
 mod scoping;
+mod service_account_clouds;
 mod service_accounts;
 
 use std::time::{SystemTime, UNIX_EPOCH};
