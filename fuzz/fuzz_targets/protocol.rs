@@ -23,9 +23,12 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     let outcome = protocol::serve(&[action.to_owned()], input, &mut out, || Ok(credentials));
     let status = outcome.status;
+    // A query may itself spell the secret (the fuzzer finds that), and naming the query back is
+    // fine: the stored secret must not appear where the input did not put it.
+    let input_has_secret = input.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
     // The line for the terminal is one line and never holds the secret.
     if let Some(notice) = &outcome.notice {
-        assert!(!notice.contains('\n') && !notice.contains(SECRET));
+        assert!(!notice.contains('\n') && (input_has_secret || !notice.contains(SECRET)));
     }
 
     let lines = out.iter().filter(|&&b| b == b'\n').count();
@@ -35,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         other => panic!("exit status {other}"),
     }
     let answered_secret = action == "get" && status == 0;
-    if !answered_secret {
+    if !answered_secret && !input_has_secret {
         assert!(!out.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
     }
 });

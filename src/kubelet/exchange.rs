@@ -11,7 +11,9 @@ use super::settings::{Exchange, PodExchange};
 use crate::token::TokenError;
 use crate::token::exec::Job;
 use crate::token::provider::Minted;
-use crate::token::settings::{Mode, RegistrySettings, TokenSettings};
+#[cfg(feature = "cloud")]
+use crate::token::settings::RegistrySettings;
+use crate::token::settings::{Mode, TokenSettings};
 use crate::token::shared::options;
 
 /// What Google STS is told the subject token is.
@@ -22,6 +24,8 @@ const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// issuer, and the STS token endpoint where it is not Google's.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+// Without the `cloud` feature the settings are still checked, never used.
+#[cfg_attr(not(feature = "cloud"), allow(dead_code))]
 struct GoogleSettings {
     workload_identity_provider: String,
     #[serde(default)]
