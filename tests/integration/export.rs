@@ -476,7 +476,7 @@ fn export_rkt_writes_host_port_and_host_path_to_two_files() {
     let dir = env.root().join("auth.d");
     let run = export(&env, &["rkt", "--out", dir.to_str().expect("utf-8")]);
     assert!(
-        run.stderr().contains("exported 2 credential(s)"),
+        run.stderr().contains("exported 2 credentials"),
         "{}",
         run.stderr()
     );
