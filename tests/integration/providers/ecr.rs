@@ -328,13 +328,17 @@ fn ecr_fixture(target: &'static str, lifetime: u64, public: bool) -> Fixture {
 fn tokens_are_renewed_by_their_stated_expiry() {
     let env = Env::new();
     quick_margins(&env);
-    let fixture = ecr_fixture(ECR_TARGET, 4, false);
+    // Tokens live 10 s: fresh for the first 5 s, which leaves a loaded machine seconds to run
+    // the two gets that must not renew.
+    let fixture = ecr_fixture(ECR_TARGET, 10, false);
     let host = "127.0.0.1:5999";
     login_ecr(&env, host, &fixture.url(), "AKIDFIXTURE", "fixture-secret").success();
+    // The first token was minted before login returned.
+    let minted = std::time::Instant::now();
     assert_eq!(get(&env, host), ("AWS".into(), "pw-1".into()));
     assert_eq!(get(&env, host), ("AWS".into(), "pw-1".into()));
-    assert_eq!(fixture.count("/"), 1, "fresh for half of its 4 s");
-    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(fixture.count("/"), 1, "fresh for half of its 10 s");
+    std::thread::sleep(Duration::from_millis(5200).saturating_sub(minted.elapsed()));
     assert_eq!(get(&env, host), ("AWS".into(), "pw-2".into()));
     assert_eq!(fixture.count("/"), 2);
     // `coffer refresh` renews ahead of time, for its timer.
