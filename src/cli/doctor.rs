@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use crate::audit::{AccessLog, Event, Outcome};
 use crate::auth_file::{self, AuthFile};
 use crate::backend::{self, Backend};
-use crate::credentials::Credentials;
 use crate::os::keychain::Keychain;
 use crate::paths::Paths;
 use crate::pending_erase::PendingErases;
@@ -341,8 +340,9 @@ fn check_identities(report: &mut Report, paths: &Paths) {
 
 /// Stored credentials their issuer refuses (revoked, deleted): each one, and whose it is.
 fn check_refused(report: &mut Report, paths: &Paths) {
-    // What the store section could not open has been reported there already.
-    let Ok(list) = Credentials::open(paths.clone()).and_then(|c| c.list()) else {
+    // What the store section could not open has been reported there already. The store is
+    // read directly: a check by doctor is not a client's access, so it leaves no log line.
+    let Ok(list) = backend::open(paths).and_then(|(store, _)| store.list()) else {
         return;
     };
     let refused: Vec<_> = list

@@ -334,7 +334,7 @@ fn tokens_are_renewed_by_their_stated_expiry() {
     let host = "127.0.0.1:5999";
     login_ecr(&env, host, &fixture.url(), "AKIDFIXTURE", "fixture-secret").success();
     // The first token was minted before login returned.
-    let minted = std::time::Instant::now();
+    let minted = Instant::now();
     assert_eq!(get(&env, host), ("AWS".into(), "pw-1".into()));
     assert_eq!(get(&env, host), ("AWS".into(), "pw-1".into()));
     assert_eq!(fixture.count("/"), 1, "fresh for half of its 10 s");
