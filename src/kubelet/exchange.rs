@@ -128,34 +128,28 @@ fn cloud(
     // The policy has made sure that an exchange that needs an identity has one.
     let named = || identity.ok_or_else(|| unusable("no identity for this service account".into()));
     let mode = mode(settings.exchange).expect("a cloud exchange");
+    // The exchange runs with the settings of the registry mode of the same cloud.
+    let as_registry = |options| RegistrySettings {
+        mode,
+        options,
+        ..RegistrySettings::default()
+    };
     match settings.exchange {
-        Exchange::Aws => {
-            let registry_settings = RegistrySettings {
-                mode,
-                options: shared,
-                ..RegistrySettings::default()
-            };
-            cloud::aws::ecr_token_for_web_identity(
-                registry,
-                &registry_settings,
-                tokens,
-                named()?,
-                token.secret(),
-            )
-        }
+        Exchange::Aws => cloud::aws::ecr_token_for_web_identity(
+            registry,
+            &as_registry(shared),
+            tokens,
+            named()?,
+            token.secret(),
+        ),
         Exchange::Google => {
             let own: GoogleSettings = options(&own).map_err(unusable)?;
             if let Some(account) = identity {
                 shared.insert("impersonate".into(), account.into());
             }
-            let registry_settings = RegistrySettings {
-                mode,
-                options: shared,
-                ..RegistrySettings::default()
-            };
             cloud::google::google_token_for_subject_token(
                 registry,
-                &registry_settings,
+                &as_registry(shared),
                 tokens,
                 &own.workload_identity_provider,
                 JWT_TOKEN_TYPE,
@@ -165,14 +159,9 @@ fn cloud(
         }
         Exchange::Azure => {
             let tenant = tenant(&shared).map_err(unusable)?.to_owned();
-            let registry_settings = RegistrySettings {
-                mode,
-                options: shared,
-                ..RegistrySettings::default()
-            };
             cloud::azure::acr_token_for_client_assertion(
                 registry,
-                &registry_settings,
+                &as_registry(shared),
                 tokens,
                 &tenant,
                 named()?,
