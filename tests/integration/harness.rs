@@ -53,6 +53,8 @@ pub fn bin(name: &str) -> PathBuf {
 /// A throw-away HOME holding the vault, docker's config and the passphrase file.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// Variables every command of this home gets (an identity the test gives the whole machine).
+    vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -73,9 +75,19 @@ impl Env {
         for sub in ["home", "coffer", "docker"] {
             fs::create_dir(dir.path().join(sub)).expect("mkdir");
         }
-        let env = Env { dir };
+        let env = Env {
+            dir,
+            vars: Vec::new(),
+        };
         env.write_private(&env.passphrase_file(), &format!("{PASSPHRASE}\n"));
         env
+    }
+
+    /// The same home, with `name=value` in the environment of every command run in it: the
+    /// helper docker and skopeo start included.
+    pub fn with_var(mut self, name: &str, value: &str) -> Env {
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -124,6 +136,7 @@ impl Env {
             .env("DOCKER_CONFIG", self.docker_config())
             .env("XDG_RUNTIME_DIR", self.root())
             .env("LANG", "C.UTF-8")
+            .envs(self.vars.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null());
         // Removing the passphrase file is how a test takes the passphrase away.
         if self.passphrase_file().exists() {

@@ -33,25 +33,52 @@ const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 pub const ASSUMED_LIFETIME: u64 = 5 * 60;
 const FIX: &str = "run on GCE or GKE with a service account, set GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, or store a key with `coffer login REGISTRY --mode google`";
 
-/// Where Application Default Credentials would come from here, in their order.
-fn sources() -> (Option<String>, String) {
+/// Where Application Default Credentials come from here: the first source set up, in ADC's
+/// order, and the ones before it that were not.
+struct Sources {
+    /// The source ADC uses, as people name it.
+    used: String,
+    /// The sources passed over, each with why.
+    passed_over: Vec<String>,
+    /// The metadata server, which is probed within the identity budget; the files lead to a
+    /// token exchange, which has the exchange's timeout.
+    metadata: bool,
+}
+
+fn sources() -> Sources {
     let from_env = std::env::var("GOOGLE_APPLICATION_CREDENTIALS")
         .ok()
         .filter(|v| !v.is_empty());
+    if let Some(path) = from_env {
+        return Sources {
+            used: format!("GOOGLE_APPLICATION_CREDENTIALS ({path})"),
+            passed_over: Vec::new(),
+            metadata: false,
+        };
+    }
+    let mut passed_over = vec!["GOOGLE_APPLICATION_CREDENTIALS (not set)".to_owned()];
     let adc_file = std::env::var_os("CLOUDSDK_CONFIG")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))
         .map(|dir| dir.join("application_default_credentials.json"));
-    let described = match (&from_env, &adc_file) {
-        (Some(path), _) => format!("GOOGLE_APPLICATION_CREDENTIALS ({path})"),
-        (None, Some(file)) if file.is_file() => format!("gcloud's ADC file {}", file.display()),
-        _ => {
-            let host = std::env::var("GCE_METADATA_HOST")
-                .unwrap_or_else(|_| "metadata.google.internal".to_owned());
-            format!("the metadata server at {host}")
+    match adc_file {
+        Some(file) if file.is_file() => {
+            return Sources {
+                used: format!("gcloud's ADC file {}", file.display()),
+                passed_over,
+                metadata: false,
+            };
         }
-    };
-    (from_env, described)
+        Some(file) => passed_over.push(format!("gcloud's ADC file (none at {})", file.display())),
+        None => passed_over.push("gcloud's ADC file (no HOME)".to_owned()),
+    }
+    let host = std::env::var("GCE_METADATA_HOST")
+        .unwrap_or_else(|_| "metadata.google.internal".to_owned());
+    Sources {
+        used: format!("the metadata server at {host}"),
+        passed_over,
+        metadata: true,
+    }
 }
 
 fn credentials(settings: &Settings) -> Result<AccessTokenCredentials, TokenError> {
@@ -119,12 +146,20 @@ impl Source {
     }
 }
 
+/// A token from `credentials` within `within`; an error names the sources `passed_over` and
+/// then the one `described`, with what went wrong there.
 async fn token(
     credentials: &Source,
     within: std::time::Duration,
     described: &str,
+    passed_over: &[String],
     what: &str,
 ) -> Result<Minted, TokenError> {
+    let tried = |outcome: String| {
+        let mut all = passed_over.to_vec();
+        all.push(format!("{described}{outcome}"));
+        all.join(", ")
+    };
     let issued_at = crate::store::now();
     match tokio::time::timeout(within, credentials.fetch()).await {
         Ok(Ok(token)) if !token.is_empty() => Ok(Minted {
@@ -138,15 +173,12 @@ async fn token(
         ))),
         Ok(Err(error)) => Err(TokenError::NoIdentity {
             cloud: "Google",
-            tried: format!("{described}: {}", cause_of(&error)),
+            tried: tried(format!(": {}", cause_of(&error))),
             fix: FIX.to_owned(),
         }),
         Err(_) => Err(TokenError::NoIdentity {
             cloud: "Google",
-            tried: format!(
-                "{described} (no answer within {:.1} s)",
-                within.as_secs_f64()
-            ),
+            tried: tried(format!(" (no answer within {:.1} s)", within.as_secs_f64())),
             fix: FIX.to_owned(),
         }),
     }
@@ -156,22 +188,27 @@ async fn token(
 pub async fn mint(request: &Request) -> Result<Minted, TokenError> {
     stored::check_host(&request.host)?;
     let settings = Settings::of(&request.registry)?;
-    let (from_file, described) = sources();
-    // Files lead to a token exchange over the network: the exchange's timeout. Only the
-    // metadata server is probed, within the identity budget.
-    let within = if from_file.is_none() && described.starts_with("the metadata") {
+    let sources = sources();
+    let within = if sources.metadata {
         Budget::start().total
     } else {
         request.tokens.timeout
     };
     let credentials = Source::Access(credentials(&settings)?);
-    token(&credentials, within, &described, "Google").await
+    token(
+        &credentials,
+        within,
+        &sources.used,
+        &sources.passed_over,
+        "Google",
+    )
+    .await
 }
 
 /// Which identity Application Default Credentials find here, for `coffer doctor`.
 pub async fn describe(request: &Request) -> Result<String, TokenError> {
     mint(request).await?;
-    let (_, described) = sources();
+    let described = sources().used;
     let impersonating = Settings::of(&request.registry)?
         .impersonate
         .map(|a| format!(", impersonating {a}"))
@@ -244,6 +281,7 @@ pub fn google_token_for_subject_token(
             &Source::Headers(credentials),
             tokens.timeout,
             &format!("Google STS for {audience}"),
+            &[],
             "workload identity federation",
         )
         .await

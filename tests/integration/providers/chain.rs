@@ -23,7 +23,7 @@ fn ecr_config(env: &Env, host: &str, moto: &Moto, extra: &str) {
 }
 
 /// The helper with extra environment variables (an identity the test gives this process only).
-fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> Run {
+pub(super) fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> Run {
     let mut cmd = env.command(bin("docker-credential-coffer"));
     cmd.arg(action);
     for (name, value) in vars {
@@ -42,7 +42,8 @@ fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> R
     Run::of(&mut cmd, input)
 }
 
-fn answer(run: &Run) -> (String, String) {
+/// The helper's answer to `get`: (Username, Secret).
+pub(super) fn answer(run: &Run) -> (String, String) {
     run.success();
     let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("JSON");
     (
@@ -332,21 +333,23 @@ fn instance_metadata_v2_container_credentials_and_credential_process() {
     assert_eq!(signers(&moto).len(), 3);
 }
 
-/// `get` fails within 2 s, naming what it tried and the setting that fixes it.
-fn assert_fails_fast(env: &Env, metadata: &str, what: &str) {
+/// `get` for a chain-mode registry (`settings`: its section's lines) with no identity here, the
+/// environment given `vars`, fails within 2 s, in one line naming each source in `tried`.
+pub(super) fn assert_fails_fast(
+    env: &Env,
+    settings: &str,
+    vars: &[(&str, &str)],
+    tried: &[&str],
+    what: &str,
+) {
     let host = "127.0.0.1:5993";
     std::fs::write(
         env.coffer_home().join("config.toml"),
-        format!("[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"us-east-1\"\n"),
+        format!("[registries.\"{host}\"]\n{settings}"),
     )
     .expect("config");
     let started = Instant::now();
-    let run = helper_with(
-        env,
-        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata)],
-        "get",
-        host,
-    );
+    let run = helper_with(env, vars, "get", host);
     let took = started.elapsed();
     run.failure();
     let said = format!("{}{}", run.stdout(), run.stderr());
@@ -354,14 +357,7 @@ fn assert_fails_fast(env: &Env, metadata: &str, what: &str) {
         took < Duration::from_secs(2),
         "{what}: took {took:?}: {said}"
     );
-    for named in [
-        "environment variables",
-        "shared profile",
-        "web identity",
-        "container credentials",
-        "EC2 instance metadata",
-        "role_arn",
-    ] {
+    for named in tried {
         assert!(
             said.contains(named),
             "{what}: `{named}` missing from: {said}"
@@ -371,12 +367,25 @@ fn assert_fails_fast(env: &Env, metadata: &str, what: &str) {
     eprintln!("{what}: failed in {took:?}: {said}");
 }
 
+/// What the AWS chain tries, in its order, and the setting that fixes it.
+const AWS_SOURCES: [&str; 6] = [
+    "environment variables",
+    "shared profile",
+    "web identity",
+    "container credentials",
+    "EC2 instance metadata",
+    "role_arn",
+];
+
 #[test]
 fn no_identity_and_a_blackholed_metadata_port_fail_within_two_seconds() {
-    let env = Env::new();
+    let ecr = "mode = \"ecr\"\nregion = \"us-east-1\"\n";
+    let closed = format!("http://127.0.0.1:{}", free_port());
     assert_fails_fast(
-        &env,
-        &format!("http://127.0.0.1:{}", free_port()),
+        &Env::new(),
+        ecr,
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &closed)],
+        &AWS_SOURCES,
         "no metadata service",
     );
     // Accepts connections (the kernel completes them) and never answers.
@@ -384,7 +393,12 @@ fn no_identity_and_a_blackholed_metadata_port_fail_within_two_seconds() {
     let port = blackhole.local_addr().expect("addr").port();
     assert_fails_fast(
         &Env::new(),
-        &format!("http://127.0.0.1:{port}"),
+        ecr,
+        &[(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            &format!("http://127.0.0.1:{port}"),
+        )],
+        &AWS_SOURCES,
         "blackholed metadata port",
     );
     drop(blackhole);

@@ -22,6 +22,21 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The path without its query.
+    pub fn route(&self) -> &str {
+        self.path
+            .split_once('?')
+            .map_or(&self.path, |(route, _)| route)
+    }
+
+    /// The query's fields.
+    pub fn query(&self) -> BTreeMap<String, String> {
+        let query = self.path.split_once('?').map_or("", |(_, query)| query);
+        url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
     /// The form-encoded body, field by field.
     pub fn form(&self) -> BTreeMap<String, String> {
         url::form_urlencoded::parse(&self.body)
@@ -110,21 +125,34 @@ impl Fixture {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.host())
+    }
+
+    /// `127.0.0.1:PORT`, as `GCE_METADATA_HOST` takes it.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     pub fn requests(&self) -> Vec<Request> {
         self.log.lock().expect("lock").clone()
     }
 
-    /// How many requests went to `path`.
-    pub fn count(&self, path: &str) -> usize {
-        self.requests().iter().filter(|r| r.path == path).count()
+    /// How many requests went to `route` (a path without its query).
+    pub fn count(&self, route: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.route() == route)
+            .count()
+    }
+
+    /// Why the handler refused requests, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems.lock().expect("lock").clone()
     }
 
     /// Fails the test if any request failed the handler's checks.
     pub fn assert_clean(&self) {
-        let problems = self.problems.lock().expect("lock");
+        let problems = self.problems();
         assert!(
             problems.is_empty(),
             "the fixture refused requests: {problems:#?}"

@@ -8,6 +8,7 @@ mod ecr;
 mod exec;
 mod fixture;
 mod google;
+mod google_chain;
 mod scoping;
 mod service_account_clouds;
 mod service_accounts;

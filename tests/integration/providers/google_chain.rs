@@ -1,0 +1,298 @@
+//! Google chain mode: Application Default Credentials through `google-cloud-auth` (run by
+//! `coffer token mint`) against loopback fixtures, with nothing stored in coffer: a GCE/GKE
+//! metadata server (`GCE_METADATA_HOST`), and workload identity federation (an
+//! `external_account` file whose STS `token_url` and service-account impersonation URL are
+//! fixtures). Every token is checked by an htpasswd registry holding exactly it.
+
+use std::net::TcpListener;
+
+use super::chain::{answer, assert_fails_fast};
+use super::fixture::{Answer, Fixture, Request};
+use super::{private_file, push_and_inspect_through_coffer};
+use crate::harness::{Env, Registry, free_port};
+
+const USERNAME: &str = "oauth2accesstoken";
+const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+const METADATA_TOKEN: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+const METADATA_UNIVERSE: &str = "/computeMetadata/v1/universe/universe-domain";
+const AUDIENCE: &str =
+    "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/ci/providers/oidc";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const SUBJECT_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.ci-job-oidc-token.signature";
+const PULLER: &str = "puller@project.iam.gserviceaccount.com";
+
+/// The GCE/GKE metadata server as google-cloud-auth asks it: every request must carry
+/// `Metadata-Flavor: Google` (the header that keeps a browser's or proxy's forged request out);
+/// the default service account's token for the cloud-platform scope is `{prefix}-N`, N counting
+/// the tokens minted.
+fn metadata_server(prefix: &'static str) -> Fixture {
+    let mut minted = 0;
+    Fixture::start_with_header(("Metadata-Flavor", "Google"), move |request| {
+        if request.header("metadata-flavor") != Some("Google") {
+            return Err(format!("{} without Metadata-Flavor: Google", request.path));
+        }
+        match (request.method.as_str(), request.route()) {
+            ("GET", METADATA_TOKEN) => {
+                let scopes = request.query().get("scopes").cloned();
+                if scopes.as_deref() != Some(SCOPE) {
+                    return Err(format!("token for scopes {scopes:?}"));
+                }
+                minted += 1;
+                Ok((
+                    200,
+                    format!(
+                        r#"{{"access_token":"{prefix}-{minted}","expires_in":3599,"token_type":"Bearer"}}"#
+                    ),
+                ))
+            }
+            ("GET", METADATA_UNIVERSE) => Ok((200, "googleapis.com".into())),
+            (method, _) => Err(format!("unexpected {method} {}", request.path)),
+        }
+    })
+}
+
+/// config.toml with a `google` chain-mode section per `(host, settings)`.
+fn google_config(env: &Env, registries: &[(&str, &str)]) {
+    let text: String = registries
+        .iter()
+        .map(|(host, settings)| format!("[registries.\"{host}\"]\nmode = \"google\"\n{settings}"))
+        .collect();
+    std::fs::write(env.coffer_home().join("config.toml"), text).expect("config");
+}
+
+#[test]
+fn the_metadata_fixture_refuses_a_request_without_metadata_flavor() {
+    let metadata = metadata_server("ya29.metadata");
+    let url = format!("{}{METADATA_TOKEN}?scopes={SCOPE}", metadata.url());
+    let reply = reqwest::blocking::get(&url).expect("request");
+    assert_eq!(reply.status().as_u16(), 400);
+    assert_eq!(metadata.count(METADATA_TOKEN), 1);
+    assert_eq!(
+        metadata.problems(),
+        vec![format!(
+            "{METADATA_TOKEN}?scopes={SCOPE} without Metadata-Flavor: Google"
+        )]
+    );
+}
+
+#[test]
+fn a_node_with_only_the_metadata_server_pulls_with_docker_and_skopeo() {
+    let metadata = metadata_server("ya29.metadata");
+    // No vault and no passphrase: the node's only identity is its service account.
+    let env = Env::empty().with_var("GCE_METADATA_HOST", &metadata.host());
+    std::fs::remove_file(env.passphrase_file()).expect("no passphrase");
+    let registry = Registry::htpasswd(USERNAME, "ya29.metadata-1");
+    let host = registry.host();
+    google_config(&env, &[(&host, "")]);
+    let login = env.coffer(&["login", &host, "--mode", "google"]);
+    assert!(
+        login.success().stdout().contains("nothing stored"),
+        "{}",
+        login.stdout()
+    );
+    assert_eq!(
+        answer(&env.helper("get", &host)),
+        (USERNAME.into(), "ya29.metadata-1".into())
+    );
+    push_and_inspect_through_coffer(&env, &registry);
+    // The login's mint served every get after it, in every process, from the keyring.
+    assert_eq!(metadata.count(METADATA_TOKEN), 1);
+    metadata.assert_clean();
+    assert!(!env.vault().exists(), "chain mode made no vault");
+    let status = env.coffer(&["token", "status"]);
+    assert!(
+        status
+            .success()
+            .stdout()
+            .contains(&format!("the metadata server at {}", metadata.host())),
+        "{}",
+        status.stdout()
+    );
+}
+
+#[test]
+fn a_cached_token_is_not_minted_again_and_each_registry_has_its_own() {
+    let metadata = metadata_server("ya29.metadata");
+    let env = Env::new().with_var("GCE_METADATA_HOST", &metadata.host());
+    let (first, second) = ("127.0.0.1:5981", "127.0.0.1:5982");
+    google_config(&env, &[(first, ""), (second, "")]);
+    let get = |host: &str| answer(&env.helper("get", host)).1;
+    assert_eq!(get(first), "ya29.metadata-1");
+    assert_eq!(get(first), "ya29.metadata-1");
+    assert_eq!(
+        metadata.count(METADATA_TOKEN),
+        1,
+        "the second get was cached"
+    );
+    // A token goes only to the registry it was minted for.
+    assert_eq!(get(second), "ya29.metadata-2");
+    assert_eq!(get(first), "ya29.metadata-1");
+    assert_eq!(metadata.count(METADATA_TOKEN), 2);
+    metadata.assert_clean();
+}
+
+/// Google STS (RFC 8693 token exchange) for `AUDIENCE`: checks the form and answers
+/// `{answer}-N`; with `for_impersonation`, the scope asked is IAM's, as google-cloud-auth asks
+/// for a token it will trade at the IAM credentials API.
+fn sts(answer: &'static str, for_impersonation: bool) -> Fixture {
+    let mut minted = 0;
+    Fixture::start(move |request: &Request| -> Answer {
+        if (request.method.as_str(), request.route()) != ("POST", "/v1/token") {
+            return Err(format!("{} {}", request.method, request.path));
+        }
+        let form = request.form();
+        let field = |name: &str| form.get(name).map(String::as_str);
+        let scope = if for_impersonation {
+            "https://www.googleapis.com/auth/iam"
+        } else {
+            SCOPE
+        };
+        let expected = [
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("subject_token", SUBJECT_TOKEN),
+            ("subject_token_type", JWT_TOKEN_TYPE),
+            ("audience", AUDIENCE),
+            ("scope", scope),
+        ];
+        for (name, value) in expected {
+            if field(name) != Some(value) {
+                return Err(format!("{name} is {:?}", field(name)));
+            }
+        }
+        minted += 1;
+        Ok((
+            200,
+            format!(
+                r#"{{"access_token":"{answer}-{minted}","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":3600}}"#
+            ),
+        ))
+    })
+}
+
+/// An `external_account` ADC file (workload identity federation) whose subject token is read
+/// from a file, exchanged at `sts`, and, with `impersonation_url`, traded for a service
+/// account's token there.
+fn external_account(env: &Env, sts: &Fixture, impersonation_url: Option<String>) -> String {
+    let subject = private_file(env, "oidc-token", SUBJECT_TOKEN);
+    let mut json = serde_json::json!({
+        "type": "external_account",
+        "audience": AUDIENCE,
+        "subject_token_type": JWT_TOKEN_TYPE,
+        "token_url": format!("{}/v1/token", sts.url()),
+        "credential_source": {"file": subject},
+    });
+    if let Some(url) = impersonation_url {
+        json["service_account_impersonation_url"] = url.into();
+    }
+    private_file(env, "federation.json", &json.to_string())
+}
+
+#[test]
+fn workload_identity_federation_exchanges_the_subject_token_at_sts() {
+    let sts = sts("ya29.federated", false);
+    let env = Env::empty();
+    let file = external_account(&env, &sts, None);
+    let env = env.with_var("GOOGLE_APPLICATION_CREDENTIALS", &file);
+    std::fs::remove_file(env.passphrase_file()).expect("no passphrase");
+    let registry = Registry::htpasswd(USERNAME, "ya29.federated-1");
+    google_config(&env, &[(&registry.host(), "")]);
+    assert_eq!(
+        answer(&env.helper("get", &registry.host())),
+        (USERNAME.into(), "ya29.federated-1".into())
+    );
+    push_and_inspect_through_coffer(&env, &registry);
+    assert_eq!(sts.count("/v1/token"), 1, "one exchange, then the cache");
+    sts.assert_clean();
+}
+
+/// The IAM credentials API's `generateAccessToken` for `PULLER`: only with the STS token as
+/// Bearer, for the cloud-platform scope; answers `{answer}-N`.
+fn iam_credentials(bearer: &'static str, answer: &'static str) -> Fixture {
+    let mut minted = 0;
+    Fixture::start(move |request: &Request| -> Answer {
+        let route = format!("/v1/projects/-/serviceAccounts/{PULLER}:generateAccessToken");
+        if request.method != "POST" || request.route() != route {
+            return Err(format!("{} {}", request.method, request.path));
+        }
+        if request.header("authorization") != Some(&format!("Bearer {bearer}")) {
+            return Err(format!(
+                "authorization {:?}",
+                request.header("authorization")
+            ));
+        }
+        let body: serde_json::Value =
+            serde_json::from_slice(&request.body).map_err(|e| e.to_string())?;
+        if body["scope"] != serde_json::json!([SCOPE]) {
+            return Err(format!("body {body}"));
+        }
+        minted += 1;
+        Ok((
+            200,
+            format!(r#"{{"accessToken":"{answer}-{minted}","expireTime":"2099-01-01T00:00:00Z"}}"#),
+        ))
+    })
+}
+
+#[test]
+fn workload_identity_federation_impersonates_the_service_account_in_the_file() {
+    let sts = sts("ya29.sts", true);
+    let iam = iam_credentials("ya29.sts-1", "ya29.puller");
+    let env = Env::empty();
+    let url = format!(
+        "{}/v1/projects/-/serviceAccounts/{PULLER}:generateAccessToken",
+        iam.url()
+    );
+    let file = external_account(&env, &sts, Some(url));
+    let env = env.with_var("GOOGLE_APPLICATION_CREDENTIALS", &file);
+    let registry = Registry::htpasswd(USERNAME, "ya29.puller-1");
+    google_config(&env, &[(&registry.host(), "")]);
+    assert_eq!(
+        answer(&env.helper("get", &registry.host())),
+        (USERNAME.into(), "ya29.puller-1".into())
+    );
+    assert_eq!(
+        answer(&env.helper("get", &registry.host())).1,
+        "ya29.puller-1"
+    );
+    assert_eq!((sts.count("/v1/token"), iam.requests().len()), (1, 1));
+    sts.assert_clean();
+    iam.assert_clean();
+}
+
+/// What Google's chain tries, in ADC's order, and what fixes it.
+const GOOGLE_SOURCES: [&str; 4] = [
+    "GOOGLE_APPLICATION_CREDENTIALS (not set)",
+    "gcloud's ADC file (none at",
+    "the metadata server at 127.0.0.1:",
+    "gcloud auth application-default login",
+];
+
+#[test]
+fn no_adc_and_a_closed_or_blackholed_metadata_port_fail_within_two_seconds() {
+    let closed = format!("127.0.0.1:{}", free_port());
+    assert_fails_fast(
+        &Env::new(),
+        "mode = \"google\"\n",
+        &[("GCE_METADATA_HOST", &closed)],
+        &GOOGLE_SOURCES,
+        "closed metadata port",
+    );
+    // Accepts connections (the kernel completes them) and never answers.
+    let blackhole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = blackhole.local_addr().expect("addr").port();
+    assert_fails_fast(
+        &Env::new(),
+        "mode = \"google\"\n",
+        &[("GCE_METADATA_HOST", &format!("127.0.0.1:{port}"))],
+        &GOOGLE_SOURCES,
+        "blackholed metadata port",
+    );
+    drop(blackhole);
+}
