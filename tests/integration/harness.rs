@@ -540,6 +540,30 @@ impl Drop for Registry {
     }
 }
 
+/// A new certificate authority for a test's TLS servers, which its clients are told to trust.
+pub fn test_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let key = rcgen::KeyPair::generate().expect("CA key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "coffer test CA");
+    rcgen::CertifiedIssuer::self_signed(params, key).expect("CA")
+}
+
+/// A server certificate for `name` (a host name or an IP address) from `ca`, and its key.
+pub fn certificate(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    name: &str,
+) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .expect("params")
+        .signed_by(&key, ca)
+        .expect("certificate");
+    (cert, key)
+}
+
 /// Pushes a one-layer image made under `env`'s root to `image` with `skopeo` (a command the
 /// caller set up, e.g. with a D-Bus session), its credentials from `authfile`. It is pushed in
 /// docker's own manifest format (v2s2), which every docker CLI can `manifest inspect`; Debian's

@@ -19,7 +19,7 @@ use p256::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 use tiny_http::{Header, Request, Response, Server};
 
-use crate::harness::Registry;
+use crate::harness::{Registry, certificate, test_ca};
 
 pub const SERVICE: &str = "coffer-test-registry";
 pub const ISSUER: &str = "coffer-test-issuer";
@@ -221,18 +221,8 @@ pub fn token_registry(server: &TokenServer) -> Registry {
 /// returned with it.
 pub fn token_registry_tls(server: &TokenServer) -> (Registry, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "coffer test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca)
-        .expect("certificate");
+    let ca = test_ca();
+    let (cert, key) = certificate(&ca, "127.0.0.1");
     let cert_path = dir.path().join("registry.pem");
     let key_path = dir.path().join("registry.key");
     fs::write(&cert_path, cert.pem()).expect("cert");

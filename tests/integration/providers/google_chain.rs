@@ -8,6 +8,7 @@ use std::net::TcpListener;
 
 use super::chain::{answer, assert_fails_fast};
 use super::fixture::{Answer, Fixture, Request};
+use super::https_proxy::HttpsProxy;
 use super::{private_file, push_and_inspect_through_coffer};
 use crate::harness::{Env, Registry, free_port};
 
@@ -20,11 +21,13 @@ const AUDIENCE: &str =
 const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 const SUBJECT_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.ci-job-oidc-token.signature";
 const PULLER: &str = "puller@project.iam.gserviceaccount.com";
+const PUSHER: &str = "pusher@project.iam.gserviceaccount.com";
+const IAM_CREDENTIALS: &str = "iamcredentials.googleapis.com";
 
 /// The GCE/GKE metadata server as google-cloud-auth asks it: every request must carry
 /// `Metadata-Flavor: Google` (the header that keeps a browser's or proxy's forged request out);
-/// the default service account's token for the cloud-platform scope is `{prefix}-N`, N counting
-/// the tokens minted.
+/// the default service account's token, for the cloud-platform scope or the instance's own
+/// (no `scopes`), is `{prefix}-N`, N counting the tokens minted.
 fn metadata_server(prefix: &'static str) -> Fixture {
     let mut minted = 0;
     Fixture::start_with_header(("Metadata-Flavor", "Google"), move |request| {
@@ -34,7 +37,7 @@ fn metadata_server(prefix: &'static str) -> Fixture {
         match (request.method.as_str(), request.route()) {
             ("GET", METADATA_TOKEN) => {
                 let scopes = request.query().get("scopes").cloned();
-                if scopes.as_deref() != Some(SCOPE) {
+                if scopes.as_deref().is_some_and(|s| s != SCOPE) {
                     return Err(format!("token for scopes {scopes:?}"));
                 }
                 minted += 1;
@@ -96,7 +99,12 @@ fn a_node_with_only_the_metadata_server_pulls_with_docker_and_skopeo() {
     );
     push_and_inspect_through_coffer(&env, &registry);
     // The login's mint served every get after it, in every process, from the keyring.
-    assert_eq!(metadata.count(METADATA_TOKEN), 1);
+    let asked: Vec<_> = metadata
+        .requests()
+        .iter()
+        .map(|r| r.query().get("scopes").cloned())
+        .collect();
+    assert_eq!(asked, vec![Some(SCOPE.to_owned())]);
     metadata.assert_clean();
     assert!(!env.vault().exists(), "chain mode made no vault");
     let status = env.coffer(&["token", "status"]);
@@ -212,16 +220,24 @@ fn workload_identity_federation_exchanges_the_subject_token_at_sts() {
     sts.assert_clean();
 }
 
-/// The IAM credentials API's `generateAccessToken` for `PULLER`: only with the STS token as
-/// Bearer, for the cloud-platform scope; answers `{answer}-N`.
-fn iam_credentials(bearer: &'static str, answer: &'static str) -> Fixture {
-    let mut minted = 0;
+/// The IAM credentials API's `generateAccessToken`, for service accounts named `NAME@...`
+/// among `accounts`: only with a caller's token that the source minted (`{minted_by}N`), for
+/// the cloud-platform scope; answers `ya29.NAME-N`.
+fn iam_credentials(accounts: &'static [&'static str], minted_by: &'static str) -> Fixture {
+    let mut minted = std::collections::HashMap::<&str, u32>::new();
     Fixture::start(move |request: &Request| -> Answer {
-        let route = format!("/v1/projects/-/serviceAccounts/{PULLER}:generateAccessToken");
-        if request.method != "POST" || request.route() != route {
+        let account = request
+            .route()
+            .strip_prefix("/v1/projects/-/serviceAccounts/")
+            .and_then(|rest| rest.strip_suffix(":generateAccessToken"))
+            .and_then(|account| accounts.iter().find(|a| **a == account));
+        let (Some(account), "POST") = (account, request.method.as_str()) else {
             return Err(format!("{} {}", request.method, request.path));
-        }
-        if request.header("authorization") != Some(&format!("Bearer {bearer}")) {
+        };
+        let bearer = request
+            .header("authorization")
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !bearer.is_some_and(|token| token.starts_with(minted_by)) {
             return Err(format!(
                 "authorization {:?}",
                 request.header("authorization")
@@ -232,10 +248,14 @@ fn iam_credentials(bearer: &'static str, answer: &'static str) -> Fixture {
         if body["scope"] != serde_json::json!([SCOPE]) {
             return Err(format!("body {body}"));
         }
-        minted += 1;
+        let count = minted.entry(account).or_default();
+        *count += 1;
+        let name = account.split('@').next().unwrap_or_default();
         Ok((
             200,
-            format!(r#"{{"accessToken":"{answer}-{minted}","expireTime":"2099-01-01T00:00:00Z"}}"#),
+            format!(
+                r#"{{"accessToken":"ya29.{name}-{count}","expireTime":"2099-01-01T00:00:00Z"}}"#
+            ),
         ))
     })
 }
@@ -243,7 +263,7 @@ fn iam_credentials(bearer: &'static str, answer: &'static str) -> Fixture {
 #[test]
 fn workload_identity_federation_impersonates_the_service_account_in_the_file() {
     let sts = sts("ya29.sts", true);
-    let iam = iam_credentials("ya29.sts-1", "ya29.puller");
+    let iam = iam_credentials(&[PULLER], "ya29.sts-");
     let env = Env::empty();
     let url = format!(
         "{}/v1/projects/-/serviceAccounts/{PULLER}:generateAccessToken",
@@ -263,6 +283,60 @@ fn workload_identity_federation_impersonates_the_service_account_in_the_file() {
     );
     assert_eq!((sts.count("/v1/token"), iam.requests().len()), (1, 1));
     sts.assert_clean();
+    iam.assert_clean();
+}
+
+/// A node whose metadata server is its identity, behind an HTTPS proxy through which it reaches
+/// Google's IAM credentials API (a fixture behind [`HttpsProxy`]): `(env, metadata, iam, proxy)`.
+fn behind_a_proxy(accounts: &'static [&'static str]) -> (Env, Fixture, Fixture, HttpsProxy) {
+    let metadata = metadata_server("ya29.metadata");
+    let iam = iam_credentials(accounts, "ya29.metadata-");
+    let env = Env::new();
+    let proxy = HttpsProxy::start(IAM_CREDENTIALS, iam.port, env.root());
+    let ca_file = proxy.ca_file.to_str().expect("utf-8").to_owned();
+    let env = env
+        .with_var("GCE_METADATA_HOST", &metadata.host())
+        .with_var("HTTPS_PROXY", &proxy.url())
+        .with_var("NO_PROXY", "127.0.0.1,localhost")
+        .with_var("SSL_CERT_FILE", &ca_file);
+    (env, metadata, iam, proxy)
+}
+
+#[test]
+fn impersonate_trades_the_metadata_identity_at_iam_credentials_and_pulls() {
+    let (env, metadata, iam, proxy) = behind_a_proxy(&[PULLER]);
+    let registry = Registry::htpasswd(USERNAME, "ya29.puller-1");
+    let settings = format!("impersonate = \"{PULLER}\"\n");
+    google_config(&env, &[(&registry.host(), &settings)]);
+    assert_eq!(
+        answer(&env.helper("get", &registry.host())),
+        (USERNAME.into(), "ya29.puller-1".into())
+    );
+    push_and_inspect_through_coffer(&env, &registry);
+    assert_eq!(iam.requests().len(), 1, "one impersonation, then the cache");
+    assert_eq!(proxy.targets(), vec![format!("{IAM_CREDENTIALS}:443")]);
+    metadata.assert_clean();
+    iam.assert_clean();
+}
+
+#[test]
+fn registries_impersonating_different_accounts_never_share_a_token() {
+    let (env, metadata, iam, _proxy) = behind_a_proxy(&[PULLER, PUSHER]);
+    let (pulling, pushing, plain) = ("127.0.0.1:5983", "127.0.0.1:5984", "127.0.0.1:5985");
+    let as_puller = format!("impersonate = \"{PULLER}\"\n");
+    let as_pusher = format!("impersonate = \"{PUSHER}\"\n");
+    google_config(
+        &env,
+        &[(pulling, &as_puller), (pushing, &as_pusher), (plain, "")],
+    );
+    let get = |host: &str| answer(&env.helper("get", host)).1;
+    assert_eq!(get(pulling), "ya29.puller-1");
+    assert_eq!(get(pushing), "ya29.pusher-1");
+    assert_eq!(get(plain), "ya29.metadata-3");
+    assert_eq!(get(pulling), "ya29.puller-1");
+    assert_eq!(get(pushing), "ya29.pusher-1");
+    assert_eq!(iam.requests().len(), 2);
+    metadata.assert_clean();
     iam.assert_clean();
 }
 

@@ -9,6 +9,7 @@ mod exec;
 mod fixture;
 mod google;
 mod google_chain;
+mod https_proxy;
 mod scoping;
 mod service_account_clouds;
 mod service_accounts;
