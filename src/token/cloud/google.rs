@@ -4,9 +4,12 @@
 //! metadata server (`GCE_METADATA_HOST` moves it). `impersonate = "sa@project.iam..."` trades
 //! that identity for a service account's token.
 //!
-//! `google-cloud-auth` does not say when an access token expires, and a metadata server hands
-//! out tokens it has cached, so coffer keeps one for [`ASSUMED_LIFETIME`] only: the metadata
-//! server renews its tokens before their last five minutes.
+//! `google-cloud-auth` (1.19) does not say when an access token expires: its public
+//! `AccessToken` holds the token string only, `Credentials::headers` gives the header map with an
+//! opaque entity tag, and the expiry it reads (`expires_in`, `expireTime`) stays in its crate-
+//! private `Token`. A metadata server hands out tokens it has cached, so coffer keeps one for
+//! [`ASSUMED_LIFETIME`] only: the metadata server renews its tokens before their last five
+//! minutes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -195,10 +198,15 @@ pub async fn mint(request: &Request) -> Result<Minted, TokenError> {
         request.tokens.timeout
     };
     let credentials = Source::Access(credentials(&settings)?);
+    // One call does both steps: an error must not blame the source for the impersonation.
+    let described = match &settings.impersonate {
+        Some(account) => format!("{}, then impersonating {account}", sources.used),
+        None => sources.used,
+    };
     token(
         &credentials,
         within,
-        &sources.used,
+        &described,
         &sources.passed_over,
         "Google",
     )

@@ -287,10 +287,9 @@ fn workload_identity_federation_impersonates_the_service_account_in_the_file() {
 }
 
 /// A node whose metadata server is its identity, behind an HTTPS proxy through which it reaches
-/// Google's IAM credentials API (a fixture behind [`HttpsProxy`]): `(env, metadata, iam, proxy)`.
-fn behind_a_proxy(accounts: &'static [&'static str]) -> (Env, Fixture, Fixture, HttpsProxy) {
+/// Google's IAM credentials API, `iam`: `(env, metadata server, proxy)`.
+fn behind_a_proxy(iam: &Fixture) -> (Env, Fixture, HttpsProxy) {
     let metadata = metadata_server("ya29.metadata");
-    let iam = iam_credentials(accounts, "ya29.metadata-");
     let env = Env::new();
     let proxy = HttpsProxy::start(IAM_CREDENTIALS, iam.port, env.root());
     let ca_file = proxy.ca_file.to_str().expect("utf-8").to_owned();
@@ -299,12 +298,13 @@ fn behind_a_proxy(accounts: &'static [&'static str]) -> (Env, Fixture, Fixture, 
         .with_var("HTTPS_PROXY", &proxy.url())
         .with_var("NO_PROXY", "127.0.0.1,localhost")
         .with_var("SSL_CERT_FILE", &ca_file);
-    (env, metadata, iam, proxy)
+    (env, metadata, proxy)
 }
 
 #[test]
 fn impersonate_trades_the_metadata_identity_at_iam_credentials_and_pulls() {
-    let (env, metadata, iam, proxy) = behind_a_proxy(&[PULLER]);
+    let iam = iam_credentials(&[PULLER], "ya29.metadata-");
+    let (env, metadata, proxy) = behind_a_proxy(&iam);
     let registry = Registry::htpasswd(USERNAME, "ya29.puller-1");
     let settings = format!("impersonate = \"{PULLER}\"\n");
     google_config(&env, &[(&registry.host(), &settings)]);
@@ -321,7 +321,8 @@ fn impersonate_trades_the_metadata_identity_at_iam_credentials_and_pulls() {
 
 #[test]
 fn registries_impersonating_different_accounts_never_share_a_token() {
-    let (env, metadata, iam, _proxy) = behind_a_proxy(&[PULLER, PUSHER]);
+    let iam = iam_credentials(&[PULLER, PUSHER], "ya29.metadata-");
+    let (env, metadata, _proxy) = behind_a_proxy(&iam);
     let (pulling, pushing, plain) = ("127.0.0.1:5983", "127.0.0.1:5984", "127.0.0.1:5985");
     let as_puller = format!("impersonate = \"{PULLER}\"\n");
     let as_pusher = format!("impersonate = \"{PUSHER}\"\n");
@@ -338,6 +339,34 @@ fn registries_impersonating_different_accounts_never_share_a_token() {
     assert_eq!(iam.requests().len(), 2);
     metadata.assert_clean();
     iam.assert_clean();
+}
+
+#[test]
+fn a_refused_impersonation_names_the_account_and_iams_reason() {
+    // The node's account lacks the Token Creator role on the target.
+    let iam = Fixture::start(|_: &Request| -> Answer {
+        Ok((
+            403,
+            r#"{"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).","status":"PERMISSION_DENIED"}}"#.into(),
+        ))
+    });
+    let (env, _metadata, _proxy) = behind_a_proxy(&iam);
+    let host = "127.0.0.1:5986";
+    google_config(&env, &[(host, &format!("impersonate = \"{PULLER}\"\n"))]);
+    let run = env.helper("get", host);
+    run.failure();
+    let said = run.stdout();
+    for named in [
+        format!("then impersonating {PULLER}"),
+        "iam.serviceAccounts.getAccessToken".to_owned(),
+    ] {
+        assert!(
+            said.contains(&named),
+            "`{named}` missing from: {said}"
+        );
+    }
+    assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    assert_eq!(iam.requests().len(), 1, "a refusal is not retried");
 }
 
 /// What Google's chain tries, in ADC's order, and what fixes it.
