@@ -360,10 +360,7 @@ fn a_refused_impersonation_names_the_account_and_iams_reason() {
         format!("then impersonating {PULLER}"),
         "iam.serviceAccounts.getAccessToken".to_owned(),
     ] {
-        assert!(
-            said.contains(&named),
-            "`{named}` missing from: {said}"
-        );
+        assert!(said.contains(&named), "`{named}` missing from: {said}");
     }
     assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
     assert_eq!(iam.requests().len(), 1, "a refusal is not retried");
