@@ -192,10 +192,13 @@ pub async fn mint(request: &Request) -> Result<Minted, TokenError> {
     stored::check_host(&request.host)?;
     let settings = Settings::of(&request.registry)?;
     let sources = sources();
-    let within = if sources.metadata {
-        Budget::start().total
-    } else {
-        request.tokens.timeout
+    // The metadata server alone is one probe, as AWS's IMDS is, leaving the rest of the budget
+    // for the error; with `impersonate`, the same call also trades its token at IAM.
+    let budget = Budget::start();
+    let within = match (sources.metadata, &settings.impersonate) {
+        (true, None) => budget.probe(),
+        (true, Some(_)) => budget.total,
+        (false, _) => request.tokens.timeout,
     };
     let credentials = Source::Access(credentials(&settings)?);
     // One call does both steps: an error must not blame the source for the impersonation.
