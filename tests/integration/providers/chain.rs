@@ -80,7 +80,11 @@ fn shared_profile(env: &Env, moto: &Moto) {
 }
 
 /// Files under `dir` changed since `since` whose bytes hold `needle`.
-fn files_since_containing(dir: &std::path::Path, since: SystemTime, needle: &[u8]) -> Vec<String> {
+pub(super) fn files_since_containing(
+    dir: &std::path::Path,
+    since: SystemTime,
+    needle: &[u8],
+) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {

@@ -5,8 +5,10 @@
 //! fixtures). Every token is checked by an htpasswd registry holding exactly it.
 
 use std::net::TcpListener;
+use std::path::Path;
+use std::time::SystemTime;
 
-use super::chain::{answer, assert_fails_fast};
+use super::chain::{answer, assert_fails_fast, files_since_containing};
 use super::fixture::{Answer, Fixture, Request};
 use super::https_proxy::HttpsProxy;
 use super::{private_file, push_and_inspect_through_coffer};
@@ -79,7 +81,8 @@ fn the_metadata_fixture_refuses_a_request_without_metadata_flavor() {
 }
 
 #[test]
-fn a_node_with_only_the_metadata_server_pulls_with_docker_and_skopeo() {
+fn a_node_with_only_the_metadata_server_pulls_with_docker_and_skopeo_and_writes_no_token() {
+    let started = SystemTime::now();
     let metadata = metadata_server("ya29.metadata");
     // No vault and no passphrase: the node's only identity is its service account.
     let env = Env::empty().with_var("GCE_METADATA_HOST", &metadata.host());
@@ -107,6 +110,12 @@ fn a_node_with_only_the_metadata_server_pulls_with_docker_and_skopeo() {
     assert_eq!(asked, vec![Some(SCOPE.to_owned())]);
     metadata.assert_clean();
     assert!(!env.vault().exists(), "chain mode made no vault");
+    let home = files_since_containing(&env.home(), started, b"ya29.metadata-1");
+    let tmp = files_since_containing(Path::new("/tmp"), started, b"ya29.metadata-1");
+    assert!(
+        home.is_empty() && tmp.is_empty(),
+        "token written to {home:?} {tmp:?}"
+    );
     let status = env.coffer(&["token", "status"]);
     assert!(
         status

@@ -8,6 +8,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub struct HttpsProxy {
     pub ca_file: PathBuf,
     /// Every CONNECT target asked for, `host:port`.
     targets: Arc<Mutex<Vec<String>>>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl HttpsProxy {
@@ -44,11 +46,15 @@ impl HttpsProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let targets = Arc::new(Mutex::new(Vec::new()));
+        let stopped = Arc::new(AtomicBool::new(false));
         let allowed = format!("{host}:443");
         {
-            let targets = targets.clone();
+            let (targets, stopped) = (targets.clone(), stopped.clone());
             std::thread::spawn(move || {
                 for client in listener.incoming().flatten() {
+                    if stopped.load(Ordering::SeqCst) {
+                        return;
+                    }
                     let (tls, targets, allowed) = (tls.clone(), targets.clone(), allowed.clone());
                     std::thread::spawn(move || {
                         let _ = tunnel(client, &tls, &targets, &allowed, backend_port);
@@ -60,6 +66,7 @@ impl HttpsProxy {
             port,
             ca_file,
             targets,
+            stopped,
         }
     }
 
@@ -70,6 +77,14 @@ impl HttpsProxy {
 
     pub fn targets(&self) -> Vec<String> {
         self.targets.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for HttpsProxy {
+    /// Stops accepting: the flag, then a connection to wake the listener up to read it.
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
