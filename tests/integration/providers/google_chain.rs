@@ -2,7 +2,9 @@
 //! `coffer token mint`) against loopback fixtures, with nothing stored in coffer: a GCE/GKE
 //! metadata server (`GCE_METADATA_HOST`), and workload identity federation (an
 //! `external_account` file whose STS `token_url` and service-account impersonation URL are
-//! fixtures). Every token is checked by an htpasswd registry holding exactly it.
+//! fixtures), and a registry's `impersonate` at Google's fixed IAM credentials URL, reached
+//! through an HTTPS proxy fixture. Every token is checked by an htpasswd registry holding
+//! exactly it.
 
 use std::net::TcpListener;
 use std::path::Path;
