@@ -435,6 +435,54 @@ pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     }
 }
 
+/// A certificate authority made for one test, and the server certificates it signs. Clients
+/// trust it through its PEM (`SSL_CERT_FILE` for coffer, whose TLS reads the native roots).
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+/// A server certificate from a [`TestCa`], DER and PEM, with its PKCS#8 key.
+pub struct ServerCertificate {
+    pub der: Vec<u8>,
+    pub pem: String,
+    pub key_der: Vec<u8>,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "coffer test CA");
+        TestCa {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, key).expect("CA"),
+        }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate for `names` (host names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> ServerCertificate {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let names: Vec<String> = names.iter().map(|&n| n.to_owned()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("certificate");
+        ServerCertificate {
+            der: cert.der().to_vec(),
+            pem: cert.pem(),
+            key_der: key.serialize_der(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
 /// Debian's docker-registry (distribution 2.8) on a free loopback port, stopped on drop.
 pub struct Registry {
     pub port: u16,

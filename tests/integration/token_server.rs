@@ -19,7 +19,7 @@ use p256::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 use tiny_http::{Header, Request, Response, Server};
 
-use crate::harness::Registry;
+use crate::harness::{Registry, TestCa};
 
 pub const SERVICE: &str = "coffer-test-registry";
 pub const ISSUER: &str = "coffer-test-issuer";
@@ -221,22 +221,12 @@ pub fn token_registry(server: &TokenServer) -> Registry {
 /// returned with it.
 pub fn token_registry_tls(server: &TokenServer) -> (Registry, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "coffer test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca)
-        .expect("certificate");
+    let ca = TestCa::new();
+    let cert = ca.server(&["127.0.0.1"]);
     let cert_path = dir.path().join("registry.pem");
     let key_path = dir.path().join("registry.key");
-    fs::write(&cert_path, cert.pem()).expect("cert");
-    fs::write(&key_path, key.serialize_pem()).expect("key");
+    fs::write(&cert_path, &cert.pem).expect("cert");
+    fs::write(&key_path, &cert.key_pem).expect("key");
     let auth = token_auth(&dir, server);
     (
         Registry::start_tls(dir, &cert_path, &key_path, &auth),

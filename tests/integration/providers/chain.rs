@@ -23,7 +23,7 @@ fn ecr_config(env: &Env, host: &str, moto: &Moto, extra: &str) {
 }
 
 /// The helper with extra environment variables (an identity the test gives this process only).
-fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> Run {
+pub(super) fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> Run {
     let mut cmd = env.command(bin("docker-credential-coffer"));
     cmd.arg(action);
     for (name, value) in vars {
@@ -42,7 +42,7 @@ fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> R
     Run::of(&mut cmd, input)
 }
 
-fn answer(run: &Run) -> (String, String) {
+pub(super) fn answer(run: &Run) -> (String, String) {
     run.success();
     let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("JSON");
     (
@@ -79,7 +79,11 @@ fn shared_profile(env: &Env, moto: &Moto) {
 }
 
 /// Files under `dir` changed since `since` whose bytes hold `needle`.
-fn files_since_containing(dir: &std::path::Path, since: SystemTime, needle: &[u8]) -> Vec<String> {
+pub(super) fn files_since_containing(
+    dir: &std::path::Path,
+    since: SystemTime,
+    needle: &[u8],
+) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -332,21 +336,17 @@ fn instance_metadata_v2_container_credentials_and_credential_process() {
     assert_eq!(signers(&moto).len(), 3);
 }
 
-/// `get` fails within 2 s, naming what it tried and the setting that fixes it.
-fn assert_fails_fast(env: &Env, metadata: &str, what: &str) {
-    let host = "127.0.0.1:5993";
-    std::fs::write(
-        env.coffer_home().join("config.toml"),
-        format!("[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"us-east-1\"\n"),
-    )
-    .expect("config");
+/// `get` for `host` with `vars` fails within 2 s, in one line naming each of `named` (what it
+/// tried, and the setting that fixes it).
+pub(super) fn assert_fails_fast(
+    env: &Env,
+    host: &str,
+    vars: &[(&str, &str)],
+    named: &[&str],
+    what: &str,
+) {
     let started = Instant::now();
-    let run = helper_with(
-        env,
-        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata)],
-        "get",
-        host,
-    );
+    let run = helper_with(env, vars, "get", host);
     let took = started.elapsed();
     run.failure();
     let said = format!("{}{}", run.stdout(), run.stderr());
@@ -354,14 +354,7 @@ fn assert_fails_fast(env: &Env, metadata: &str, what: &str) {
         took < Duration::from_secs(2),
         "{what}: took {took:?}: {said}"
     );
-    for named in [
-        "environment variables",
-        "shared profile",
-        "web identity",
-        "container credentials",
-        "EC2 instance metadata",
-        "role_arn",
-    ] {
+    for named in named {
         assert!(
             said.contains(named),
             "{what}: `{named}` missing from: {said}"
@@ -371,10 +364,35 @@ fn assert_fails_fast(env: &Env, metadata: &str, what: &str) {
     eprintln!("{what}: failed in {took:?}: {said}");
 }
 
+/// An ECR registry in chain mode with nothing set up here and its metadata at `metadata`: `get`
+/// fails fast, naming every source of the chain.
+fn assert_aws_fails_fast(env: &Env, metadata: &str, what: &str) {
+    let host = "127.0.0.1:5993";
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        format!("[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"us-east-1\"\n"),
+    )
+    .expect("config");
+    assert_fails_fast(
+        env,
+        host,
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata)],
+        &[
+            "environment variables",
+            "shared profile",
+            "web identity",
+            "container credentials",
+            "EC2 instance metadata",
+            "role_arn",
+        ],
+        what,
+    );
+}
+
 #[test]
 fn no_identity_and_a_blackholed_metadata_port_fail_within_two_seconds() {
     let env = Env::new();
-    assert_fails_fast(
+    assert_aws_fails_fast(
         &env,
         &format!("http://127.0.0.1:{}", free_port()),
         "no metadata service",
@@ -382,7 +400,7 @@ fn no_identity_and_a_blackholed_metadata_port_fail_within_two_seconds() {
     // Accepts connections (the kernel completes them) and never answers.
     let blackhole = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = blackhole.local_addr().expect("addr").port();
-    assert_fails_fast(
+    assert_aws_fails_fast(
         &Env::new(),
         &format!("http://127.0.0.1:{port}"),
         "blackholed metadata port",

@@ -3,6 +3,7 @@
 //! the password the issuer minted, so only the token coffer hands out opens it.
 
 mod azure;
+mod azure_chain;
 mod chain;
 mod ecr;
 mod exec;
@@ -53,6 +54,17 @@ pub fn private_file(env: &Env, name: &str, content: &str) -> String {
 /// skopeo pushes an image and inspects it, and the docker CLI inspects its manifest, all with
 /// the credential coffer hands out for the registry.
 pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
+    push_and_inspect_through_coffer_with(env, registry, &[]);
+}
+
+/// As [`push_and_inspect_through_coffer`], with `vars` in the clients' environment, which they
+/// pass on to the helper: a workload's identity given by environment variables.
+pub fn push_and_inspect_through_coffer_with(env: &Env, registry: &Registry, vars: &[(&str, &str)]) {
+    let client = |program: &str| {
+        let mut cmd = env.command(program);
+        cmd.envs(vars.iter().copied());
+        cmd
+    };
     require("skopeo");
     require_file(DOCKER, "docker.io");
     let host = registry.host();
@@ -66,9 +78,9 @@ pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
         r#"{"credsStore": "coffer"}"#,
     );
     let image = format!("{host}/cloud/image:latest");
-    skopeo_push(env, &mut env.command("skopeo"), &authfile, &image);
+    skopeo_push(env, &mut client("skopeo"), &authfile, &image);
     let inspect = Run::of(
-        env.command("skopeo").args([
+        client("skopeo").args([
             "inspect",
             "--tls-verify=false",
             "--authfile",
@@ -83,8 +95,7 @@ pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
         inspect.stdout()
     );
     let manifest = Run::of(
-        env.command(DOCKER)
-            .args(["manifest", "inspect", "--insecure", &image]),
+        client(DOCKER).args(["manifest", "inspect", "--insecure", &image]),
         "",
     );
     assert!(
