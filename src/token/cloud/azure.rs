@@ -69,6 +69,8 @@ impl Chosen {
     }
 }
 
+/// The first source of the chain that is set up here; managed identity when none is, since
+/// only asking the metadata service tells whether there is one.
 fn credential(settings: &Settings) -> Result<Chosen, TokenError> {
     let unusable = |what: &str, e: azure_core::Error| {
         TokenError::Identity(format!("Azure {what} is unusable: {}", one_line(&e)))
@@ -95,9 +97,13 @@ fn credential(settings: &Settings) -> Result<Chosen, TokenError> {
             });
         }
         (None, _, _) => passed.push("client secret (no AZURE_CLIENT_SECRET)"),
-        (Some(_), _, _) => passed.push(
-            "client secret (AZURE_CLIENT_SECRET without a client id and AZURE_TENANT_ID or `tenant`)",
-        ),
+        (Some(_), None, _) => {
+            passed
+                .push("client secret (AZURE_CLIENT_SECRET without AZURE_CLIENT_ID or `client_id`)");
+        }
+        (Some(_), _, None) => {
+            passed.push("client secret (AZURE_CLIENT_SECRET without AZURE_TENANT_ID or `tenant`)");
+        }
     }
     if let Some(file) = env("AZURE_FEDERATED_TOKEN_FILE") {
         let options = WorkloadIdentityCredentialOptions {

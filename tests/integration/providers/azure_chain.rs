@@ -9,6 +9,7 @@
 //! loopback fixture, else a closed loopback port, so that no test ever asks a real metadata
 //! service.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::SystemTime;
 
@@ -231,12 +232,30 @@ fn a_client_secret_from_the_environment_goes_only_to_aad() {
     );
 }
 
-/// A managed identity endpoint: App Service's (`IDENTITY_ENDPOINT`, which checks
-/// `IDENTITY_HEADER`) or the VM's metadata service behind a proxy, which sees the absolute URL.
-/// `client_id` is the user-assigned identity asked for, `None` the system-assigned one. The
-/// registry's exchange is beside it.
+/// Where a managed identity's token comes from.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    /// App Service's `IDENTITY_ENDPOINT`, which takes only requests with `IDENTITY_HEADER`.
+    AppService,
+    /// The VM's metadata service, behind the proxy that the fixture is: it sees absolute URLs.
+    VirtualMachine,
+}
+
+impl Endpoint {
+    /// The URL of its token endpoint as the request line names it.
+    fn token_url(self) -> &'static str {
+        match self {
+            Endpoint::AppService => "/msi/token",
+            Endpoint::VirtualMachine => "http://169.254.169.254/metadata/identity/oauth2/token",
+        }
+    }
+}
+
+/// A managed identity `endpoint`, checking what the SDK asks for: ACR's resource, and
+/// `client_id` for a user-assigned identity (`None`: the system-assigned one, no `client_id`).
+/// The registry's exchange is beside it.
 fn managed_identity(
-    path: &'static str,
+    endpoint: Endpoint,
     client_id: Option<&'static str>,
     service: String,
     refresh: String,
@@ -245,21 +264,23 @@ fn managed_identity(
         if request.path == "/oauth2/exchange" {
             return exchange(request, &service, &refresh);
         }
-        let url = url::Url::parse(&request.path)
-            .or_else(|_| url::Url::parse(&format!("http://fixture{}", request.path)))
-            .map_err(|e| e.to_string())?;
-        let query: std::collections::BTreeMap<_, _> = url.query_pairs().into_owned().collect();
+        let (url, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+        let query: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         let query_field = |name: &str| query.get(name).map(String::as_str);
-        let app_service = url.host_str() == Some("fixture");
-        let secret_header =
-            !app_service || request.header("x-identity-header") == Some(IDENTITY_HEADER);
+        let secret_header = request.header("x-identity-header");
         let expected = (
-            request.method == "GET" && request.path.split('?').next() == Some(path),
-            request.header("metadata") == Some("true") && secret_header,
+            request.method == "GET" && url == endpoint.token_url(),
+            request.header("metadata") == Some("true"),
+            match endpoint {
+                Endpoint::AppService => secret_header == Some(IDENTITY_HEADER),
+                Endpoint::VirtualMachine => secret_header.is_none(),
+            },
             query_field("resource") == Some("https://containerregistry.azure.net"),
             query_field("client_id") == client_id,
         );
-        if expected != (true, true, true, true) {
+        if expected != (true, true, true, true, true) {
             return Err(format!(
                 "{} {} {:?}",
                 request.method, request.path, request.headers
@@ -282,7 +303,12 @@ fn app_service_managed_identity_system_and_user_assigned() {
     let registry = Registry::htpasswd(ZERO_GUID, &refresh);
     let host = registry.host();
     for client_id in [None, Some(CLIENT_ID)] {
-        let fixture = managed_identity("/msi/token", client_id, host.clone(), refresh.clone());
+        let fixture = managed_identity(
+            Endpoint::AppService,
+            client_id,
+            host.clone(),
+            refresh.clone(),
+        );
         let user_assigned = client_id
             .map(|id| format!("client_id = \"{id}\"\n"))
             .unwrap_or_default();
@@ -291,7 +317,7 @@ fn app_service_managed_identity_system_and_user_assigned() {
             &host,
             &format!("endpoint = \"{}\"\n{user_assigned}", fixture.url()),
         );
-        let endpoint = format!("{}/msi/token", fixture.url());
+        let endpoint = format!("{}{}", fixture.url(), Endpoint::AppService.token_url());
         let vars = identity(
             &[
                 ("IDENTITY_ENDPOINT", &endpoint),
@@ -314,7 +340,7 @@ fn vm_managed_identity_through_an_http_proxy() {
     let registry = Registry::htpasswd(ZERO_GUID, &refresh);
     let host = registry.host();
     let proxy = managed_identity(
-        "http://169.254.169.254/metadata/identity/oauth2/token",
+        Endpoint::VirtualMachine,
         Some(CLIENT_ID),
         host.clone(),
         refresh.clone(),
