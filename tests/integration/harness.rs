@@ -448,6 +448,74 @@ pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     }
 }
 
+/// A certificate authority made for one test, and the server certificates it signs. Clients
+/// trust it through its PEM (`SSL_CERT_FILE` for coffer, whose TLS reads the native roots).
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+/// A server certificate from a [`TestCa`], DER and PEM, with its PKCS#8 key.
+pub struct ServerCertificate {
+    pub der: Vec<u8>,
+    pub pem: String,
+    pub key_der: Vec<u8>,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "coffer test CA");
+        TestCa {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, key).expect("CA"),
+        }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate for `names` (host names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> ServerCertificate {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let names: Vec<String> = names.iter().map(|&n| n.to_owned()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("certificate");
+        ServerCertificate {
+            der: cert.der().to_vec(),
+            pem: cert.pem(),
+            key_der: key.serialize_der(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+impl ServerCertificate {
+    /// A rustls server configuration presenting this certificate, with ring named: the test
+    /// process links more than one rustls provider, so there is no default.
+    pub fn tls_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls_pki_types::CertificateDer::from(self.der.clone())],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+                    self.key_der.clone(),
+                )),
+            )
+            .expect("server certificate");
+        std::sync::Arc::new(config)
+    }
+}
+
 /// Debian's docker-registry (distribution 2.8) on a free loopback port, stopped on drop.
 pub struct Registry {
     pub port: u16,
@@ -538,30 +606,6 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A new certificate authority for a test's TLS servers, which its clients are told to trust.
-pub fn test_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
-    let key = rcgen::KeyPair::generate().expect("CA key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "coffer test CA");
-    rcgen::CertifiedIssuer::self_signed(params, key).expect("CA")
-}
-
-/// A server certificate for `name` (a host name or an IP address) from `ca`, and its key.
-pub fn certificate(
-    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    name: &str,
-) -> (rcgen::Certificate, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
-        .expect("params")
-        .signed_by(&key, ca)
-        .expect("certificate");
-    (cert, key)
 }
 
 /// Pushes a one-layer image made under `env`'s root to `image` with `skopeo` (a command the

@@ -19,7 +19,7 @@ use p256::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 use tiny_http::{Header, Request, Response, Server};
 
-use crate::harness::{Registry, certificate, test_ca};
+use crate::harness::{Registry, TestCa};
 
 pub const SERVICE: &str = "coffer-test-registry";
 pub const ISSUER: &str = "coffer-test-issuer";
@@ -221,12 +221,12 @@ pub fn token_registry(server: &TokenServer) -> Registry {
 /// returned with it.
 pub fn token_registry_tls(server: &TokenServer) -> (Registry, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ca = test_ca();
-    let (cert, key) = certificate(&ca, "127.0.0.1");
+    let ca = TestCa::new();
+    let cert = ca.server(&["127.0.0.1"]);
     let cert_path = dir.path().join("registry.pem");
     let key_path = dir.path().join("registry.key");
-    fs::write(&cert_path, cert.pem()).expect("cert");
-    fs::write(&key_path, key.serialize_pem()).expect("key");
+    fs::write(&cert_path, &cert.pem).expect("cert");
+    fs::write(&key_path, &cert.key_pem).expect("key");
     let auth = token_auth(&dir, server);
     (
         Registry::start_tls(dir, &cert_path, &key_path, &auth),

@@ -49,8 +49,29 @@ fn client_options(settings: &Settings) -> ClientOptions {
     options
 }
 
-/// The credential the chain picks here, and its name for people.
-fn credential(settings: &Settings) -> Result<(String, Arc<dyn TokenCredential>), TokenError> {
+/// The credential the chain picks here.
+struct Chosen {
+    /// Its name for people.
+    name: String,
+    /// The sources before it in the chain that are not set up here, and why.
+    passed: Vec<&'static str>,
+    /// Instance metadata: a probe within the identity budget rather than an exchange.
+    probes_metadata: bool,
+    credential: Arc<dyn TokenCredential>,
+}
+
+impl Chosen {
+    /// What was tried, for an error: the sources passed, then this one and what `outcome` was.
+    fn tried(&self, outcome: &str) -> String {
+        let mut tried: Vec<String> = self.passed.iter().map(|&p| p.to_owned()).collect();
+        tried.push(format!("{}{outcome}", self.name));
+        tried.join(", ")
+    }
+}
+
+/// The first source of the chain that is set up here; managed identity when none is, since
+/// only asking the metadata service tells whether there is one.
+fn credential(settings: &Settings) -> Result<Chosen, TokenError> {
     let unusable = |what: &str, e: azure_core::Error| {
         TokenError::Identity(format!("Azure {what} is unusable: {}", one_line(&e)))
     };
@@ -59,16 +80,30 @@ fn credential(settings: &Settings) -> Result<(String, Arc<dyn TokenCredential>),
         .clone()
         .or_else(|| env("AZURE_CLIENT_ID"));
     let tenant = settings.tenant.clone().or_else(|| env("AZURE_TENANT_ID"));
-    if let (Some(secret), Some(id), Some(tenant)) =
-        (env("AZURE_CLIENT_SECRET"), &client_id, &tenant)
-    {
-        let options = ClientSecretCredentialOptions {
-            client_options: client_options(settings),
-        };
-        let credential =
-            ClientSecretCredential::new(tenant, id.clone(), Secret::new(secret), Some(options))
-                .map_err(|e| unusable("client secret", e))?;
-        return Ok((format!("client secret of {id} (environment)"), credential));
+    let mut passed = Vec::new();
+    match (env("AZURE_CLIENT_SECRET"), &client_id, &tenant) {
+        (Some(secret), Some(id), Some(tenant)) => {
+            let options = ClientSecretCredentialOptions {
+                client_options: client_options(settings),
+            };
+            let credential =
+                ClientSecretCredential::new(tenant, id.clone(), Secret::new(secret), Some(options))
+                    .map_err(|e| unusable("client secret", e))?;
+            return Ok(Chosen {
+                name: format!("client secret of {id} (environment)"),
+                passed,
+                probes_metadata: false,
+                credential,
+            });
+        }
+        (None, _, _) => passed.push("client secret (no AZURE_CLIENT_SECRET)"),
+        (Some(_), None, _) => {
+            passed
+                .push("client secret (AZURE_CLIENT_SECRET without AZURE_CLIENT_ID or `client_id`)");
+        }
+        (Some(_), _, None) => {
+            passed.push("client secret (AZURE_CLIENT_SECRET without AZURE_TENANT_ID or `tenant`)");
+        }
     }
     if let Some(file) = env("AZURE_FEDERATED_TOKEN_FILE") {
         let options = WorkloadIdentityCredentialOptions {
@@ -81,8 +116,14 @@ fn credential(settings: &Settings) -> Result<(String, Arc<dyn TokenCredential>),
         };
         let credential = WorkloadIdentityCredential::new(Some(options))
             .map_err(|e| unusable("workload identity", e))?;
-        return Ok((format!("workload identity (token file {file})"), credential));
+        return Ok(Chosen {
+            name: format!("workload identity (token file {file})"),
+            passed,
+            probes_metadata: false,
+            credential,
+        });
     }
+    passed.push("workload identity (no AZURE_FEDERATED_TOKEN_FILE)");
     let options = ManagedIdentityCredentialOptions {
         user_assigned_id: settings.client_id.clone().map(UserAssignedId::ClientId),
         ..ManagedIdentityCredentialOptions::default()
@@ -93,11 +134,17 @@ fn credential(settings: &Settings) -> Result<(String, Arc<dyn TokenCredential>),
         Some(id) => format!("user-assigned managed identity {id}"),
         None => "system-assigned managed identity".to_owned(),
     };
-    let place = match env("IDENTITY_ENDPOINT") {
+    let endpoint = env("IDENTITY_ENDPOINT");
+    let place = match &endpoint {
         Some(endpoint) => format!("at {endpoint}"),
         None => "from instance metadata".to_owned(),
     };
-    Ok((format!("{which} {place}"), credential))
+    Ok(Chosen {
+        name: format!("{which} {place}"),
+        passed,
+        probes_metadata: endpoint.is_none(),
+        credential,
+    })
 }
 
 fn one_line(error: &dyn std::error::Error) -> String {
@@ -115,25 +162,24 @@ fn one_line(error: &dyn std::error::Error) -> String {
     text.lines().next().unwrap_or_default().trim().to_owned()
 }
 
-/// An AAD access token for ACR from `credential`, within `within`.
+/// An AAD access token for ACR from the chosen credential, within `within`.
 async fn aad_token(
-    described: &str,
-    credential: &dyn TokenCredential,
+    chosen: &Chosen,
     within: std::time::Duration,
 ) -> Result<Zeroizing<String>, TokenError> {
-    match tokio::time::timeout(within, credential.get_token(&[SCOPE], None)).await {
+    match tokio::time::timeout(within, chosen.credential.get_token(&[SCOPE], None)).await {
         Ok(Ok(token)) => Ok(Zeroizing::new(token.token.secret().to_owned())),
         Ok(Err(error)) => Err(TokenError::NoIdentity {
             cloud: "Azure",
-            tried: format!("{described}: {}", one_line(&error)),
+            tried: chosen.tried(&format!(": {}", one_line(&error))),
             fix: FIX.to_owned(),
         }),
         Err(_) => Err(TokenError::NoIdentity {
             cloud: "Azure",
-            tried: format!(
-                "{described} (no answer within {:.1} s)",
+            tried: chosen.tried(&format!(
+                " (no answer within {:.1} s)",
                 within.as_secs_f64()
-            ),
+            )),
             fix: FIX.to_owned(),
         }),
     }
@@ -144,14 +190,14 @@ async fn aad_token(
 pub fn mint(request: &Request) -> Result<Minted, TokenError> {
     stored::check_host(&request.host)?;
     let settings = Settings::of(&request.registry)?;
-    let (described, credential) = credential(&settings)?;
+    let chosen = credential(&settings)?;
     // Only instance metadata is probed within the identity budget; the others are exchanges.
-    let within = if described.ends_with("from instance metadata") {
+    let within = if chosen.probes_metadata {
         Budget::start().total
     } else {
         request.tokens.timeout
     };
-    let aad = super::block_on(aad_token(&described, &*credential, within))?;
+    let aad = super::block_on(aad_token(&chosen, within))?;
     let http = Http::new(&request.tokens, &request.registry)?;
     stored::exchange(&http, &request.host, &settings, &aad)
 }
@@ -159,9 +205,9 @@ pub fn mint(request: &Request) -> Result<Minted, TokenError> {
 /// Which identity the chain finds here, for `coffer doctor`.
 pub fn describe(request: &Request) -> Result<String, TokenError> {
     let settings = Settings::of(&request.registry)?;
-    let (described, credential) = credential(&settings)?;
-    super::block_on(aad_token(&described, &*credential, Budget::start().total))?;
-    Ok(format!("Azure {described}"))
+    let chosen = credential(&settings)?;
+    super::block_on(aad_token(&chosen, Budget::start().total))?;
+    Ok(format!("Azure {}", chosen.name))
 }
 
 /// An assertion held by value.
@@ -205,8 +251,13 @@ pub fn acr_token_for_client_assertion(
             one_line(&e)
         ))
     })?;
-    let described = format!("federated credential of {client_id}");
-    let aad = super::block_on(aad_token(&described, &*credential, tokens.timeout))?;
+    let chosen = Chosen {
+        name: format!("federated credential of {client_id}"),
+        passed: Vec::new(),
+        probes_metadata: false,
+        credential,
+    };
+    let aad = super::block_on(aad_token(&chosen, tokens.timeout))?;
     let http = Http::new(tokens, registry)?;
     stored::exchange(&http, host, &settings, &aad)
 }

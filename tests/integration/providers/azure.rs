@@ -11,13 +11,13 @@ use super::fixture::{Answer, Fixture, Request};
 use super::{get, private_file, push_and_inspect_through_coffer, quick_margins, unix_now};
 use crate::harness::{Env, Registry};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT_ID: &str = "0d3f6b4e-1c55-4f3c-9a8e-2b7c41b3b1a2";
+pub(super) const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub(super) const CLIENT_ID: &str = "0d3f6b4e-1c55-4f3c-9a8e-2b7c41b3b1a2";
 const CLIENT_SECRET: &str = "sp~secret.value-42";
-const ZERO_GUID: &str = "00000000-0000-0000-0000-000000000000";
+pub(super) const ZERO_GUID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// An unsigned JWT with the given times: ACR's refresh tokens are JWTs coffer reads `exp` from.
-fn acr_refresh_token(serial: u32, issued: u64, lifetime: u64) -> String {
+pub(super) fn acr_refresh_token(serial: u32, issued: u64, lifetime: u64) -> String {
     format!(
         "{}.{}.c2lnbmF0dXJl",
         Base64UrlUnpadded::encode_string(br#"{"alg":"RS256","typ":"JWT"}"#),

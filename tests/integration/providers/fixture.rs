@@ -1,10 +1,18 @@
 //! A small HTTP fixture on loopback for token endpoints: it records every request, checks it
 //! with the test's handler, and answers what the handler says. A failed check answers 400 and is
 //! kept, so the test can assert that every request was as expected.
+//!
+//! [`Fixture::start_tls`] serves the same over HTTPS, for clients that take nothing else (the
+//! Azure SDK refuses a plain-HTTP authority host): rustls terminates TLS on its own loopback port
+//! with a certificate from the test's CA and passes the bytes on to the plain server.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+use tokio_rustls::TlsAcceptor;
+
+use crate::harness::TestCa;
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -49,16 +57,31 @@ impl Request {
 pub type Answer = Result<(u16, String), String>;
 
 pub struct Fixture {
+    /// Where clients connect: the TLS front's port when there is one.
     pub port: u16,
     log: Arc<Mutex<Vec<Request>>>,
     problems: Arc<Mutex<Vec<String>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
+    tls: Option<TlsFront>,
 }
 
 impl Fixture {
     pub fn start(handler: impl FnMut(&Request) -> Answer + Send + 'static) -> Fixture {
         Fixture::serve(None, handler)
+    }
+
+    /// As [`Fixture::start`], over HTTPS with a certificate for `127.0.0.1` and `localhost`
+    /// that `ca` signs.
+    pub fn start_tls(
+        ca: &TestCa,
+        handler: impl FnMut(&Request) -> Answer + Send + 'static,
+    ) -> Fixture {
+        let mut fixture = Fixture::serve(None, handler);
+        let front = TlsFront::start(ca, fixture.port);
+        fixture.port = front.port;
+        fixture.tls = Some(front);
+        fixture
     }
 
     /// As [`Fixture::start`], with one more header on every answer.
@@ -121,11 +144,13 @@ impl Fixture {
             problems,
             server,
             thread: Some(thread),
+            tls: None,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.host())
     }
 
     /// `127.0.0.1:PORT`, as `GCE_METADATA_HOST` takes it.
@@ -165,6 +190,49 @@ impl Drop for Fixture {
         self.server.unblock();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// TLS on a loopback port, each connection's bytes passed on to the plain server at `backend`.
+struct TlsFront {
+    port: u16,
+    /// Dropping it stops the accept loop and every connection.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TlsFront {
+    fn start(ca: &TestCa, backend: u16) -> TlsFront {
+        let acceptor = TlsAcceptor::from(ca.server(&["127.0.0.1", "localhost"]).tls_config());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("non-blocking");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_io()
+            .build()
+            .expect("runtime");
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((client, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends here, which is its test's point.
+                    let Ok(mut tls) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(mut plain) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        TlsFront {
+            port,
+            _runtime: runtime,
         }
     }
 }

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-
-use crate::harness::{certificate, test_ca};
+use crate::harness::TestCa;
 
 pub struct HttpsProxy {
     pub port: u16,
@@ -29,20 +27,10 @@ impl HttpsProxy {
     /// Tunnels to `host:443` go to the fixture on `backend_port`; any other target is refused.
     /// The CA's PEM is written under `dir`.
     pub fn start(host: &str, backend_port: u16, dir: &Path) -> HttpsProxy {
-        let ca = test_ca();
-        let (cert, key) = certificate(&ca, host);
+        let ca = TestCa::new();
         let ca_file = dir.join("proxy-ca.pem");
         std::fs::write(&ca_file, ca.pem()).expect("CA file");
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("TLS versions")
-                .with_no_client_auth()
-                .with_single_cert(vec![cert.der().clone()], key)
-                .expect("TLS config"),
-        );
+        let tls = ca.server(&[host]).tls_config();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let targets = Arc::new(Mutex::new(Vec::new()));

@@ -3,6 +3,7 @@
 //! the password the issuer minted, so only the token coffer hands out opens it.
 
 mod azure;
+mod azure_chain;
 mod chain;
 mod ecr;
 mod exec;

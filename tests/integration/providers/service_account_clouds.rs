@@ -9,9 +9,11 @@ use std::process::{Child, Command, Stdio};
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 
 use super::fixture::{Answer, Fixture, Request};
-use super::service_accounts::{Issuer, ROLE_KEY, accepted, provide, request, runtime_uses, verify};
-use super::unix_now;
-use crate::harness::{Env, Registry, free_port, require, wait_for_port};
+use super::service_accounts::{
+    Issuer, ROLE_KEY, accepted, provide, provide_with, request, runtime_uses, verify,
+};
+use super::{private_file, unix_now};
+use crate::harness::{Env, Registry, TestCa, free_port, require, wait_for_port};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/pull-web";
 /// moto's ECR password for its default account.
@@ -223,9 +225,12 @@ fn artifact_registry_through_a_workload_identity_pool() {
 }
 
 #[test]
-#[ignore = "azure_identity refuses a plain-HTTP authority host: this needs the loopback AAD fixture behind TLS"]
 fn acr_through_a_federated_client_assertion() {
     let env = Env::new();
+    // azure_identity takes only an HTTPS authority: AAD (and the exchange beside it) behind TLS
+    // with a CA of this test's, which the provider trusts through SSL_CERT_FILE.
+    let ca = TestCa::new();
+    let ca_file = private_file(&env, "test-ca.pem", &ca.pem());
     let issuer = Issuer::start();
     let issuer_url = issuer.fixture.url();
     let now = unix_now();
@@ -244,7 +249,7 @@ fn acr_through_a_federated_client_assertion() {
     let host = registry.host();
     let answer = refresh.clone();
     let service = host.clone();
-    let aad = Fixture::start(move |request: &Request| -> Answer {
+    let aad = Fixture::start_tls(&ca, move |request: &Request| -> Answer {
         let form = request.form();
         let field = |name: &str| form.get(name).map(String::as_str);
         if request.path == format!("/{TENANT}/oauth2/v2.0/token") {
@@ -288,13 +293,14 @@ fn acr_through_a_federated_client_assertion() {
             aad.url()
         ),
     );
-    let (code, response, stderr) = provide(
+    let (code, response, stderr) = provide_with(
         &env,
         &request(
             &format!("{host}/team/app:1"),
             Some(&issuer.token("apps", "web", 600)),
             serde_json::json!({"coffer.dev/azure-client-id": CLIENT_ID}),
         ),
+        &[("SSL_CERT_FILE", &ca_file)],
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(response["auth"][&host]["username"], ZERO_GUID);

@@ -167,9 +167,20 @@ pub(super) fn request(image: &str, token: Option<&str>, annotations: serde_json:
 
 /// Runs the provider: (exit code, response, stderr).
 pub(super) fn provide(env: &Env, input: &str) -> (Option<i32>, serde_json::Value, String) {
+    provide_with(env, input, &[])
+}
+
+/// As [`provide`], with `vars` in the provider's environment (the kubelet passes the `env` of
+/// its CredentialProviderConfig entry on).
+pub(super) fn provide_with(
+    env: &Env,
+    input: &str,
+    vars: &[(&str, &str)],
+) -> (Option<i32>, serde_json::Value, String) {
     let run = Run::of(
         env.command(bin("coffer"))
-            .arg("kubelet-credential-provider"),
+            .arg("kubelet-credential-provider")
+            .envs(vars.iter().copied()),
         input,
     );
     let response = serde_json::from_str(&run.stdout()).unwrap_or(serde_json::Value::Null);
