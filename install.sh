@@ -12,7 +12,7 @@ usage() {
 Usage: ./install.sh [options]
        ./install.sh --uninstall [options]
 
-Builds coffer (cargo build --release), installs coffer and docker-credential-coffer with
+Builds coffer (scripts/build-release), installs coffer and docker-credential-coffer with
 their man pages and bash, zsh and fish completions, then makes docker use coffer
 (`coffer setup docker`: credsStore in config.json, with a backup of the old file).
 Running it again changes nothing that is already right.
@@ -104,11 +104,11 @@ binaries() {
   local target=${CARGO_TARGET_DIR:-target}
   case "$target" in /*) ;; *) target="$src/$target" ;; esac
   if [ -x "$target/release/coffer" ]; then
-    say "building coffer in release mode (cargo build --release --locked)"
+    say "building coffer in release mode (scripts/build-release)"
   else
-    say "building coffer in release mode (cargo build --release --locked); the first build takes a few minutes"
+    say "building coffer in release mode (scripts/build-release); the first build takes a few minutes"
   fi
-  (cd "$src" && cargo build --release --locked --bins)
+  (cd "$src" && scripts/build-release)
   bin_dir="$target/release"
 }
 

@@ -16,7 +16,7 @@ done
 
 started=$(date +%s)
 release=${CARGO_TARGET_DIR:-target}/release
-cargo build --release --locked --bins
+scripts/build-release
 rm -rf "$release/man" "$release/completions"
 "$release/coffer" generate man "$release/man"
 gzip -9n "$release"/man/*.1
