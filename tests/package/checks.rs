@@ -362,3 +362,43 @@ fn formula_and_pkgbuild_are_filled_in_for_the_tarball() {
     assert_eq!(ruby.success().stdout(), "Syntax OK\n");
     output("bash", &["-n", &dist("PKGBUILD", "").to_string_lossy()]).success();
 }
+
+/// Every pull runs the helper, so the package ships the one scripts/build-release makes for
+/// start-up: without the clouds' SDKs (their crates' source paths, kept in panic locations even
+/// in a stripped binary, appear in `coffer` and not in the helper), and, on a glibc with its
+/// static archive, as this Debian has with libc6-dev, linked static-pie with packed relocations.
+#[test]
+fn the_packaged_helper_is_static_and_holds_no_cloud_sdk() {
+    let deb = dist("coffer_", ".deb");
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_path = root.path().to_string_lossy();
+    output("dpkg-deb", &["-x", &deb.to_string_lossy(), &root_path]).success();
+    let helper = root.path().join("usr/bin/docker-credential-coffer");
+    let coffer = root.path().join("usr/bin/coffer");
+    let holds = |binary: &Path, needle: &str| {
+        let bytes = std::fs::read(binary).expect("binary");
+        bytes
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    };
+    for sdk in ["aws-sdk-ecr", "google-cloud-auth", "azure_identity"] {
+        assert!(holds(&coffer, sdk), "coffer mints with {sdk}");
+        assert!(!holds(&helper, sdk), "the helper holds {sdk}");
+    }
+    let libc = output("cc", &["-print-file-name=libc.a"]);
+    assert!(
+        Path::new(libc.success().stdout().trim()).is_absolute(),
+        "no static glibc here (libc6-dev): scripts/test installs it"
+    );
+    let headers = output("readelf", &["-lW", &helper.to_string_lossy()]);
+    let headers = headers.success().stdout();
+    assert!(
+        !headers.contains("INTERP"),
+        "the helper asks for a dynamic loader: {headers}"
+    );
+    let sections = output("readelf", &["-SW", &helper.to_string_lossy()]);
+    assert!(
+        sections.success().stdout().contains(".relr.dyn"),
+        "the helper's relocations are not packed"
+    );
+}
