@@ -476,17 +476,22 @@ impl PlaintextFile {
             } else {
                 "podman"
             };
-            format!(
-                "`coffer import {tool} --file {} --scrub` moves them into coffer and removes them \
-                 from the file",
-                self.path.display()
-            )
+            scrub_advice(tool, &self.path)
         } else {
             "check that your logins work through coffer (`coffer ls`, a pull), then \
              `coffer forget-plaintext` deletes every plaintext copy"
                 .to_owned()
         }
     }
+}
+
+/// How to move the plaintext logins of `path`, a file `coffer import TOOL` reads, into coffer.
+pub fn scrub_advice(tool: &str, path: &Path) -> String {
+    format!(
+        "`coffer import {tool} --file {} --scrub` moves them into coffer and removes them from \
+         the file",
+        path.display()
+    )
 }
 
 /// Every file in `dirs` (not below) that holds plaintext logins: the files the tools read

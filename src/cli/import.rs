@@ -74,12 +74,14 @@ fn from_file(paths: &Paths, path: &Path, scrub: bool, route: Route) -> anyhow::R
     let stored = store_all(paths, file.credentials()?, &file.path.display().to_string())?;
     if !scrub {
         if !stored.is_empty() {
-            let live = PlaintextFile {
-                path: file.path.clone(),
-                logins: stored.len(),
-                live: true,
+            let tool = match route {
+                Route::CredsStore => "docker",
+                Route::CredHelpers => "podman",
             };
-            println!("they are still in the file in plaintext: {}", live.advice());
+            println!(
+                "they are still in the file in plaintext: {}",
+                auth_file::scrub_advice(tool, &file.path)
+            );
         }
         return Ok(());
     }

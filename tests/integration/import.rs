@@ -99,6 +99,26 @@ fn import_and_scrub_a_config_written_by_docker_login() {
     );
 }
 
+/// Whatever the file is called, the advice after `import docker` names `import docker`.
+#[test]
+fn import_without_scrub_names_its_own_command_to_finish() {
+    let env = Env::new();
+    let file = env.root().join("saved-auths.json");
+    let auth = base64_of(&format!("{USER}:{PASSWORD}"));
+    env.write_private(
+        &file,
+        &format!(r#"{{"auths": {{"registry.example": {{"auth": "{auth}"}}}}}}"#),
+    );
+    let path = file.to_str().expect("utf-8");
+    let out = env.coffer(&["import", "docker", "--file", path]);
+    let out = out.success().stdout();
+    assert!(out.contains("imported 1 credential"), "{out}");
+    assert!(
+        out.contains(&format!("`coffer import docker --file {path} --scrub`")),
+        "{out}"
+    );
+}
+
 fn base64_of(text: &str) -> String {
     let out = Command::new("base64")
         .arg("-w0")

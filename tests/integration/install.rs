@@ -435,6 +435,13 @@ fn only_a_first_build_is_announced_as_taking_minutes() {
     .expect("cargo");
     fs::set_permissions(&cargo, fs::Permissions::from_mode(0o755)).expect("chmod");
     let target = install.env.root().join("target");
+    // scripts/build-release asks the real rustc for the host triple; rustup finds its
+    // toolchains through RUSTUP_HOME, which the test's own HOME would hide.
+    let rustup_home = std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| {
+        Path::new(&std::env::var_os("HOME").expect("HOME"))
+            .join(".rustup")
+            .into()
+    });
     let run = |label: &str| {
         let mut path = OsString::from(&tools);
         path.push(":");
@@ -443,6 +450,7 @@ fn only_a_first_build_is_announced_as_taking_minutes() {
         cmd.env("PATH", path)
             .env("CARGO_TARGET_DIR", &target)
             .env("MADE", &made)
+            .env("RUSTUP_HOME", &rustup_home)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
             .arg("--prefix")
             .arg(&install.prefix)
