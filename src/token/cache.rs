@@ -61,5 +61,10 @@ pub fn store_failure(identity: &str, message: &str, retry_after: Duration) -> Re
         return Ok(());
     }
     let expires_at = now().saturating_add(retry_after.as_secs().max(1));
-    store_slot(&failure_slot(identity), message.as_bytes(), Some(expires_at)).map(|_| ())
+    store_slot(
+        &failure_slot(identity),
+        message.as_bytes(),
+        Some(expires_at),
+    )
+    .map(|_| ())
 }

@@ -455,10 +455,7 @@ fn agent_exits_when_its_socket_is_removed() {
 fn keyctl_forbidden_by_seccomp_falls_back_to_the_agent() {
     let vault = Unlockable::new(Mechanism::Keyring);
     let confined = |program: PathBuf, args: &[&str], input: &str| {
-        Run::of(
-            vault.env.command_without_keyctl(program).args(args),
-            input,
-        )
+        Run::of(vault.env.command_without_keyctl(program).args(args), input)
     };
     let unlock = confined(bin("coffer"), &["unlock", "--timeout", "2m"], "");
     unlock.success();

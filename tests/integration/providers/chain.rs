@@ -57,7 +57,10 @@ fn helper_command(env: &Env, keyctl: Keyctl, vars: &[(&str, &str)], action: &str
 }
 
 fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> Run {
-    Run::of(&mut helper_command(env, Keyctl::Allowed, vars, action), input)
+    Run::of(
+        &mut helper_command(env, Keyctl::Allowed, vars, action),
+        input,
+    )
 }
 
 fn answer(run: &Run) -> (String, String) {
@@ -513,7 +516,11 @@ fn keyctl_forbidden_caches_tokens_in_an_agent_until_they_expire() {
     );
     assert_eq!(token_agents(&env).len(), 1, "an agent holds the token");
     assert_eq!(answer(&confined_get(&env)).1, MOTO_PASSWORD);
-    assert_eq!(signers(&moto).len(), 1, "the second get used the agent's token");
+    assert_eq!(
+        signers(&moto).len(),
+        1,
+        "the second get used the agent's token"
+    );
     assert!(!env.vault().exists(), "chain mode made no vault");
     let home = files_since_containing(&env.home(), started, MOTO_PASSWORD.as_bytes());
     let tmp = files_since_containing(
