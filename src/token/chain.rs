@@ -254,19 +254,10 @@ pub fn serve_mint(input: impl Read, mut output: impl Write) -> std::result::Resu
         .map_err(|e| format!("cannot hand the token over: {e}"))
 }
 
-/// The `coffer` binary beside this one, else the one on PATH.
-fn coffer_program() -> std::path::PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("coffer")))
-        .filter(|path| path.is_file())
-        .unwrap_or_else(|| "coffer".into())
-}
-
 /// Runs `coffer token mint` with the request on stdin and reads the token from its stdout,
 /// within the exchange's timeout and a little more for the process itself.
 fn delegate(request: &Request) -> std::result::Result<Minted, TokenError> {
-    let program = coffer_program();
+    let program = crate::paths::coffer_program();
     let failed = |why: String| TokenError::Command {
         program: format!("{} token mint", program.display()),
         why,

@@ -276,15 +276,9 @@ pub fn start(slot: &Slot, secret: &[u8], expires_at: Option<u64>) -> Result<(), 
     }
     let dir = socket_dir();
     make_private_dir(&dir)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| Unavailable(format!("cannot find the coffer program to run: {e}")))?;
     // The helper (caching a keychain-sealed vault's key, or a chain-mode token) has no `agent`
     // command: `coffer`, installed beside it, runs the agent.
-    let program = if exe.file_name().is_some_and(|name| name == "coffer") {
-        exe
-    } else {
-        exe.with_file_name("coffer")
-    };
+    let program = crate::paths::coffer_program();
     let mut child = Command::new(program)
         .arg("agent")
         .arg("--socket")
