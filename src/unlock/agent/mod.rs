@@ -17,7 +17,7 @@
 //! Whoever caches a secret where the keyring is refused starts its agent: `coffer unlock` for a
 //! vault's key, and for a chain-mode token the process that minted it (the helper, or `coffer`),
 //! so a node with no passphrase still gets one. Nothing waits on an agent longer than
-//! [`PATIENCE`]: not to connect, start, read or write.
+//! `PATIENCE`: not to connect, start, read or write.
 
 pub mod server;
 
