@@ -99,6 +99,16 @@ impl Paths {
     }
 }
 
+/// The `coffer` binary beside this one (this one, in `coffer`), else the one on PATH: the
+/// helper runs it for what it does not link (minting through the clouds' SDKs, the agent).
+pub fn coffer_program() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("coffer")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| "coffer".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,19 +80,22 @@ pub fn lock(paths: &Paths) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `coffer unlock` tells the agent it starts; the key itself comes on stdin.
+/// What a process caching a secret tells the agent it starts; the secret itself comes on stdin.
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
     #[arg(long)]
     socket: PathBuf,
-    /// The vault's id, in hex.
+    /// What the secret is and whose: `vault-<vault id>`, `token-<identity>`.
     #[arg(long)]
-    vault: String,
+    slot: String,
+    /// The secret's length in bytes.
+    #[arg(long)]
+    length: usize,
     /// Unix seconds; 0 for none.
     #[arg(long)]
     expires_at: u64,
 }
 
 pub fn agent(args: AgentArgs) -> ExitCode {
-    agent::server::run(args.socket, args.vault, args.expires_at)
+    agent::server::run(args.socket, args.slot, args.length, args.expires_at)
 }

@@ -193,10 +193,11 @@ enum Command {
     /// Forget the unlocked vault's key now.
     #[command(after_help = "Example:\n  coffer lock")]
     Lock,
-    /// The process `coffer unlock` starts where the kernel keyring is unavailable.
+    /// The process that keeps a vault's key or a chain-mode token where the kernel keyring is
+    /// unavailable.
     #[command(
         hide = true,
-        after_help = "Example (what `coffer unlock` runs, handing it the key on stdin):\n  coffer agent --socket $XDG_RUNTIME_DIR/coffer-agent/<vault id>.sock --vault <vault id> --expires-at 1700000900"
+        after_help = "Example (what `coffer unlock` runs, handing it the key on stdin):\n  coffer agent --socket $XDG_RUNTIME_DIR/coffer-agent/vault-<vault id>.sock --slot vault-<vault id> --length 32 --expires-at 1700000900"
     )]
     Agent(lock::AgentArgs),
 }
@@ -209,7 +210,8 @@ const ENVIRONMENT: &str = "Environment:
   COFFER_NEW_PASSPHRASE_FILE  the new passphrase, for `coffer passwd` without a terminal
   COFFER_PROFILE              an isolated set of credentials (--profile)
   COFFER_BACKEND              auto, keychain or file
-  COFFER_UNLOCK_MECHANISM     keyring or agent: where `coffer unlock` keeps the key
+  COFFER_UNLOCK_MECHANISM     keyring or agent: where `coffer unlock` keeps the key, and
+                              chain mode its tokens
   DOCKER_CONFIG               the folder of docker's config.json";
 
 /// Where the passphrase comes from, for the man pages.

@@ -1,5 +1,6 @@
-//! The unlock cache in the Linux kernel's user keyring (`keyrings(7)`): a `user` key named
-//! `coffer:vault:<vault id>` in `@u`, whose payload is the data key followed by its expiry.
+//! The unlock cache in the Linux kernel's user keyring (`keyrings(7)`): a `user` key in `@u`
+//! per cached secret (`coffer:vault:<vault id>` for a vault's data key, `coffer:token:<identity>`
+//! for a chain-mode token), each with a kernel-enforced timeout.
 //!
 //! The kernel enforces the timeout (the key is gone when it expires, whatever coffer does), the
 //! payload lives in unswappable kernel memory rather than in a process that could be dumped, and
@@ -10,15 +11,10 @@
 use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
 use zeroize::Zeroizing;
 
-use crate::unlock::cache::{Cached, Timeout, Unavailable, VaultId};
-use crate::vault::crypto::Key;
+use crate::unlock::cache::Unavailable;
 
-/// The data key, then its expiry in Unix seconds (little-endian; 0 for none).
-const PAYLOAD_LEN: usize = 32 + 8;
-
-fn description(id: &VaultId) -> String {
-    format!("coffer:vault:{}", crate::unlock::cache::hex(id))
-}
+/// The most a kernel `user` key holds.
+const MAX_PAYLOAD: usize = 32 * 1024;
 
 fn user_keyring() -> Result<KeyRing, Unavailable> {
     KeyRing::from_special_id(KeyRingIdentifier::User, true).map_err(unavailable)
@@ -47,37 +43,29 @@ pub fn probe() -> Result<(), Unavailable> {
     user_keyring().map(|_| ())
 }
 
-pub fn lookup(id: &VaultId) -> Result<Option<Cached>, Unavailable> {
-    let key = match user_keyring()?.search(&description(id)) {
+/// The payload of the key named `description`; `None` when there is none (or it expired).
+pub fn read(description: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Unavailable> {
+    let key = match user_keyring()?.search(description) {
         Ok(key) => key,
         Err(e) if is_absent(e) => return Ok(None),
         Err(e) => return Err(unavailable(e)),
     };
-    let mut payload = Zeroizing::new([0u8; PAYLOAD_LEN]);
+    let mut payload = Zeroizing::new(vec![0u8; MAX_PAYLOAD]);
     match key.read(&mut *payload) {
-        Ok(PAYLOAD_LEN) => {}
-        // Not a payload coffer wrote; the passphrase decides.
-        Ok(_) => return Ok(None),
-        Err(e) if is_absent(e) => return Ok(None),
-        Err(e) => return Err(unavailable(e)),
+        Ok(length) if length <= MAX_PAYLOAD => {
+            payload.truncate(length);
+            Ok(Some(payload))
+        }
+        // Not a payload coffer wrote.
+        Ok(_) => Ok(None),
+        Err(e) if is_absent(e) => Ok(None),
+        Err(e) => Err(unavailable(e)),
     }
-    let mut data_key = Zeroizing::new([0u8; 32]);
-    data_key.copy_from_slice(&payload[..32]);
-    let mut expiry = [0u8; 8];
-    expiry.copy_from_slice(&payload[32..]);
-    let expires_at = Some(u64::from_le_bytes(expiry)).filter(|&at| at != 0);
-    Ok(Some(Cached {
-        key: data_key,
-        expires_at,
-    }))
 }
 
-pub fn store(
-    id: &VaultId,
-    data_key: &Key,
-    timeout: Timeout,
-    expires_at: Option<u64>,
-) -> Result<(), Unavailable> {
+/// Adds (or replaces) the key `description`, gone after `timeout_seconds` (0: until it is
+/// invalidated or the user's last logout).
+pub fn write(description: &str, payload: &[u8], timeout_seconds: u64) -> Result<(), Unavailable> {
     let ring = user_keyring()?;
     // Linking @u into this process's keyring makes what we add to it "possessed" by us, so
     // the permission and timeout calls below succeed even when the session keyring does not
@@ -85,21 +73,15 @@ pub fn store(
     KeyRing::from_special_id(KeyRingIdentifier::Process, true)
         .and_then(|process| process.link_keyring_id(KeyRingIdentifier::User))
         .map_err(unavailable)?;
-    let mut payload = Zeroizing::new([0u8; PAYLOAD_LEN]);
-    payload[..32].copy_from_slice(data_key.as_ref());
-    payload[32..].copy_from_slice(&expires_at.unwrap_or(0).to_le_bytes());
-    let key = ring
-        .add_key(&description(id), &*payload)
-        .map_err(unavailable)?;
+    let key = ring.add_key(description, payload).map_err(unavailable)?;
     // The user's other processes may not possess the key (a service's private session
     // keyring), so they get read and search; changing it stays with its possessor.
     let perms = KeyPermissionsBuilder::builder()
         .posessor(Permission::ALL)
         .user(Permission::VIEW | Permission::READ | Permission::SEARCH)
         .build();
-    // The kernel takes an unsigned int; 0 means no timeout (until `coffer lock` or the
-    // user's last logout).
-    let seconds = timeout.seconds().map_or(0, |s| s.min(u64::from(u32::MAX))) as usize;
+    // The kernel takes an unsigned int.
+    let seconds = timeout_seconds.min(u64::from(u32::MAX)) as usize;
     let finished = key.set_perms(perms).and_then(|()| key.set_timeout(seconds));
     if let Err(e) = finished {
         let _ = key.invalidate();
@@ -108,9 +90,9 @@ pub fn store(
     Ok(())
 }
 
-/// Invalidates the vault's key at once; `true` if there was one.
-pub fn clear(id: &VaultId) -> Result<bool, Unavailable> {
-    match user_keyring()?.search(&description(id)) {
+/// Invalidates the key `description` at once; `true` if there was one.
+pub fn invalidate(description: &str) -> Result<bool, Unavailable> {
+    match user_keyring()?.search(description) {
         Ok(key) => key.invalidate().map(|()| true).map_err(unavailable),
         Err(e) if is_absent(e) => Ok(false),
         Err(e) => Err(unavailable(e)),

@@ -8,7 +8,8 @@
 //!   - `not_built_here/macos_keychain.rs`: the macOS login Keychain.
 //!   - `not_built_here/windows_credential_manager.rs`: the Windows Credential Manager.
 //! - [`kernel_keyring`]: the Linux kernel's user keyring (`keyctl`), where the unlock cache
-//!   keeps a vault's data key. Not a keychain: nothing in it survives a reboot.
+//!   keeps a vault's data key and chain mode's tokens. Not a keychain: nothing in it survives
+//!   a reboot.
 //!   `not_built_here/no_kernel_keyring.rs` answers "unavailable" on every other platform.
 //! - [`hardening`]: process limits for anything holding a key.
 //!

@@ -5,8 +5,9 @@
 //!   ([`mint_in_process`] at its start); the lean helper runs `coffer token mint` for a token
 //!   that is due, so a `get` answered from the cache never loads them.
 //! - Without a vault entry, tokens are cached in the kernel user keyring ([`super::cache`]),
-//!   each key expiring with its token: nothing on disk. An entry in an open vault caches its
-//!   token in the vault, encrypted, like every other provider.
+//!   each key expiring with its token, or where keyctl is forbidden in a `coffer agent` that
+//!   exits at the token's expiry: nothing on disk. An entry in an open vault caches its token
+//!   in the vault, encrypted, like every other provider.
 //! - One exchange per renewal across processes (a lock per identity), renewal at the margin,
 //!   and the still-valid token served when renewal fails: the token vault's rules.
 //! - The cache key is a digest of everything that selects the identity (the registry, its
@@ -130,7 +131,7 @@ pub fn identity_key(request: &Request) -> String {
 }
 
 /// `get` for a registry with no stored entry: a chain-mode cloud registry's token, from the
-/// keyring cache or freshly minted. `None` when the registry is not in chain mode.
+/// token cache or freshly minted. `None` when the registry is not in chain mode.
 pub fn answer(paths: &Paths, url: &ServerUrl) -> Result<Option<Entry>> {
     let config = Config::load(paths)?;
     let Some(registry) = super::settings::lookup(&config.registries, url.host()) else {
@@ -163,7 +164,7 @@ fn token(paths: &Paths, request: &Request) -> Result<Derived> {
     let provider = request.registry.mode.name();
     let margin = request.tokens.min_margin;
     let fresh = |token: &Derived| token.provider == provider && !token.due(now(), margin);
-    // Keyrings forbidden (a seccomp filter): no cache, every get mints.
+    // Neither the keyring nor an agent works here: no cache, every get mints.
     let cached = cache::lookup(&key).ok().flatten();
     if let Some(token) = cached.filter(fresh) {
         return Ok(token);
@@ -190,7 +191,7 @@ fn token(paths: &Paths, request: &Request) -> Result<Derived> {
     match mint(request) {
         Ok(minted) => {
             let token = Derived::new(provider, minted);
-            // Without a keyring the token still answers this get; nothing else keeps it.
+            // With nowhere to keep it the token still answers this get; nothing else keeps it.
             let _ = cache::store(&key, &token);
             Ok(token)
         }
@@ -253,19 +254,10 @@ pub fn serve_mint(input: impl Read, mut output: impl Write) -> std::result::Resu
         .map_err(|e| format!("cannot hand the token over: {e}"))
 }
 
-/// The `coffer` binary beside this one, else the one on PATH.
-fn coffer_program() -> std::path::PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("coffer")))
-        .filter(|path| path.is_file())
-        .unwrap_or_else(|| "coffer".into())
-}
-
 /// Runs `coffer token mint` with the request on stdin and reads the token from its stdout,
 /// within the exchange's timeout and a little more for the process itself.
 fn delegate(request: &Request) -> std::result::Result<Minted, TokenError> {
-    let program = coffer_program();
+    let program = crate::paths::coffer_program();
     let failed = |why: String| TokenError::Command {
         program: format!("{} token mint", program.display()),
         why,

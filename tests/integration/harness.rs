@@ -209,21 +209,22 @@ impl Env {
     /// Starts the helper with `action`, held at its first read of stdin until [`release`].
     pub fn hold_helper(&self, action: &str, input: &str) -> Held {
         let mut cmd = self.command(bin("docker-credential-coffer"));
-        cmd.arg(action)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let what = format!("{cmd:?} < {input:?}");
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-        // Small enough for a pipe's buffer, so releasing never blocks on a slow reader.
-        assert!(input.len() < 16 * 1024, "input too large to hold");
-        Held {
-            child,
-            input: input.as_bytes().to_vec(),
-            what,
-        }
+        cmd.arg(action);
+        hold(cmd, input)
+    }
+
+    /// `program` under a seccomp filter that answers EPERM to every keyring system call, as
+    /// Docker's default profile does in containers; what it starts inherits the filter.
+    pub fn command_without_keyctl(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let python = "/usr/bin/python3";
+        let probe = Command::new(python).args(["-c", "import seccomp"]).output();
+        assert!(
+            probe.is_ok_and(|out| out.status.success()),
+            "python3-seccomp is not installed; run scripts/test, which installs what the tests need"
+        );
+        let mut cmd = self.command(python);
+        cmd.args(["-c", WITHOUT_KEYCTL]).arg(program);
+        cmd
     }
 
     /// Every file under the temp root whose bytes contain `needle`.
@@ -248,6 +249,35 @@ impl Env {
         found
     }
 }
+
+/// Starts `cmd`, held at its first read of stdin until [`release`].
+pub fn hold(mut cmd: Command, input: &str) -> Held {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{cmd:?} < {input:?}");
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    // Small enough for a pipe's buffer, so releasing never blocks on a slow reader.
+    assert!(input.len() < 16 * 1024, "input too large to hold");
+    Held {
+        child,
+        input: input.as_bytes().to_vec(),
+        what,
+    }
+}
+
+/// Runs the rest of its arguments under a seccomp filter that answers EPERM to every keyring
+/// system call.
+const WITHOUT_KEYCTL: &str = "
+import errno, os, sys, seccomp
+f = seccomp.SyscallFilter(seccomp.ALLOW)
+for call in ('keyctl', 'add_key', 'request_key'):
+    f.add_rule(seccomp.ERRNO(errno.EPERM), call)
+f.load()
+os.execv(sys.argv[1], sys.argv[1:])
+";
 
 /// The uid `command_unprivileged` runs as when the tests run as root (Debian's `nobody`).
 pub const NOBODY: u32 = 65534;

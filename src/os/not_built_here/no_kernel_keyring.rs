@@ -1,8 +1,9 @@
 //! The unlock cache's kernel keyring where there is none: every platform but Linux.
 //! Not compiled here (the project builds and tests on Linux only).
 
-use crate::unlock::cache::{Cached, Timeout, Unavailable, VaultId};
-use crate::vault::crypto::Key;
+use zeroize::Zeroizing;
+
+use crate::unlock::cache::Unavailable;
 
 fn unavailable() -> Unavailable {
     Unavailable("the kernel keyring exists only on Linux".to_owned())
@@ -12,14 +13,14 @@ pub fn probe() -> Result<(), Unavailable> {
     Err(unavailable())
 }
 
-pub fn lookup(_: &VaultId) -> Result<Option<Cached>, Unavailable> {
+pub fn read(_: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Unavailable> {
     Err(unavailable())
 }
 
-pub fn store(_: &VaultId, _: &Key, _: Timeout, _: Option<u64>) -> Result<(), Unavailable> {
+pub fn write(_: &str, _: &[u8], _: u64) -> Result<(), Unavailable> {
     Err(unavailable())
 }
 
-pub fn clear(_: &VaultId) -> Result<bool, Unavailable> {
+pub fn invalidate(_: &str) -> Result<bool, Unavailable> {
     Err(unavailable())
 }

@@ -1,17 +1,23 @@
-//! The unlock cache's fallback: a `coffer agent` process per unlocked vault, holding the data
-//! key in locked memory and handing it to processes of the same user over a Unix socket.
+//! The unlock cache's fallback: a `coffer agent` process per cached secret (a vault's data key,
+//! a chain-mode token), holding it in locked memory until it expires and handing it to processes
+//! of the same user over a Unix socket.
 //!
-//! The socket is `<vault id>.sock` in `$XDG_RUNTIME_DIR/coffer-agent/` (or, without a runtime
+//! The socket is `<slot>.sock` in `$XDG_RUNTIME_DIR/coffer-agent/` (or, without a runtime
 //! directory, `coffer-agent-<uid>` in the temp directory): a 0700 folder of the user's, holding a
 //! 0600 socket. Both ends check the other's uid with `SO_PEERCRED`. One request per connection,
-//! one JSON object per line each way:
+//! one JSON object per line each way; the secret travels in base64:
 //!
 //! ```text
-//! -> {"op":"key","vault":"<hex id>"}     <- {"key":[32 numbers],"expires_at":1700000000}
-//! -> {"op":"status","vault":"<hex id>"}  <- {"expires_at":1700000000,"pid":4242}
-//! -> {"op":"lock","vault":"<hex id>"}    <- {"pid":4242}   (the agent wipes the key and exits)
+//! -> {"op":"read","slot":"vault-<hex id>"}    <- {"secret":"<base64>","expires_at":1700000000}
+//! -> {"op":"status","slot":"vault-<hex id>"}  <- {"expires_at":1700000000,"pid":4242}
+//! -> {"op":"forget","slot":"vault-<hex id>"}  <- {"pid":4242}   (the agent wipes it and exits)
 //! ```
 //! Failures answer `{"error":"..."}`. `expires_at` is absent when the agent has no timeout.
+//!
+//! Whoever caches a secret where the keyring is refused starts its agent: `coffer unlock` for a
+//! vault's key, and for a chain-mode token the process that minted it (the helper, or `coffer`),
+//! so a node with no passphrase still gets one. Nothing waits on an agent longer than
+//! `PATIENCE`: not to connect, start, read or write.
 
 pub mod server;
 
@@ -21,41 +27,45 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
+use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::cache::{Cached, Unavailable, VaultId, hex};
-
-use crate::vault::crypto::Key;
+use super::cache::{Held, Slot, Unavailable};
 
 /// How long either side waits for the other before giving up: `get` never hangs on an agent.
 const PATIENCE: Duration = Duration::from_secs(2);
-/// No line of this protocol comes near this; a peer cannot make the other side buffer more.
-const MAX_LINE: u64 = 1024;
+/// The largest secret an agent keeps: a vault key is 32 bytes, a cached token a few KiB.
+pub const MAX_SECRET: usize = 16 * 1024;
+/// No line of this protocol comes near this (the largest secret in base64, and a little); a
+/// peer cannot make the other side buffer more.
+const MAX_LINE: u64 = (MAX_SECRET as u64).div_ceil(3) * 4 + 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Op {
-    Key,
+    Read,
     Status,
-    Lock,
+    Forget,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Request {
     op: Op,
-    vault: String,
+    slot: String,
 }
 
-/// Every answer, and the agent's one line to `coffer unlock` when it is ready (or not).
-/// No `Debug`: it can hold the key.
+/// Every answer, and the agent's one line to its starter when it is ready (or not).
+/// No `Debug`: it can hold the secret.
 #[derive(Default, Serialize, Deserialize)]
 struct Reply {
+    /// Base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    key: Option<Key>,
+    secret: Option<Zeroizing<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,8 +121,8 @@ pub fn socket_dir() -> PathBuf {
     }
 }
 
-fn socket_path(id: &VaultId) -> PathBuf {
-    socket_dir().join(format!("{}.sock", hex(id)))
+fn socket_path(slot: &Slot) -> PathBuf {
+    socket_dir().join(format!("{}.sock", slot.name()))
 }
 
 /// Refuses a socket folder that is a link, someone else's, or open to others: a socket in it
@@ -155,11 +165,45 @@ pub fn probe() -> Result<(), Unavailable> {
     }
 }
 
-/// One request to the vault's agent; `None` when no agent serves it.
-fn exchange(id: &VaultId, op: Op) -> Result<Option<Reply>, Unavailable> {
-    let path = socket_path(id);
+/// Connects to the socket at `path` within [`PATIENCE`]: a connect to a Unix socket whose
+/// backlog is full waits until the agent accepts, so it is tried without blocking, again and
+/// again, until the agent takes it or the patience runs out.
+fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let address = SocketAddrUnix::new(path)?;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let socket = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )?;
+        match rustix::net::connect(&socket, &address) {
+            Ok(()) => {
+                let stream = UnixStream::from(socket);
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(rustix::io::Errno::AGAIN) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(rustix::io::Errno::AGAIN) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the agent accepts no connection",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One request to the slot's agent; `None` when no agent serves it.
+fn exchange(slot: &Slot, op: Op) -> Result<Option<Reply>, Unavailable> {
+    let path = socket_path(slot);
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let stream = match UnixStream::connect(&path) {
+    let stream = match connect(&path) {
         Ok(stream) => stream,
         Err(e)
             if matches!(
@@ -181,7 +225,10 @@ fn exchange(id: &VaultId, op: Op) -> Result<Option<Reply>, Unavailable> {
     let talk = || -> std::io::Result<Reply> {
         stream.set_read_timeout(Some(PATIENCE))?;
         stream.set_write_timeout(Some(PATIENCE))?;
-        let request = Request { op, vault: hex(id) };
+        let request = Request {
+            op,
+            slot: slot.name(),
+        };
         send(&stream, &request)?;
         receive(&stream)
     };
@@ -192,46 +239,54 @@ fn exchange(id: &VaultId, op: Op) -> Result<Option<Reply>, Unavailable> {
     }
 }
 
-pub fn lookup(id: &VaultId) -> Result<Option<Cached>, Unavailable> {
-    Ok(exchange(id, Op::Key)?.and_then(|reply| {
-        reply.key.map(|key| Cached {
-            key,
-            expires_at: reply.expires_at,
-        })
+pub fn lookup(slot: &Slot) -> Result<Option<Held>, Unavailable> {
+    let Some(reply) = exchange(slot, Op::Read)? else {
+        return Ok(None);
+    };
+    let Some(encoded) = reply.secret else {
+        return Ok(None);
+    };
+    let secret = Base64::decode_vec(&encoded)
+        .map(Zeroizing::new)
+        .map_err(|_| Unavailable("the agent answered no base64".to_owned()))?;
+    Ok(Some(Held {
+        secret,
+        expires_at: reply.expires_at,
     }))
 }
 
-/// The running agent's pid and expiry, without the key.
-pub fn status(id: &VaultId) -> Result<Option<(u32, Option<u64>)>, Unavailable> {
-    Ok(exchange(id, Op::Status)?.map(|reply| (reply.pid.unwrap_or(0), reply.expires_at)))
+/// The running agent's pid and expiry, without the secret.
+pub fn status(slot: &Slot) -> Result<Option<(u32, Option<u64>)>, Unavailable> {
+    Ok(exchange(slot, Op::Status)?.map(|reply| (reply.pid.unwrap_or(0), reply.expires_at)))
 }
 
-/// Tells the vault's agent to wipe its key and exit; `true` if one was running.
-pub fn lock(id: &VaultId) -> Result<bool, Unavailable> {
-    exchange(id, Op::Lock).map(|reply| reply.is_some())
+/// Tells the slot's agent to wipe its secret and exit; `true` if one was running.
+pub fn forget(slot: &Slot) -> Result<bool, Unavailable> {
+    exchange(slot, Op::Forget).map(|reply| reply.is_some())
 }
 
-/// Starts an agent holding `key` until `expires_at` (Unix seconds), and waits until it serves.
-/// The key reaches it through a pipe, never argv or the environment; the agent gets an empty
-/// environment, so a `COFFER_PASSPHRASE` does not live on in it.
-pub fn start(id: &VaultId, key: &Key, expires_at: Option<u64>) -> Result<(), Unavailable> {
+/// Starts an agent holding `secret` until `expires_at` (Unix seconds), and waits until it
+/// serves. The secret reaches it through a pipe, never argv or the environment; the agent gets
+/// an empty environment, so a `COFFER_PASSPHRASE` does not live on in it.
+pub fn start(slot: &Slot, secret: &[u8], expires_at: Option<u64>) -> Result<(), Unavailable> {
+    if secret.len() > MAX_SECRET {
+        return Err(Unavailable(format!(
+            "the agent keeps at most {MAX_SECRET} bytes"
+        )));
+    }
     let dir = socket_dir();
     make_private_dir(&dir)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| Unavailable(format!("cannot find the coffer program to run: {e}")))?;
-    // The helper (docker-credential-coffer caching a keychain-sealed vault's key) has no `agent`
+    // The helper (caching a keychain-sealed vault's key, or a chain-mode token) has no `agent`
     // command: `coffer`, installed beside it, runs the agent.
-    let program = if exe.file_name().is_some_and(|name| name == "coffer") {
-        exe
-    } else {
-        exe.with_file_name("coffer")
-    };
+    let program = crate::paths::coffer_program();
     let mut child = Command::new(program)
         .arg("agent")
         .arg("--socket")
-        .arg(socket_path(id))
-        .arg("--vault")
-        .arg(hex(id))
+        .arg(socket_path(slot))
+        .arg("--slot")
+        .arg(slot.name())
+        .arg("--length")
+        .arg(secret.len().to_string())
         .arg("--expires-at")
         .arg(expires_at.unwrap_or(0).to_string())
         .env_clear()
@@ -241,16 +296,19 @@ pub fn start(id: &VaultId, key: &Key, expires_at: Option<u64>) -> Result<(), Una
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| Unavailable(format!("cannot start `coffer agent`: {e}")))?;
-    let handed = child
-        .stdin
-        .take()
-        .map(|mut pipe| pipe.write_all(key.as_ref()));
-    let ready = child.stdout.take().map(receive::<Reply>);
-    let failure = match (handed, ready) {
-        (Some(Ok(())), Some(Ok(reply))) => match reply.error {
+    let handed = child.stdin.take().map(|mut pipe| pipe.write_all(secret));
+    // Its one line, waited for within the patience: an agent that never says it is ready is
+    // killed, which ends the read.
+    let (said, ready) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        std::thread::spawn(move || said.send(receive::<Reply>(stdout)));
+    }
+    let failure = match (handed, ready.recv_timeout(PATIENCE)) {
+        (Some(Ok(())), Ok(Ok(reply))) => match reply.error {
             None => return Ok(()),
             Some(error) => error,
         },
+        (_, Err(mpsc::RecvTimeoutError::Timeout)) => "it did not say it was ready".to_owned(),
         _ => "it exited before it was ready".to_owned(),
     };
     let _ = child.kill();

@@ -1,9 +1,10 @@
-//! `coffer agent`: the process `coffer unlock` starts when the kernel keyring is unavailable.
+//! `coffer agent`: the process that keeps one cached secret (a vault's data key, a chain-mode
+//! token) where the kernel keyring is unavailable.
 //!
-//! It reads the data key from its stdin into a locked page, serves it on its socket to processes
-//! of the same user, and wipes it and exits at the expiry, on `coffer lock`, or when its socket
-//! is removed or replaced (the runtime folder is emptied at logout). Core dumps and ptrace by
-//! same-user processes are off.
+//! It reads the secret from its stdin into locked memory, serves it on its socket to processes
+//! of the same user, and wipes it and exits at the expiry, on `coffer lock` (or a renewed token
+//! replacing it), or when its socket is removed or replaced (the runtime folder is emptied at
+//! logout). Core dumps and ptrace by same-user processes are off.
 
 use std::fs;
 use std::io::Read;
@@ -14,25 +15,26 @@ use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use base64ct::{Base64, Encoding};
 use zeroize::Zeroizing;
 
-use super::{Op, PATIENCE, Reply, Request, peer_uid, receive, send, uid};
+use super::{MAX_SECRET, Op, PATIENCE, Reply, Request, peer_uid, receive, send, uid};
 use crate::unlock::cache::now;
-use crate::vault::crypto::{KEY_LEN, Key};
 
 /// How often the agent checks its expiry and its socket.
 const TICK: Duration = Duration::from_secs(1);
 
-/// Runs the agent for the vault named `vault` (hex id) until `expires_at` (Unix seconds; 0 for
-/// none). Its one line on stdout tells `coffer unlock` whether it is serving.
-pub fn run(socket: PathBuf, vault: String, expires_at: u64) -> ExitCode {
+/// Runs the agent for the slot named `slot`, holding the `length` bytes its stdin brings until
+/// `expires_at` (Unix seconds; 0 for none). Its one line on stdout tells its starter whether it
+/// is serving.
+pub fn run(socket: PathBuf, slot: String, length: usize, expires_at: u64) -> ExitCode {
     close_inherited_descriptors();
     crate::os::hardening::disable_core_dumps();
     // Its own session: no terminal, and no hangup when the one that ran `coffer unlock` closes.
     let _ = rustix::process::setsid();
     let expires_at = (expires_at != 0).then_some(expires_at);
-    let started = read_key(std::io::stdin().lock())
-        .and_then(|key| Agent::bind(socket, vault, expires_at, key));
+    let started = read_secret(std::io::stdin().lock(), length)
+        .and_then(|secret| Agent::bind(socket, slot, expires_at, secret));
     let (agent, ready) = match started {
         Ok(agent) => {
             let ready = Reply {
@@ -77,14 +79,17 @@ fn close_inherited_descriptors() {
     }
 }
 
-/// Reads the key into a heap page that is locked in RAM first, so it is never swapped out.
-fn read_key(mut input: impl Read) -> Result<Box<Key>, String> {
-    let mut key = Box::new(Zeroizing::new([0u8; KEY_LEN]));
-    lock_in_memory(key.as_mut_slice())?;
+/// Reads the secret into heap memory that is locked in RAM first, so it is never swapped out.
+fn read_secret(mut input: impl Read, length: usize) -> Result<Zeroizing<Vec<u8>>, String> {
+    if length == 0 || length > MAX_SECRET {
+        return Err(format!("a secret of 1 to {MAX_SECRET} bytes, not {length}"));
+    }
+    let mut secret = Zeroizing::new(vec![0u8; length]);
+    lock_in_memory(secret.as_mut_slice())?;
     input
-        .read_exact(key.as_mut_slice())
-        .map_err(|e| format!("cannot read the key from coffer unlock: {e}"))?;
-    Ok(key)
+        .read_exact(secret.as_mut_slice())
+        .map_err(|e| format!("cannot read the secret from its starter: {e}"))?;
+    Ok(secret)
 }
 
 #[allow(unsafe_code)]
@@ -92,7 +97,7 @@ fn lock_in_memory(bytes: &mut [u8]) -> Result<(), String> {
     // SAFETY: the pointer and length describe a live buffer we borrow exclusively; mlock only
     // pins its pages in RAM and reads or writes none of it.
     unsafe { rustix::mm::mlock(bytes.as_mut_ptr().cast(), bytes.len()) }.map_err(|e| {
-        format!("cannot lock the key's memory against swapping ({e}); raise `ulimit -l`")
+        format!("cannot lock the secret's memory against swapping ({e}); raise `ulimit -l`")
     })
 }
 
@@ -101,21 +106,21 @@ struct Agent {
     socket: PathBuf,
     /// Device and inode of our socket: anything else at its path means we were replaced.
     identity: (u64, u64),
-    vault: String,
+    slot: String,
     expires_at: Option<u64>,
-    key: Mutex<Option<Box<Key>>>,
+    secret: Mutex<Option<Zeroizing<Vec<u8>>>>,
 }
 
 impl Agent {
     fn bind(
         socket: PathBuf,
-        vault: String,
+        slot: String,
         expires_at: Option<u64>,
-        key: Box<Key>,
+        secret: Zeroizing<Vec<u8>>,
     ) -> Result<Agent, String> {
         let fail =
             |action: &str, e: std::io::Error| format!("cannot {action} {}: {e}", socket.display());
-        // `coffer unlock` stopped any agent of this vault; what is left is a dead one's socket.
+        // The starter stopped any agent of this slot; what is left is a dead one's socket.
         match fs::remove_file(&socket) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail("remove", e)),
             _ => {}
@@ -129,9 +134,9 @@ impl Agent {
             listener,
             identity: (metadata.dev(), metadata.ino()),
             socket,
-            vault,
+            slot,
             expires_at,
-            key: Mutex::new(Some(key)),
+            secret: Mutex::new(Some(secret)),
         })
     }
 
@@ -165,7 +170,7 @@ impl Agent {
         if peer_uid(stream) != Some(uid()) {
             return;
         }
-        // The watcher looks once a second; a request in between must not get an expired key.
+        // The watcher looks once a second; a request in between must not get an expired secret.
         if self.expired() {
             self.exit();
         }
@@ -176,12 +181,15 @@ impl Agent {
                 error: Some("unreadable request".into()),
                 ..Reply::default()
             },
-            Ok(request) if request.vault != self.vault => Reply {
-                error: Some("this agent holds another vault's key".into()),
+            Ok(request) if request.slot != self.slot => Reply {
+                error: Some("this agent holds another secret".into()),
                 ..Reply::default()
             },
-            Ok(Request { op: Op::Key, .. }) => Reply {
-                key: self.key().as_ref().map(|key| Zeroizing::new(***key)),
+            Ok(Request { op: Op::Read, .. }) => Reply {
+                secret: self
+                    .secret()
+                    .as_ref()
+                    .map(|secret| Zeroizing::new(Base64::encode_string(secret))),
                 expires_at: self.expires_at,
                 ..Reply::default()
             },
@@ -190,7 +198,7 @@ impl Agent {
                 pid: Some(std::process::id()),
                 ..Reply::default()
             },
-            Ok(Request { op: Op::Lock, .. }) => {
+            Ok(Request { op: Op::Forget, .. }) => {
                 // Wiped and unreachable before the client hears that it is locked.
                 self.forget();
                 let _ = send(
@@ -206,13 +214,13 @@ impl Agent {
         let _ = send(stream, &reply);
     }
 
-    fn key(&self) -> std::sync::MutexGuard<'_, Option<Box<Key>>> {
-        self.key.lock().unwrap_or_else(PoisonError::into_inner)
+    fn secret(&self) -> std::sync::MutexGuard<'_, Option<Zeroizing<Vec<u8>>>> {
+        self.secret.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wipes the key (`Zeroizing` clears it on drop) and removes our socket.
+    /// Wipes the secret (`Zeroizing` clears it on drop) and removes our socket.
     fn forget(&self) {
-        drop(self.key().take());
+        drop(self.secret().take());
         if owns_path(&self.socket, self.identity) {
             let _ = fs::remove_file(&self.socket);
         }

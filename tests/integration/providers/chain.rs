@@ -1,14 +1,16 @@
 //! Chain mode: cloud registries through the machine's or workload's own identity, with the real
 //! SDKs against loopback endpoints (moto's server checking signatures, and fixtures for the
-//! metadata services), nothing stored in coffer, and tokens cached only in the kernel keyring.
+//! metadata services), nothing stored in coffer, and tokens cached only in memory: the kernel
+//! keyring, or the coffer agent where a seccomp filter forbids keyctl.
 
 use std::net::TcpListener;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::ecr::{MOTO_PASSWORD, Moto};
+use super::ecr::{ECR_TARGET, MOTO_PASSWORD, Moto, ecr_fixture};
 use super::fixture::Fixture;
 use super::push_and_inspect_through_coffer;
-use crate::harness::{Env, Registry, Run, bin, free_port, release};
+use crate::harness::{Env, Registry, Run, bin, free_port, hold, release};
 
 /// The registry's section in config.toml: ECR's API at moto, with `extra` settings.
 fn ecr_config(env: &Env, host: &str, moto: &Moto, extra: &str) {
@@ -22,9 +24,21 @@ fn ecr_config(env: &Env, host: &str, moto: &Moto, extra: &str) {
     .expect("config");
 }
 
+/// Whether the test's processes may use the kernel keyring.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keyctl {
+    Allowed,
+    /// Refused by a seccomp filter, as in a Docker container.
+    Forbidden,
+}
+
 /// The helper with extra environment variables (an identity the test gives this process only).
-pub(super) fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> Run {
-    let mut cmd = env.command(bin("docker-credential-coffer"));
+fn helper_command(env: &Env, keyctl: Keyctl, vars: &[(&str, &str)], action: &str) -> Command {
+    let helper = bin("docker-credential-coffer");
+    let mut cmd = match keyctl {
+        Keyctl::Allowed => env.command(helper),
+        Keyctl::Forbidden => env.command_without_keyctl(helper),
+    };
     cmd.arg(action);
     for (name, value) in vars {
         cmd.env(name, value);
@@ -39,7 +53,14 @@ pub(super) fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input:
             format!("http://127.0.0.1:{}", free_port()),
         );
     }
-    Run::of(&mut cmd, input)
+    cmd
+}
+
+pub(super) fn helper_with(env: &Env, vars: &[(&str, &str)], action: &str, input: &str) -> Run {
+    Run::of(
+        &mut helper_command(env, Keyctl::Allowed, vars, action),
+        input,
+    )
 }
 
 /// The helper's answer to `get`: (Username, Secret).
@@ -448,4 +469,167 @@ fn doctor_says_which_identity_would_be_used() {
         "{}",
         run.stdout()
     );
+}
+
+/// The agents' sockets of cached tokens under the test's runtime folder.
+fn token_agents(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(env.root().join("coffer-agent"))
+        .map(|listing| {
+            listing
+                .flatten()
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| name.starts_with("token-") && name.ends_with(".sock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A node with no vault and no passphrase whose AWS identity is the fixture's key, for the
+/// ECR fixture at `endpoint`, with `[tokens]` settings.
+fn fixture_node(endpoint: &str, host: &str, tokens: &str) -> Env {
+    let env = Env::empty();
+    std::fs::remove_file(env.passphrase_file()).expect("no passphrase");
+    let aws = env.home().join(".aws");
+    std::fs::create_dir_all(&aws).expect("mkdir");
+    env.write_private(
+        &aws.join("credentials"),
+        "[default]\naws_access_key_id = AKIDFIXTURE\naws_secret_access_key = fixture-secret\n",
+    );
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        format!(
+            "[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"eu-west-1\"\nendpoint = \"{endpoint}\"\n\n[tokens]\n{tokens}"
+        ),
+    )
+    .expect("config");
+    env
+}
+
+/// Where keyctl is forbidden, with no vault and no passphrase: the helper starts an agent that
+/// holds the token, the second get makes no exchange, no file holds the token, and the agent
+/// drops it when the token expires.
+#[test]
+fn keyctl_forbidden_caches_tokens_in_an_agent_until_they_expire() {
+    let started = SystemTime::now();
+    let env = Env::empty();
+    std::fs::remove_file(env.passphrase_file()).expect("no passphrase");
+    let moto = Moto::start(&env);
+    shared_profile(&env, &moto);
+    let host = "127.0.0.1:5991";
+    ecr_config(&env, host, &moto, "");
+    // The same closed metadata port each time: it is part of the identity.
+    let metadata = format!("http://127.0.0.1:{}", free_port());
+    let vars = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.as_str())];
+    let confined_get = |env: &Env| {
+        Run::of(
+            &mut helper_command(env, Keyctl::Forbidden, &vars, "get"),
+            host,
+        )
+    };
+    assert_eq!(
+        answer(&confined_get(&env)),
+        ("AWS".into(), MOTO_PASSWORD.into())
+    );
+    assert_eq!(token_agents(&env).len(), 1, "an agent holds the token");
+    assert_eq!(answer(&confined_get(&env)).1, MOTO_PASSWORD);
+    assert_eq!(
+        signers(&moto).len(),
+        1,
+        "the second get used the agent's token"
+    );
+    assert!(!env.vault().exists(), "chain mode made no vault");
+    let home = files_since_containing(&env.home(), started, MOTO_PASSWORD.as_bytes());
+    let tmp = files_since_containing(
+        std::path::Path::new("/tmp"),
+        started,
+        MOTO_PASSWORD.as_bytes(),
+    );
+    assert!(
+        home.is_empty() && tmp.is_empty(),
+        "token written to {home:?} {tmp:?}"
+    );
+
+    // Tokens that live 3 s: the agent is gone with its token, and the next get mints again.
+    let fixture = ecr_fixture(ECR_TARGET, 3, false);
+    let env = fixture_node(&fixture.url(), host, "min_margin = \"1s\"\n");
+    assert_eq!(answer(&confined_get(&env)).1, "pw-1");
+    let minted = Instant::now();
+    let agents = token_agents(&env);
+    assert_eq!(agents.len(), 1, "an agent holds the token");
+    while !token_agents(&env).is_empty() {
+        assert!(
+            minted.elapsed() < Duration::from_secs(8),
+            "the agent still holds a token that expired: {agents:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        minted.elapsed() >= Duration::from_secs(1),
+        "the agent left long before its token expired"
+    );
+    assert_eq!(answer(&confined_get(&env)).1, "pw-2");
+    assert_eq!(fixture.count("/"), 2);
+    fixture.assert_clean();
+}
+
+/// A token in cache and inside its renewal margin (a 30 s token, renewed after 15 s): 200
+/// concurrent gets make exactly one exchange, and each hands out the old or the new token.
+fn two_hundred_gets_across_a_renewal(keyctl: Keyctl) {
+    const LIFETIME: u64 = 30;
+    let fixture = ecr_fixture(ECR_TARGET, LIFETIME, false);
+    let host = "127.0.0.1:5990";
+    let env = fixture_node(
+        &fixture.url(),
+        host,
+        "min_margin = \"1s\"\nretry_after = \"1s\"\n",
+    );
+    // The same closed metadata port each time: it is part of the identity.
+    let metadata = format!("http://127.0.0.1:{}", free_port());
+    let vars = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.as_str())];
+    let get = |env: &Env| Run::of(&mut helper_command(env, keyctl, &vars, "get"), host);
+    assert_eq!(answer(&get(&env)).1, "pw-1");
+    let minted = Instant::now();
+    if keyctl == Keyctl::Forbidden {
+        assert_eq!(token_agents(&env).len(), 1, "an agent holds the token");
+    }
+    let held: Vec<_> = (0..200)
+        .map(|_| hold(helper_command(&env, keyctl, &vars, "get"), host))
+        .collect();
+    let due = Duration::from_secs(LIFETIME / 2 + 1);
+    assert!(
+        minted.elapsed() < due,
+        "starting the gets took past the renewal time"
+    );
+    assert_eq!(fixture.count("/"), 1);
+    std::thread::sleep(due - minted.elapsed());
+    let (runs, alive) = release(held);
+    assert!(alive > 150, "only {alive} were waiting at once");
+    assert!(
+        minted.elapsed() < Duration::from_secs(LIFETIME),
+        "the gets outlived the old token; the test says nothing"
+    );
+    let mut renewed = 0;
+    for run in &runs {
+        let secret = answer(run).1;
+        assert!(
+            secret == "pw-1" || secret == "pw-2",
+            "neither the old nor the new token: {secret}"
+        );
+        renewed += usize::from(secret == "pw-2");
+    }
+    assert_eq!(fixture.count("/"), 2, "one exchange for 200 gets");
+    assert!(renewed > 0, "no get handed out the renewed token");
+    fixture.assert_clean();
+}
+
+#[test]
+fn two_hundred_concurrent_gets_across_a_renewal_make_one_exchange() {
+    two_hundred_gets_across_a_renewal(Keyctl::Allowed);
+}
+
+#[test]
+fn two_hundred_concurrent_gets_across_a_renewal_with_keyctl_forbidden() {
+    two_hundred_gets_across_a_renewal(Keyctl::Forbidden);
 }

@@ -12,7 +12,7 @@ use crate::harness::{Env, Registry, free_port, require, wait_for_port};
 
 /// moto's fixed answer: `AWS:<account>-auth-token` for its default account.
 pub(super) const MOTO_PASSWORD: &str = "123456789012-auth-token";
-const ECR_TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
+pub(super) const ECR_TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
 
 /// `moto_server` on a free loopback port that checks signatures after the three unsigned calls
 /// that create an IAM user, its access key and a policy allowing `ecr:GetAuthorizationToken`.
@@ -283,7 +283,7 @@ fn moto_refuses_a_wrong_secret_and_the_key_is_never_handed_out() {
 }
 
 /// A GetAuthorizationToken fixture whose tokens live `lifetime` seconds and count up.
-fn ecr_fixture(target: &'static str, lifetime: u64, public: bool) -> Fixture {
+pub(super) fn ecr_fixture(target: &'static str, lifetime: u64, public: bool) -> Fixture {
     let mut minted = 0;
     Fixture::start(move |request: &Request| {
         if request.method != "POST" || request.path != "/" {
