@@ -15,6 +15,8 @@ use crate::unlock::cache::Unavailable;
 
 /// The most a kernel `user` key holds.
 const MAX_PAYLOAD: usize = 32 * 1024;
+/// Enough for a vault key and for most registry tokens.
+const TYPICAL_PAYLOAD: usize = 2 * 1024;
 
 fn user_keyring() -> Result<KeyRing, Unavailable> {
     KeyRing::from_special_id(KeyRingIdentifier::User, true).map_err(unavailable)
@@ -50,16 +52,23 @@ pub fn read(description: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Unavailable
         Err(e) if is_absent(e) => return Ok(None),
         Err(e) => return Err(unavailable(e)),
     };
-    let mut payload = Zeroizing::new(vec![0u8; MAX_PAYLOAD]);
-    match key.read(&mut *payload) {
-        Ok(length) if length <= MAX_PAYLOAD => {
-            payload.truncate(length);
-            Ok(Some(payload))
+    // Every `get` reads here: a buffer the size of a vault key or a token, so the process touches
+    // (and wipes) no more memory than that. The kernel says how long the payload is, so a longer
+    // one is read again, at its size.
+    let mut size = TYPICAL_PAYLOAD;
+    loop {
+        let mut payload = Zeroizing::new(vec![0u8; size]);
+        match key.read(&mut *payload) {
+            Ok(length) if length <= size => {
+                payload.truncate(length);
+                return Ok(Some(payload));
+            }
+            Ok(length) if length <= MAX_PAYLOAD && size < length => size = length,
+            // Not a payload coffer wrote.
+            Ok(_) => return Ok(None),
+            Err(e) if is_absent(e) => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
         }
-        // Not a payload coffer wrote.
-        Ok(_) => Ok(None),
-        Err(e) if is_absent(e) => Ok(None),
-        Err(e) => Err(unavailable(e)),
     }
 }
 
