@@ -15,6 +15,7 @@
 //!   share a token.
 
 use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -254,6 +255,23 @@ pub fn serve_mint(input: impl Read, mut output: impl Write) -> std::result::Resu
         .map_err(|e| format!("cannot hand the token over: {e}"))
 }
 
+/// The one line for a `coffer token mint` that died of a signal: a panic (release builds abort),
+/// whose message is the line after "panicked at".
+fn crashed(status: std::process::ExitStatus, stderr: &str) -> String {
+    let said = stderr
+        .lines()
+        .skip_while(|l| !l.contains(" panicked at "))
+        .nth(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default();
+    format!(
+        "`coffer token mint` crashed ({status}){said}; a bug in coffer or in the cloud's SDK \
+         crate: please report it"
+    )
+}
+
 /// Runs `coffer token mint` with the request on stdin and reads the token from its stdout,
 /// within the exchange's timeout and a little more for the process itself.
 fn delegate(request: &Request) -> std::result::Result<Minted, TokenError> {
@@ -308,6 +326,9 @@ fn delegate(request: &Request) -> std::result::Result<Minted, TokenError> {
     };
     let out = reader.join().unwrap_or_default();
     let err = errors.join().unwrap_or_default();
+    if status.signal().is_some() {
+        return Err(TokenError::Identity(crashed(status, &err)));
+    }
     if !status.success() {
         let line = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
         let line = line.trim().strip_prefix("coffer: ").unwrap_or(line.trim());
@@ -324,4 +345,33 @@ fn delegate(request: &Request) -> std::result::Result<Minted, TokenError> {
         issued_at: wire.issued_at,
         expires_at: wire.expires_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn a_crashed_mint_is_told_by_its_panic_message() {
+        let aborted = std::process::ExitStatus::from_raw(libc::SIGABRT);
+        let stderr = "\nthread 'tokio-runtime-worker' (7) panicked at src/impersonated.rs:80:5:\n\
+                      called `Result::unwrap()` on an `Err` value: RecvError(())\n\
+                      note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        let said = crashed(aborted, stderr);
+        assert!(
+            said.starts_with("`coffer token mint` crashed (signal: 6"),
+            "{said}"
+        );
+        assert!(
+            said.contains(": called `Result::unwrap()` on an `Err` value: RecvError(())"),
+            "{said}"
+        );
+        assert!(!said.contains("RUST_BACKTRACE"), "{said}");
+        assert!(
+            crashed(aborted, "").contains("crashed (signal: 6"),
+            "no message at all"
+        );
+    }
 }
