@@ -8,6 +8,8 @@ use crate::error::{Error, Result};
 pub struct Paths {
     home: PathBuf,
     config_dir: PathBuf,
+    /// The profile these paths are narrowed to, if any.
+    profile: Option<String>,
 }
 
 impl Paths {
@@ -16,6 +18,7 @@ impl Paths {
         Paths {
             config_dir: home.clone(),
             home,
+            profile: None,
         }
     }
 
@@ -39,6 +42,7 @@ impl Paths {
                 Paths {
                     home: dirs.data_local_dir().to_path_buf(),
                     config_dir: dirs.config_dir().to_path_buf(),
+                    profile: None,
                 }
             };
         match profile {
@@ -59,7 +63,15 @@ impl Paths {
         if !valid {
             return Err(Error::Profile(name.to_owned()));
         }
-        Ok(Paths::new(self.home.join("profiles").join(name)))
+        Ok(Paths {
+            profile: Some(name.to_owned()),
+            ..Paths::new(self.home.join("profiles").join(name))
+        })
+    }
+
+    /// The profile these paths are narrowed to; `None` for the user's own credentials.
+    pub fn profile_name(&self) -> Option<&str> {
+        self.profile.as_deref()
     }
 
     /// The folder holding the vault, its lock and its non-secret state.

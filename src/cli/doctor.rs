@@ -246,8 +246,8 @@ fn check_items(report: &mut Report, store: &KeychainStore) {
             for item in unreadable {
                 report.problem(
                     &format!(
-                        "the keychain item (service coffer, account {}) is not a coffer entry ({}); coffer passes over it",
-                        item.account, item.reason
+                        "the keychain item (service {}, account {}) is not a coffer entry ({}); coffer passes over it",
+                        item.service, item.account, item.reason
                     ),
                     &item.delete_command(),
                 );

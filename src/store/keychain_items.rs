@@ -34,6 +34,15 @@ use crate::unlock::Unlocker;
 /// The keychain service of coffer's entries (`secret-tool search service coffer`).
 pub const SERVICE: &str = "coffer";
 
+/// The keychain service of a set of credentials: [`SERVICE`] for the user's own, `coffer:NAME`
+/// for profile NAME's, so that one profile's items are never another's.
+pub fn service_of(paths: &Paths) -> String {
+    match paths.profile_name() {
+        Some(name) => format!("{SERVICE}:{name}"),
+        None => SERVICE.to_owned(),
+    }
+}
+
 /// The largest item the platform's keychain accepts, when it has a limit.
 pub const PLATFORM_LIMIT: Option<usize> = if cfg!(target_os = "windows") {
     Some(2560)
@@ -44,6 +53,8 @@ pub const PLATFORM_LIMIT: Option<usize> = if cfg!(target_os = "windows") {
 #[derive(Debug)]
 pub struct KeychainStore {
     keychain: Keychain,
+    /// [`service_of`] these credentials.
+    service: String,
     home: PathBuf,
     overflow: FileStore,
     limit: Option<usize>,
@@ -73,6 +84,7 @@ struct Marker {
 /// An item of coffer's service that is not a coffer entry: its account and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
+    pub service: String,
     pub account: String,
     pub reason: String,
 }
@@ -80,7 +92,7 @@ pub struct Unreadable {
 impl Unreadable {
     /// The platform's command that deletes this one item and nothing else.
     pub fn delete_command(&self) -> String {
-        keychain::delete_command(SERVICE, &self.account)
+        keychain::delete_command(&self.service, &self.account)
     }
 }
 
@@ -102,6 +114,7 @@ impl KeychainStore {
         );
         KeychainStore {
             keychain,
+            service: service_of(paths),
             home,
             overflow,
             limit,
@@ -114,7 +127,13 @@ impl KeychainStore {
         Ok(self
             .items()?
             .into_iter()
-            .filter_map(|(account, item)| item.err().map(|reason| Unreadable { account, reason }))
+            .filter_map(|(account, item)| {
+                item.err().map(|reason| Unreadable {
+                    service: self.service.clone(),
+                    account,
+                    reason,
+                })
+            })
             .collect())
     }
 
@@ -122,7 +141,7 @@ impl KeychainStore {
     fn items(&self) -> Result<Vec<(String, std::result::Result<Item, String>)>> {
         Ok(self
             .keychain
-            .all(SERVICE)?
+            .all(&self.service)?
             .into_iter()
             .map(|(account, bytes)| {
                 let item = decode_item(&bytes);
@@ -132,17 +151,19 @@ impl KeychainStore {
     }
 
     fn read(&self, key: &str) -> Result<Option<Item>> {
-        let Some(bytes) = self.keychain.read(SERVICE, key)? else {
+        let Some(bytes) = self.keychain.read(&self.service, key)? else {
             return Ok(None);
         };
         decode_item(&bytes).map(Some).map_err(|reason| {
             let unreadable = Unreadable {
+                service: self.service.clone(),
                 account: key.to_owned(),
                 reason,
             };
             Error::Keychain(format!(
-                "the keychain item (service {SERVICE}, account {key}) is not a coffer entry ({}); delete that one \
+                "the keychain item (service {}, account {key}) is not a coffer entry ({}); delete that one \
                  item with `{}`, then store the credential again",
+                unreadable.service,
                 unreadable.reason,
                 unreadable.delete_command()
             ))
@@ -172,7 +193,7 @@ impl KeychainStore {
         let label = format!("coffer: {server_url}");
         let attributes = HashMap::from([("server", server_url)]);
         self.keychain
-            .write(SERVICE, key, &label, &attributes, bytes)
+            .write(&self.service, key, &label, &attributes, bytes)
     }
 
     fn fits(&self, bytes: &[u8]) -> bool {
@@ -225,7 +246,7 @@ impl KeychainStore {
         let Some(item) = self.read(key)? else {
             return Ok(None);
         };
-        self.keychain.delete(SERVICE, key)?;
+        self.keychain.delete(&self.service, key)?;
         if item.in_vault {
             self.overflow.remove(&[key.to_owned()])?;
         } else {

@@ -651,3 +651,58 @@ fn doctor_finds_split_entries_and_stray_items_and_names_the_exact_fix() {
         "{healthy}"
     );
 }
+
+/// Profiles are isolated in the item store too: each profile's entries are items of its own
+/// keychain service (`coffer` for the user's own, `coffer:NAME` for profile NAME's), so the
+/// same registry keeps one credential per profile, and erasing one leaves the other.
+#[test]
+fn each_profile_keeps_its_own_keychain_items() {
+    let service = SecretService::start();
+    let env = Env::empty();
+    let ss = Some(&service);
+    let profile_home = env.coffer_home().join("profiles/ci");
+    fs::create_dir_all(&profile_home).expect("profile home");
+    for home in [env.coffer_home(), profile_home] {
+        env.write_private(&home.join("config.toml"), "backend = \"keychain\"\n");
+    }
+    let helper = |profile: Option<&str>, action: &str, input: &str| {
+        let mut cmd = command(&env, ss, "docker-credential-coffer");
+        if let Some(profile) = profile {
+            cmd.env("COFFER_PROFILE", profile);
+        }
+        Run::of(cmd.arg(action), input)
+    };
+    let registry = "registry.profiles.example";
+    helper(None, "store", &store_request(registry, "own", "own-Pa55")).success();
+    helper(
+        Some("ci"),
+        "store",
+        &store_request(registry, "ci-bot", "ci-Pa55"),
+    )
+    .success();
+
+    let own = helper(None, "get", registry);
+    assert!(
+        own.success().stdout().contains(r#""Secret":"own-Pa55""#),
+        "{}",
+        own.stdout()
+    );
+    let ci = helper(Some("ci"), "get", registry);
+    assert!(
+        ci.success().stdout().contains(r#""Secret":"ci-Pa55""#),
+        "{}",
+        ci.stdout()
+    );
+    let items = service.secret_tool(&["search", "--all", "service", "coffer:ci"]);
+    assert!(items.contains("\"user\":\"ci-bot\""), "{items}");
+    assert!(!items.contains("\"user\":\"own\""), "{items}");
+
+    helper(Some("ci"), "erase", registry).success();
+    assert_eq!(helper(Some("ci"), "list", "").success().stdout(), "{}\n");
+    let own = helper(None, "get", registry);
+    assert!(
+        own.success().stdout().contains(r#""Secret":"own-Pa55""#),
+        "{}",
+        own.stdout()
+    );
+}
