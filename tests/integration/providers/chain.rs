@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::ecr::{ECR_TARGET, MOTO_PASSWORD, Moto, ecr_fixture};
 use super::fixture::Fixture;
 use super::push_and_inspect_through_coffer;
+use crate::e2e_docker::write_docker_config;
+use crate::engine::{busybox_context, engine};
 use crate::harness::{Env, Registry, Run, bin, free_port, hold, release};
 
 /// The registry's section in config.toml: ECR's API at moto, with `extra` settings.
@@ -172,6 +174,47 @@ fn a_node_with_only_an_aws_profile_pulls_with_docker_and_skopeo_and_writes_no_to
         home.is_empty() && tmp.is_empty(),
         "token written to {home:?} {tmp:?}"
     );
+}
+
+/// The same node through a real engine: the docker CLI gets the minted token from coffer for
+/// `push` and `pull`, and the engine pulls and runs the image with it.
+#[test]
+fn a_node_with_only_an_aws_profile_pushes_pulls_and_runs_through_the_engine() {
+    let engine = engine();
+    let env = Env::empty();
+    std::fs::remove_file(env.passphrase_file()).expect("no passphrase");
+    let moto = Moto::start(&env);
+    shared_profile(&env, &moto);
+    let registry = Registry::htpasswd("AWS", MOTO_PASSWORD);
+    let host = registry.host();
+    ecr_config(&env, &host, &moto, "");
+    write_docker_config(&env, r#"{"credsStore": "coffer"}"#);
+    let docker = |args: &[&str]| engine.docker(&env, args, "");
+    let image = format!("{host}/chain/busybox:1");
+    let context = busybox_context(env.root(), "pulled with this machine's AWS identity");
+    docker(&[
+        "build",
+        "--quiet",
+        "--tag",
+        &image,
+        &context.to_string_lossy(),
+    ])
+    .success();
+    docker(&["push", &image]).success();
+    docker(&["rmi", &image]).success();
+    docker(&["pull", &image]).success();
+    let run = docker(&["run", "--rm", "--network", "none", &image]);
+    assert_eq!(
+        run.success().stdout(),
+        "pulled with this machine's AWS identity\n"
+    );
+    docker(&["rmi", &image]).success();
+    assert_eq!(
+        signers(&moto),
+        vec![moto.key_id.clone()],
+        "one exchange for every get of the push and the pull"
+    );
+    assert!(!env.vault().exists(), "chain mode made no vault");
 }
 
 #[test]
