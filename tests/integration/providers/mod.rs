@@ -53,8 +53,8 @@ pub fn private_file(env: &Env, name: &str, content: &str) -> String {
     path.to_str().expect("utf-8").to_owned()
 }
 
-/// skopeo pushes an image and inspects it, and the docker CLI inspects its manifest, all with
-/// the credential coffer hands out for the registry.
+/// skopeo pushes an image and inspects it, the docker CLI inspects its manifest, and the real
+/// engine pulls it, all with the credential coffer hands out for the registry.
 pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
     require("skopeo");
     require_file(DOCKER, "docker.io");
@@ -95,4 +95,9 @@ pub fn push_and_inspect_through_coffer(env: &Env, registry: &Registry) {
         "{}",
         manifest.stdout()
     );
+    let engine = crate::engine::engine();
+    engine
+        .docker(env, &["pull", "--quiet", &image], "")
+        .success();
+    engine.docker(env, &["rmi", &image], "").success();
 }
