@@ -16,7 +16,7 @@
 //! The command runs without a shell (a value such as `; rm -rf ~` is one literal argument), with
 //! stdin closed, an environment of PATH, HOME and the listed variables only, in its own process
 //! group, which is killed when the timeout passes. Its stdout is the secret: one line, at most
-//! [`MAX_OUTPUT`] bytes, one trailing newline dropped. Its stderr is discarded unless
+//! 64 KiB (`MAX_OUTPUT`), one trailing newline dropped. Its stderr is discarded unless
 //! `show_stderr` is set, and neither output ever reaches an error message.
 
 use std::io::Read;

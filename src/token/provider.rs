@@ -3,7 +3,7 @@
 //! registry is one more.
 //!
 //! A leaf: the trait and the types it speaks. Adding a provider: one file implementing
-//! [`Provider`], its entry in [`super::providers::PROVIDERS`], and a
+//! [`Provider`], its entry in `PROVIDERS` ([`super::providers`]), and a
 //! [`Mode`](super::settings::Mode) variant of the same name (with its arm in `Mode::name`).
 //! What providers share (settings parsing, refusals, the loopback rule) is in [`super::shared`].
 
