@@ -1,8 +1,9 @@
 //! The encrypted vault file: a map from entry names to sealed bytes.
 //!
 //! The layout is in [`format`](mod@format), the primitives in [`crypto`]. A `get` reads the
-//! file once, checks the seal over header and table, finds its record by binary search on a keyed tag and
-//! decrypts that record alone, so its cost barely grows with the number of entries.
+//! file once, checks the seal over header and table, finds its record by binary search on a
+//! keyed tag and decrypts that record alone, so its cost barely grows with the number of
+//! entries.
 
 pub mod crypto;
 pub mod format;
