@@ -505,6 +505,10 @@ pub(super) fn print_identities(identities: &[(String, Result<String, String>)]) 
             Err(why) => println!("  {host}: none: {why}"),
         }
     }
+    println!(
+        "  tokens without a vault entry are cached in {}",
+        crate::token::cache::place()
+    );
 }
 
 fn print_status(rows: &[StatusRow], now: u64) {

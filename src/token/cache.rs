@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use super::state::Derived;
 use crate::error::Result;
 use crate::store::now;
-use crate::unlock::cache::{Slot, lookup_slot, store_slot};
+use crate::unlock::cache::{Slot, State, lookup_slot, store_slot};
 
 /// How long a token that states no expiry is kept.
 const UNSTATED_LIFETIME: u64 = 3600;
@@ -48,6 +48,32 @@ pub fn store(identity: &str, token: &Derived) -> Result<()> {
         return Ok(());
     };
     store_slot(&token_slot(identity), &payload, Some(expires_at)).map(|_| ())
+}
+
+/// Where this process would cache a minted token, in words for `coffer token status`: the first
+/// mechanism that works here, and why the ones before it do not.
+pub fn place() -> String {
+    let states = match crate::unlock::cache::status(None) {
+        Ok(states) => states,
+        Err(error) => return format!("nowhere: {error}"),
+    };
+    let mut passed_over = Vec::new();
+    for (mechanism, state) in states {
+        match state {
+            State::Unavailable(why) => passed_over.push(format!("{mechanism}: {why}")),
+            _ if passed_over.is_empty() => return format!("{mechanism}, until each token expires"),
+            _ => {
+                return format!(
+                    "{mechanism}, until each token expires ({} is unavailable)",
+                    passed_over.join("; ")
+                );
+            }
+        }
+    }
+    format!(
+        "nowhere, so every get asks the cloud: {}",
+        passed_over.join("; ")
+    )
 }
 
 /// The last renewal's failure, while it is younger than `retry_after`.

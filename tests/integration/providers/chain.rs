@@ -507,10 +507,11 @@ fn doctor_says_which_identity_would_be_used() {
         format!("http://127.0.0.1:{}", free_port()),
     );
     let run = Run::of(&mut cmd, "");
+    let said = run.success().stdout();
+    assert!(said.contains("AWS shared profile"), "{said}");
     assert!(
-        run.success().stdout().contains("AWS shared profile"),
-        "{}",
-        run.stdout()
+        said.contains("tokens without a vault entry are cached in the kernel keyring, until each token expires"),
+        "{said}"
     );
 }
 
@@ -576,6 +577,13 @@ fn keyctl_forbidden_caches_tokens_in_an_agent_until_they_expire() {
         ("AWS".into(), MOTO_PASSWORD.into())
     );
     assert_eq!(token_agents(&env).len(), 1, "an agent holds the token");
+    let mut status = env.command_without_keyctl(bin("coffer"));
+    let status = Run::of(status.args(["token", "status"]).envs(vars), "");
+    let said = status.success().stdout();
+    assert!(
+        said.contains("cached in the coffer agent, until each token expires (the kernel keyring: "),
+        "{said}"
+    );
     assert_eq!(answer(&confined_get(&env)).1, MOTO_PASSWORD);
     assert_eq!(
         signers(&moto).len(),
@@ -636,6 +644,15 @@ fn two_hundred_gets_across_a_renewal(keyctl: Keyctl) {
     let minted = Instant::now();
     if keyctl == Keyctl::Forbidden {
         assert_eq!(token_agents(&env).len(), 1, "an agent holds the token");
+        let mut status = env.command_without_keyctl(bin("coffer"));
+        let status = Run::of(status.args(["token", "status"]).envs(vars), "");
+        let said = status.success().stdout();
+        assert!(
+            said.contains(
+                "cached in the coffer agent, until each token expires (the kernel keyring: "
+            ),
+            "{said}"
+        );
     }
     let held: Vec<_> = (0..200)
         .map(|_| hold(helper_command(&env, keyctl, &vars, "get"), host))
