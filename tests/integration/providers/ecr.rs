@@ -62,15 +62,22 @@ impl Moto {
         wait_for_port(port, &mut child, "moto_server");
         let iam = |form: &[(&str, &str)]| -> String {
             let http = reqwest::blocking::Client::new();
-            let response = http
-                .post(format!("http://127.0.0.1:{port}/"))
-                // Unsigned, but naming the service so that moto routes it to IAM.
-                .header(
-                    "Authorization",
-                    "AWS4-HMAC-SHA256 Credential=AKIDSETUP/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
-                )
-                .form(form)
-                .send()
+            let send = || {
+                http.post(format!("http://127.0.0.1:{port}/"))
+                    // Unsigned, but naming the service so that moto routes it to IAM.
+                    .header(
+                        "Authorization",
+                        "AWS4-HMAC-SHA256 Credential=AKIDSETUP/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+                    )
+                    .form(form)
+                    .send()
+            };
+            // A server that has just begun to listen may still drop a first connection.
+            let response = send()
+                .or_else(|_| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    send()
+                })
                 .expect("moto IAM call");
             assert!(response.status().is_success(), "moto IAM call failed");
             response.text().expect("text")
