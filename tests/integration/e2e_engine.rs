@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::e2e_docker::write_docker_config;
 use crate::e2e_tokens::password_exchanges_by_clients;
-use crate::engine::{Engine, busybox_context, derived_context, engine};
+use crate::engine::{Engine, derived_context, engine};
 use crate::harness::{Env, Registry, Run};
 use crate::token_server::{Grant, TokenServer, token_registry};
 use crate::token_vault::env_with;
@@ -87,20 +87,7 @@ fn build_push_pull_run_swarm_logout(env: &Env, host: &str, logged_in: impl FnOnc
 
     // Build, push, remove, pull, run.
     let image = format!("{host}/engine/busybox:1");
-    let context = busybox_context(env.root(), "hello from a private image");
-    docker(&[
-        "build",
-        "--quiet",
-        "--tag",
-        &image,
-        &context.to_string_lossy(),
-    ])
-    .success();
-    docker(&["push", &image]).success();
-    docker(&["rmi", &image]).success();
-    docker(&["pull", &image]).success();
-    let run = docker(&["run", "--rm", "--network", "none", &image]);
-    assert_eq!(run.success().stdout(), "hello from a private image\n");
+    engine.build_push_pull_run(env, &image, "hello from a private image");
 
     // The classic builder pulls the private base image with what `list` and `get` gave the CLI.
     docker(&["rmi", &image]).success();

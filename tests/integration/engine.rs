@@ -175,6 +175,27 @@ impl Engine {
         Run::of(self.docker_command(env).args(args), input)
     }
 
+    /// Builds `image` (busybox printing `greeting`), pushes it, removes it, pulls it back and
+    /// runs it: every registry step with what the docker CLI gets from the credential store.
+    /// The image stays pulled.
+    pub fn build_push_pull_run(&self, env: &Env, image: &str, greeting: &str) {
+        let docker = |args: &[&str]| self.docker(env, args, "");
+        let context = busybox_context(env.root(), greeting);
+        docker(&[
+            "build",
+            "--quiet",
+            "--tag",
+            image,
+            &context.to_string_lossy(),
+        ])
+        .success();
+        docker(&["push", image]).success();
+        docker(&["rmi", image]).success();
+        docker(&["pull", image]).success();
+        let run = docker(&["run", "--rm", "--network", "none", image]);
+        assert_eq!(run.success().stdout(), format!("{greeting}\n"));
+    }
+
     /// Makes the engine a one-node Swarm manager, once: services of several tests share it.
     pub fn swarm(&self) {
         let mut joined = self.swarm.lock().unwrap_or_else(|e| e.into_inner());
@@ -255,7 +276,7 @@ fn require_busybox_static() {
 
 /// A build context in `dir`: a `FROM scratch` image holding busybox-static as `/bin/busybox`,
 /// which prints `greeting` when run.
-pub fn busybox_context(dir: &Path, greeting: &str) -> PathBuf {
+fn busybox_context(dir: &Path, greeting: &str) -> PathBuf {
     let context = dir.join("busybox-context");
     fs::create_dir_all(&context).expect("mkdir");
     fs::copy(BUSYBOX, context.join("busybox")).expect("copy busybox");

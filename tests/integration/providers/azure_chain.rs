@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::time::SystemTime;
 
 use super::azure::{CLIENT_ID, TENANT, ZERO_GUID, acr_refresh_token};
-use super::chain::{answer, assert_fails_fast, files_since_containing};
+use super::chain::{answer, assert_fails_fast, assert_on_no_disk};
 use super::fixture::{Answer, Fixture, Request};
 use super::service_accounts::accepted;
 use super::{private_file, push_and_inspect_through_coffer, unix_now};
@@ -223,16 +223,7 @@ fn a_client_secret_from_the_environment_goes_only_to_aad() {
     fixture.assert_clean();
     assert_eq!(fixture.count(&aad_path()), 1);
     run.hides(&[CLIENT_SECRET]);
-    let home = files_since_containing(&env.home(), started, CLIENT_SECRET.as_bytes());
-    let tmp = files_since_containing(
-        std::path::Path::new("/tmp"),
-        started,
-        CLIENT_SECRET.as_bytes(),
-    );
-    assert!(
-        home.is_empty() && tmp.is_empty(),
-        "the client secret was written to {home:?} {tmp:?}"
-    );
+    assert_on_no_disk(&env, started, CLIENT_SECRET);
 }
 
 /// Where a managed identity's token comes from.

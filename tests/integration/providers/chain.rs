@@ -11,7 +11,7 @@ use super::ecr::{ECR_TARGET, MOTO_PASSWORD, Moto, ecr_fixture};
 use super::fixture::Fixture;
 use super::push_and_inspect_through_coffer;
 use crate::e2e_docker::write_docker_config;
-use crate::engine::{busybox_context, engine};
+use crate::engine::engine;
 use crate::harness::{Env, Registry, Run, bin, free_port, hold, release};
 
 /// The registry's section in config.toml: ECR's API at moto, with `extra` settings.
@@ -103,11 +103,7 @@ fn shared_profile(env: &Env, moto: &Moto) {
 }
 
 /// Files under `dir` changed since `since` whose bytes hold `needle`.
-pub(super) fn files_since_containing(
-    dir: &std::path::Path,
-    since: SystemTime,
-    needle: &[u8],
-) -> Vec<String> {
+fn files_since_containing(dir: &std::path::Path, since: SystemTime, needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -139,14 +135,30 @@ pub(super) fn files_since_containing(
     found
 }
 
-#[test]
-fn a_node_with_only_an_aws_profile_pulls_with_docker_and_skopeo_and_writes_no_token() {
-    let started = SystemTime::now();
-    // No vault, no passphrase: nothing of coffer's is stored anywhere.
+/// No file under HOME or /tmp changed since `started` holds `needle` (a token or a secret).
+pub(super) fn assert_on_no_disk(env: &Env, started: SystemTime, needle: &str) {
+    let home = files_since_containing(&env.home(), started, needle.as_bytes());
+    let tmp = files_since_containing(std::path::Path::new("/tmp"), started, needle.as_bytes());
+    assert!(
+        home.is_empty() && tmp.is_empty(),
+        "written to {home:?} {tmp:?}"
+    );
+}
+
+/// A node with no vault and no passphrase whose only identity is an AWS profile (moto's key).
+fn aws_profile_node() -> (Env, Moto) {
     let env = Env::empty();
     std::fs::remove_file(env.passphrase_file()).expect("no passphrase");
     let moto = Moto::start(&env);
     shared_profile(&env, &moto);
+    (env, moto)
+}
+
+#[test]
+fn a_node_with_only_an_aws_profile_pulls_with_docker_and_skopeo_and_writes_no_token() {
+    let started = SystemTime::now();
+    // No vault, no passphrase: nothing of coffer's is stored anywhere.
+    let (env, moto) = aws_profile_node();
     let registry = Registry::htpasswd("AWS", MOTO_PASSWORD);
     let host = registry.host();
     ecr_config(&env, &host, &moto, "");
@@ -164,16 +176,7 @@ fn a_node_with_only_an_aws_profile_pulls_with_docker_and_skopeo_and_writes_no_to
     // Every get after the first, in every process, came from the keyring cache.
     assert_eq!(signers(&moto), vec![moto.key_id.clone()]);
     assert!(!env.vault().exists(), "chain mode made no vault");
-    let home = files_since_containing(&env.home(), started, MOTO_PASSWORD.as_bytes());
-    let tmp = files_since_containing(
-        std::path::Path::new("/tmp"),
-        started,
-        MOTO_PASSWORD.as_bytes(),
-    );
-    assert!(
-        home.is_empty() && tmp.is_empty(),
-        "token written to {home:?} {tmp:?}"
-    );
+    assert_on_no_disk(&env, started, MOTO_PASSWORD);
 }
 
 /// The same node through a real engine: the docker CLI gets the minted token from coffer for
@@ -181,34 +184,14 @@ fn a_node_with_only_an_aws_profile_pulls_with_docker_and_skopeo_and_writes_no_to
 #[test]
 fn a_node_with_only_an_aws_profile_pushes_pulls_and_runs_through_the_engine() {
     let engine = engine();
-    let env = Env::empty();
-    std::fs::remove_file(env.passphrase_file()).expect("no passphrase");
-    let moto = Moto::start(&env);
-    shared_profile(&env, &moto);
+    let (env, moto) = aws_profile_node();
     let registry = Registry::htpasswd("AWS", MOTO_PASSWORD);
     let host = registry.host();
     ecr_config(&env, &host, &moto, "");
     write_docker_config(&env, r#"{"credsStore": "coffer"}"#);
-    let docker = |args: &[&str]| engine.docker(&env, args, "");
     let image = format!("{host}/chain/busybox:1");
-    let context = busybox_context(env.root(), "pulled with this machine's AWS identity");
-    docker(&[
-        "build",
-        "--quiet",
-        "--tag",
-        &image,
-        &context.to_string_lossy(),
-    ])
-    .success();
-    docker(&["push", &image]).success();
-    docker(&["rmi", &image]).success();
-    docker(&["pull", &image]).success();
-    let run = docker(&["run", "--rm", "--network", "none", &image]);
-    assert_eq!(
-        run.success().stdout(),
-        "pulled with this machine's AWS identity\n"
-    );
-    docker(&["rmi", &image]).success();
+    engine.build_push_pull_run(&env, &image, "pulled with this machine's AWS identity");
+    engine.docker(&env, &["rmi", &image], "").success();
     assert_eq!(
         signers(&moto),
         vec![moto.key_id.clone()],
@@ -557,10 +540,7 @@ fn fixture_node(endpoint: &str, host: &str, tokens: &str) -> Env {
 #[test]
 fn keyctl_forbidden_caches_tokens_in_an_agent_until_they_expire() {
     let started = SystemTime::now();
-    let env = Env::empty();
-    std::fs::remove_file(env.passphrase_file()).expect("no passphrase");
-    let moto = Moto::start(&env);
-    shared_profile(&env, &moto);
+    let (env, moto) = aws_profile_node();
     let host = "127.0.0.1:5991";
     ecr_config(&env, host, &moto, "");
     // The same closed metadata port each time: it is part of the identity.
@@ -591,16 +571,7 @@ fn keyctl_forbidden_caches_tokens_in_an_agent_until_they_expire() {
         "the second get used the agent's token"
     );
     assert!(!env.vault().exists(), "chain mode made no vault");
-    let home = files_since_containing(&env.home(), started, MOTO_PASSWORD.as_bytes());
-    let tmp = files_since_containing(
-        std::path::Path::new("/tmp"),
-        started,
-        MOTO_PASSWORD.as_bytes(),
-    );
-    assert!(
-        home.is_empty() && tmp.is_empty(),
-        "token written to {home:?} {tmp:?}"
-    );
+    assert_on_no_disk(&env, started, MOTO_PASSWORD);
 
     // Tokens that live 3 s: the agent is gone with its token, and the next get mints again.
     let fixture = ecr_fixture(ECR_TARGET, 3, false);

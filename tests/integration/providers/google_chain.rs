@@ -7,10 +7,9 @@
 //! exactly it.
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::SystemTime;
 
-use super::chain::{answer, assert_fails_fast, files_since_containing};
+use super::chain::{answer, assert_fails_fast, assert_on_no_disk};
 use super::fixture::{Answer, Fixture, Request};
 use super::https_proxy::HttpsProxy;
 use super::{private_file, push_and_inspect_through_coffer};
@@ -112,12 +111,7 @@ fn a_node_with_only_the_metadata_server_pulls_with_docker_and_skopeo_and_writes_
     assert_eq!(asked, vec![Some(SCOPE.to_owned())]);
     metadata.assert_clean();
     assert!(!env.vault().exists(), "chain mode made no vault");
-    let home = files_since_containing(&env.home(), started, b"ya29.metadata-1");
-    let tmp = files_since_containing(Path::new("/tmp"), started, b"ya29.metadata-1");
-    assert!(
-        home.is_empty() && tmp.is_empty(),
-        "token written to {home:?} {tmp:?}"
-    );
+    assert_on_no_disk(&env, started, "ya29.metadata-1");
     let status = env.coffer(&["token", "status"]);
     assert!(
         status
