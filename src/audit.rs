@@ -176,7 +176,13 @@ impl AccessLog {
                 Err(e) => return Err(e),
             };
             for line in BufReader::new(file).split(b'\n') {
-                match serde_json::from_slice(&line?) {
+                let line = line?;
+                // A writer that saw another's line half-way through its write (the file's size
+                // grows page by page) starts its own on a new line: a blank line, not an event.
+                if line.is_empty() {
+                    continue;
+                }
+                match serde_json::from_slice(&line) {
                     Ok(event) => events.push(event),
                     Err(_) => unreadable += 1,
                 }
@@ -209,6 +215,23 @@ mod tests {
         let (events, unreadable) = log.read().expect("read");
         assert_eq!((events.len(), unreadable), (2, 1));
         assert_eq!(events[1], next);
+    }
+
+    /// What a writer leaves when it saw another's line half-written: a blank line between whole
+    /// ones, which is no event and nothing unreadable.
+    #[test]
+    fn a_blank_line_between_events_is_neither_an_event_nor_unreadable() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = AccessLog::new(dir.path().join("access.log"));
+        log.append(&event(Action::Get)).expect("append");
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .expect("open");
+        file.write_all(b"\n").expect("blank line");
+        log.append(&event(Action::Store)).expect("append");
+        let (events, unreadable) = log.read().expect("read");
+        assert_eq!((events.len(), unreadable), (2, 0));
     }
 
     #[test]
