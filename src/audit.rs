@@ -51,6 +51,10 @@ pub struct Event {
     /// The one-line error of a failed action (these never quote secrets or input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What a successful action should still tell (a cached entry served while the central
+    /// store's servers were away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     /// The parent process's name (`/proc/<ppid>/comm`): docker, skopeo, a shell...
     pub caller: String,
     pub caller_pid: u32,
@@ -66,6 +70,7 @@ impl Event {
             registry: registry.map(shorten),
             outcome,
             error: None,
+            warning: None,
             caller,
             caller_pid,
         }

@@ -2,7 +2,8 @@
 //!
 //! - `file`: the vault file, sealed by a passphrase or by a key kept in the OS keychain (the
 //!   vault's header says which);
-//! - `keychain`: one OS-keychain item per entry (the item store).
+//! - `keychain`: one OS-keychain item per entry (the item store);
+//! - `openbao`: the central store, KV entries in OpenBao or Vault ([`crate::store::openbao`]).
 //!
 //! Until a store is recorded (`auto`, the default), the first entry stored, or `coffer init`,
 //! chooses and records it: where the OS keychain answers and is unlocked (a desktop), a vault
@@ -28,6 +29,7 @@ use crate::os::keychain::{Keychain, Unusable};
 use crate::paths::Paths;
 use crate::store::file::FileStore;
 use crate::store::keychain_items::KeychainStore;
+use crate::store::openbao::OpenBaoStore;
 use crate::store::{Entry, Store, Summary};
 use crate::unlock::Unlocker;
 use crate::unlock::cache::Timeout;
@@ -42,6 +44,10 @@ pub enum Backend {
     Auto,
     Keychain,
     File,
+    /// The central store: KV entries in OpenBao or HashiCorp Vault (`[openbao]`).
+    #[value(name = "openbao")]
+    #[serde(rename = "openbao")]
+    OpenBao,
 }
 
 impl Backend {
@@ -50,6 +56,7 @@ impl Backend {
             Backend::Auto => "auto",
             Backend::Keychain => "keychain",
             Backend::File => "file",
+            Backend::OpenBao => "openbao",
         }
     }
 }
@@ -77,6 +84,7 @@ impl Choice {
         let store = match self.used {
             Backend::Keychain => "the OS keychain, one item per entry",
             Backend::File => "the file vault",
+            Backend::OpenBao => "the central store on OpenBao/Vault",
             Backend::Auto => {
                 return "none chosen yet: the first stored entry (or `coffer init`) chooses a \
                         vault sealed by the OS keychain where one is unlocked, else one sealed by \
@@ -106,9 +114,10 @@ fn setting(config: &Config) -> Result<(Backend, Origin)> {
             "auto" => {}
             "keychain" => return Ok((Backend::Keychain, Origin::Environment)),
             "file" => return Ok((Backend::File, Origin::Environment)),
+            "openbao" => return Ok((Backend::OpenBao, Origin::Environment)),
             _ => {
                 return Err(Error::Setting(format!(
-                    "{ENV} must be auto, keychain or file, not {value:?}"
+                    "{ENV} must be auto, keychain, file or openbao, not {value:?}"
                 )));
             }
         }
@@ -126,6 +135,7 @@ pub fn open(paths: &Paths) -> Result<(Box<dyn Store>, Choice)> {
     let store: Box<dyn Store> = match asked {
         Backend::File => Box::new(vault_store(paths, &config)),
         Backend::Keychain => Box::new(item_store(paths, origin)?),
+        Backend::OpenBao => Box::new(OpenBaoStore::new(paths, &config.openbao)?),
         // A vault of an earlier coffer settles it without asking the keychain.
         Backend::Auto if paths.vault().exists() => {
             // Best effort: a read-only home still serves, and the vault decides again next time.

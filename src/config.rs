@@ -43,6 +43,9 @@ pub struct Config {
     /// `[kubelet]`: which registries trade a pod's service-account token, and for what.
     #[serde(skip_serializing_if = "crate::kubelet::settings::KubeletSettings::is_default")]
     pub kubelet: crate::kubelet::settings::KubeletSettings,
+    /// `[openbao]`: the central store on OpenBao or Vault (`backend = "openbao"`).
+    #[serde(skip_serializing_if = "crate::store::openbao::settings::OpenBaoSettings::is_default")]
+    pub openbao: crate::store::openbao::settings::OpenBaoSettings,
     /// `[unlock]`: how long `coffer unlock` keeps the vault open.
     #[serde(skip_serializing_if = "crate::unlock::cache::UnlockConfig::is_default")]
     pub unlock: crate::unlock::cache::UnlockConfig,

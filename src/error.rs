@@ -112,6 +112,8 @@ pub enum Error {
     NoHome,
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    OpenBao(#[from] crate::store::openbao::error::BaoError),
     #[error("{0}")]
     Keychain(String),
     #[error("{0}")]

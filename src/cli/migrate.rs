@@ -19,6 +19,7 @@ pub fn run(paths: &Paths, to: Backend) -> anyhow::Result<()> {
         Backend::Keychain => (&file, &keychain, "the file vault", "the OS keychain"),
         Backend::File => (&keychain, &file, "the OS keychain", "the file vault"),
         Backend::Auto => anyhow::bail!("migrate needs a store: --to keychain or --to file"),
+        Backend::OpenBao => anyhow::bail!("migrate --to openbao is not built yet"),
     };
     let outcome = migrate(from, target).context("the migration stopped; run it again to go on")?;
     println!(

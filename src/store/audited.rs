@@ -34,6 +34,7 @@ impl<S: Store> Audited<S> {
         };
         let event = Event {
             error,
+            warning: self.inner.warning(),
             ..Event::now(action, registry, outcome)
         };
         match self.log.append(&event) {
@@ -115,6 +116,10 @@ impl<S: Store> Store for Audited<S> {
         let list = self.inner.list();
         self.record(Action::List, None, &list, |_| true);
         list
+    }
+
+    fn warning(&self) -> Option<String> {
+        self.inner.warning()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod audited;
 pub mod file;
 pub mod keychain_items;
 pub mod memory;
+pub mod openbao;
 pub mod used;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -131,6 +132,11 @@ pub trait Store: std::fmt::Debug {
     /// empty the slot, and says whether it changed anything; nothing is written when it did not.
     /// Required: a default made of `find` then `put` would be exactly the race it exists to stop.
     fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()>;
+    /// What the last call did that its caller should be told though it succeeded (the central
+    /// store serving a cached entry while no server answers); taken once.
+    fn warning(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A store chosen at run time is still a store.
@@ -155,6 +161,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
         (**self).update(key, change)
+    }
+    fn warning(&self) -> Option<String> {
+        (**self).warning()
     }
 }
 

@@ -18,7 +18,7 @@ use super::TokenError;
 use super::settings::{RegistrySettings, TokenSettings};
 
 /// Token responses are a few KiB; anything much larger is not one.
-const MAX_BODY: u64 = 256 * 1024;
+pub(crate) const MAX_BODY: u64 = 256 * 1024;
 const MAX_REDIRECTS: usize = 5;
 
 /// A client for one exchange with one registry.
@@ -208,7 +208,7 @@ impl Http {
 }
 
 /// HTTPS always; plain HTTP to loopback, or anywhere when allowed.
-fn permitted(url: &Url, allow_http: bool) -> bool {
+pub(crate) fn permitted(url: &Url, allow_http: bool) -> bool {
     match url.scheme() {
         "https" => true,
         "http" => allow_http || is_loopback(url),
@@ -244,7 +244,7 @@ fn host_port(url: &Url) -> String {
 }
 
 /// The innermost cause of an error, which says what actually went wrong ("Connection refused").
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(source) = cause.source() {
         cause = source;

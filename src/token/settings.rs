@@ -210,7 +210,7 @@ impl TokenSettings {
 }
 
 /// Durations spelled for people: `"10m"`, `"90s"`, `"1h 30m"`.
-mod human {
+pub(crate) mod human {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -1,0 +1,522 @@
+//! The central store: entries in the KV secrets engine of OpenBao or HashiCorp Vault (the same
+//! API), read by every node with its own identity (`backend = "openbao"`).
+//!
+//! - [`settings`]: `[openbao]` in config.toml, under the `BAO_*`/`VAULT_*` environment;
+//! - [`client`]: HTTP to several addresses, redirects, bounds;
+//! - [`kv`]: the layout and KV v1/v2;
+//! - [`auth`]: the login methods;
+//! - [`cache`]: the session and the entries read, in memory only.
+//!
+//! A warm `get` asks nothing of the server: a session still valid and an entry younger than
+//! `cache_for` answer from the cache. When no server answers, an entry younger than `stale_for`
+//! still does, and the store says so ([`Store::warning`]); a node the server denies (revoked,
+//! or its policy changed) forgets what it cached and fails with one line.
+
+pub mod auth;
+pub mod cache;
+pub mod client;
+pub mod error;
+pub mod kv;
+pub mod settings;
+
+use std::sync::{Mutex, OnceLock};
+
+use hmac::{Hmac, Mac};
+use serde_json::Map;
+use sha2::{Digest, Sha256};
+
+use self::auth::Session;
+use self::cache::Cache;
+use self::client::{Call, Client};
+use self::error::BaoError;
+use self::kv::{Kv, Layout, Version, Written};
+use self::settings::OpenBaoSettings;
+use super::used::{self, UsedMarks};
+use super::{Entry, Store, Summary};
+use crate::error::Result;
+use crate::paths::Paths;
+use crate::store::now;
+
+/// Check-and-set retries before a write gives up.
+const CAS_TRIES: u32 = 50;
+
+#[derive(Debug)]
+pub struct OpenBaoStore {
+    settings: OpenBaoSettings,
+    layout: Layout,
+    cache: Cache,
+    /// Built on the first request: a warm `get` never loads a TLS configuration.
+    client: OnceLock<Client>,
+    used: UsedMarks,
+    id: String,
+    /// What the last call served that the caller should know (a stale entry).
+    warning: Mutex<Option<String>>,
+}
+
+/// What `coffer doctor` and `coffer status` show of the central store.
+#[derive(Debug)]
+pub struct Status {
+    pub servers: Vec<String>,
+    pub method: &'static str,
+    pub identity: String,
+    pub mount: String,
+    /// Seconds the cached token has left (`Some(None)`: it never expires); `None`: no session.
+    pub lease_left: Option<Option<u64>>,
+    pub policies: Vec<String>,
+    pub cached_entries: usize,
+    /// Seconds since the oldest cached entry was read.
+    pub oldest_entry_age: Option<u64>,
+    pub last_error: Option<(u64, String)>,
+    pub served_stale_at: Option<u64>,
+}
+
+impl OpenBaoStore {
+    /// The store the settings describe; nothing is asked of any server yet.
+    pub fn new(paths: &Paths, settings: &OpenBaoSettings) -> Result<OpenBaoStore> {
+        let settings = settings.resolved();
+        let layout = Layout::new(&settings.mount, &settings.prefix)?;
+        let mut hash = Sha256::new();
+        for part in [
+            settings.addresses.join(",").as_bytes(),
+            settings.namespace.as_deref().unwrap_or("").as_bytes(),
+            settings.mount.as_bytes(),
+            settings.prefix.as_bytes(),
+            &settings.auth.fingerprint(),
+        ] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part);
+        }
+        let id: String = hash.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(OpenBaoStore {
+            cache: Cache::new(id.clone()),
+            used: UsedMarks::new(paths.home().join("openbao-used")),
+            settings,
+            layout,
+            client: OnceLock::new(),
+            id,
+            warning: Mutex::new(None),
+        })
+    }
+
+    fn client(&self) -> std::result::Result<&Client, BaoError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = Client::new(&self.settings, self.settings.auth.tls_identity()?)?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    fn keep_for(&self) -> u64 {
+        self.settings
+            .stale_for
+            .max(self.settings.cache_for)
+            .as_secs()
+    }
+
+    /// A session whose token is good now: the cached one (renewed when due), else a new login,
+    /// unless the last login failed too recently.
+    fn session(&self) -> std::result::Result<Session, BaoError> {
+        let at = now();
+        if let Some(mut session) = self.cache.session().filter(|s| s.valid_at(at)) {
+            if session.due_for_renewal(at) {
+                match auth::renew(self.client()?, &mut session) {
+                    Ok(true) => self.cache.keep_session(&session),
+                    // Renewal refused or at its end: a new login, while this token still works.
+                    Ok(false) => return self.login().or(Ok(session)),
+                    // The server is away: the token is good until it expires.
+                    Err(_) => {}
+                }
+            }
+            return Ok(session);
+        }
+        self.login()
+    }
+
+    fn login(&self) -> std::result::Result<Session, BaoError> {
+        let state = self.cache.state();
+        let method = self.settings.auth.method();
+        if let Some(retry) = state.backoff_left(now()) {
+            return Err(BaoError::BackingOff {
+                method,
+                away: state.away,
+                seconds: now().saturating_sub(state.failed_at),
+                retry,
+                message: state.last_error.unwrap_or_default(),
+            });
+        }
+        let mut secret_id = self.cache.secret_id();
+        let had_secret_id = secret_id.is_some();
+        match self.settings.auth.login(self.client()?, &mut secret_id) {
+            Ok(session) => {
+                if let Some(secret_id) = secret_id.filter(|_| !had_secret_id) {
+                    if matches!(
+                        self.settings.auth,
+                        auth::AuthSettings::Approle {
+                            secret_id_wrapped: true,
+                            ..
+                        }
+                    ) {
+                        self.cache.keep_secret_id(&secret_id);
+                    }
+                }
+                self.cache.keep_session(&session);
+                if state.failed_logins > 0 {
+                    self.cache.change_state(|s| s.failed_logins = 0);
+                }
+                Ok(session)
+            }
+            Err(error) => {
+                let away = error.is_unavailable();
+                let message = error.to_string();
+                self.cache.change_state(|s| {
+                    s.failed_logins = s.failed_logins.saturating_add(1);
+                    s.failed_at = now();
+                    s.away = away;
+                    s.last_error = Some(message);
+                    s.last_error_at = now();
+                });
+                if !away {
+                    // Refused: this identity reads nothing any more, cached or not.
+                    self.cache.forget_entries();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `work` on the mount with a valid session. A token refused mid-way (revoked, expired
+    /// early) is dropped and the login tried once more; a refusal after a fresh login is the
+    /// node being denied, and forgets what it cached.
+    fn with_kv<T>(
+        &self,
+        work: &mut dyn FnMut(&Kv) -> std::result::Result<T, BaoError>,
+    ) -> std::result::Result<T, BaoError> {
+        let result = (|| {
+            let mut fresh = false;
+            loop {
+                let mut session = self.session()?;
+                let version = self.version(&mut session)?;
+                let kv = Kv {
+                    client: self.client()?,
+                    token: &session.token,
+                    layout: &self.layout,
+                    version,
+                };
+                match work(&kv) {
+                    Err(BaoError::Refused {
+                        status: 403,
+                        server,
+                        what,
+                        ..
+                    }) => {
+                        self.cache.forget_session();
+                        if fresh {
+                            self.cache.forget_entries();
+                            return Err(BaoError::Denied {
+                                server,
+                                identity: format!("{} login, {}", session.method, session.identity),
+                                what,
+                            });
+                        }
+                        fresh = true;
+                    }
+                    other => return other,
+                }
+            }
+        })();
+        if let Err(error) = &result {
+            let message = error.to_string();
+            self.cache.change_state(|s| {
+                s.last_error = Some(message);
+                s.last_error_at = now();
+            });
+        }
+        result
+    }
+
+    /// The mount's KV version: found once per session from `sys/internal/ui/mounts/<mount>`.
+    fn version(&self, session: &mut Session) -> std::result::Result<Version, BaoError> {
+        if let Some(version) = session.kv_version {
+            return Ok(version);
+        }
+        #[derive(serde::Deserialize)]
+        struct Mount {
+            data: MountData,
+        }
+        #[derive(serde::Deserialize)]
+        struct MountData {
+            #[serde(default)]
+            options: Option<std::collections::HashMap<String, String>>,
+            #[serde(default, rename = "type")]
+            kind: String,
+        }
+        let path = format!("sys/internal/ui/mounts/{}", self.layout.mount());
+        let answer = self.client()?.send(
+            reqwest::Method::GET,
+            &Call::to(&path).with_token(&session.token),
+        )?;
+        let what = format!("the KV mount {}", self.layout.mount());
+        if !answer.ok() {
+            return Err(answer.refused(format!("describing {what}")));
+        }
+        let mount = answer.json::<Mount>(&what)?.data;
+        if !matches!(mount.kind.as_str(), "kv" | "generic" | "") {
+            return Err(BaoError::Malformed {
+                server: answer.server.clone(),
+                what,
+                problem: format!("it is a {} mount, not a KV one", mount.kind),
+            });
+        }
+        let version = match mount
+            .options
+            .and_then(|o| o.get("version").cloned())
+            .as_deref()
+        {
+            Some("2") => Version::V2,
+            _ => Version::V1,
+        };
+        session.kv_version = Some(version);
+        self.cache.keep_session(session);
+        Ok(version)
+    }
+
+    fn read_entry(
+        &self,
+        kv: &Kv,
+        key: &str,
+    ) -> std::result::Result<(Option<Entry>, u64, Map<String, serde_json::Value>), BaoError> {
+        let read = kv.read(key)?;
+        match read.fields {
+            Some(fields) => Ok((
+                Some(kv::decode(&self.layout, key, &fields)?),
+                read.version,
+                fields,
+            )),
+            None => Ok((None, read.version, Map::new())),
+        }
+    }
+
+    fn use_tag(&self, key: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.id.as_bytes())
+            .expect("HMAC takes a key of any length");
+        mac.update(b"coffer openbao use\0");
+        mac.update(key.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn warn(&self, warning: String) {
+        if let Ok(mut slot) = self.warning.lock() {
+            *slot = Some(warning);
+        }
+    }
+
+    fn lookup(&self, keys: &[String], is_use: bool) -> Result<Option<Entry>> {
+        let at = now();
+        let fresh_for = self.settings.cache_for.as_secs();
+        let cached = self.cache.entries();
+        let warm = self.cache.session().is_some_and(|s| s.valid_at(at));
+        if warm {
+            for key in keys {
+                match cached.get(key) {
+                    Some(c) if c.at.saturating_add(fresh_for) > at => {
+                        if let Some(entry) = &c.entry {
+                            if is_use {
+                                self.used.mark(&self.use_tag(key));
+                            }
+                            return Ok(Some(entry.clone()));
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            if keys.iter().all(|k| {
+                cached
+                    .get(k)
+                    .is_some_and(|c| c.entry.is_none() && c.at.saturating_add(fresh_for) > at)
+            }) {
+                return Ok(None);
+            }
+        }
+        let mut read = Vec::new();
+        let result = self.with_kv(&mut |kv| {
+            read.clear();
+            for key in keys {
+                let (entry, _, _) = self.read_entry(kv, key)?;
+                read.push((key.clone(), entry.clone()));
+                if entry.is_some() {
+                    return Ok(entry.map(|e| (key.clone(), e)));
+                }
+            }
+            Ok(None)
+        });
+        self.cache
+            .keep_entries(std::mem::take(&mut read), self.keep_for());
+        match result {
+            Ok(found) => Ok(found.map(|(key, entry)| {
+                if is_use {
+                    self.used.mark(&self.use_tag(&key));
+                }
+                entry
+            })),
+            Err(error) if error.is_unavailable() => {
+                let stale_for = self.settings.stale_for.as_secs();
+                for key in keys {
+                    let Some(c) = cached
+                        .get(key)
+                        .filter(|c| c.at.saturating_add(stale_for) > at)
+                    else {
+                        continue;
+                    };
+                    let Some(entry) = &c.entry else { continue };
+                    self.cache.change_state(|s| s.served_stale_at = now());
+                    self.warn(format!(
+                        "served from the cache, read {} s ago: {error}",
+                        at.saturating_sub(c.at)
+                    ));
+                    return Ok(Some(entry.clone()));
+                }
+                Err(error.into())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// What `coffer doctor` and `coffer status` show, from the cache alone (no request).
+    pub fn status(&self) -> Status {
+        let at = now();
+        let session = self.cache.session().filter(|s| s.valid_at(at));
+        let entries = self.cache.entries();
+        let state = self.cache.state();
+        Status {
+            servers: self.settings.addresses.clone(),
+            method: self.settings.auth.method(),
+            identity: session
+                .as_ref()
+                .map_or_else(|| self.settings.auth.identity(), |s| s.identity.clone()),
+            mount: self.layout.shown("").trim_end_matches('/').to_owned(),
+            lease_left: session
+                .as_ref()
+                .map(|s| s.expires_at.map(|end| end.saturating_sub(at))),
+            policies: session.map(|s| s.policies).unwrap_or_default(),
+            cached_entries: entries.values().filter(|c| c.entry.is_some()).count(),
+            oldest_entry_age: entries.values().map(|c| at.saturating_sub(c.at)).max(),
+            last_error: state.last_error.map(|e| (state.last_error_at, e)),
+            served_stale_at: Some(state.served_stale_at).filter(|&t| t != 0),
+        }
+    }
+
+    /// Logs in (or renews) now and reads the mount: `coffer doctor`'s live check.
+    pub fn check(&self) -> Result<Status> {
+        self.with_kv(&mut |kv| kv.list().map(|_| ()))?;
+        Ok(self.status())
+    }
+
+    /// Forgets this identity's session and cached entries.
+    pub fn forget(&self) {
+        self.cache.clear();
+    }
+}
+
+impl Store for OpenBaoStore {
+    fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
+        self.lookup(keys, true)
+    }
+
+    fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
+        self.lookup(keys, false)
+    }
+
+    fn put(&self, key: &str, entry: Entry) -> Result<()> {
+        self.update(key, &mut |slot| {
+            let mut new = entry.clone();
+            if let Some(old) = slot.as_ref() {
+                new.created = old.created;
+            }
+            *slot = Some(new);
+            true
+        })
+    }
+
+    fn remove(&self, keys: &[String]) -> Result<Option<String>> {
+        let removed = self.with_kv(&mut |kv| {
+            for key in keys {
+                let read = kv.read(key)?;
+                if let Some(fields) = &read.fields {
+                    // An entry coffer cannot read is still removable.
+                    let url = kv::decode(&self.layout, key, fields)
+                        .map_or_else(|_| key.clone(), |e| e.server_url);
+                    kv.delete(key, read.version)?;
+                    return Ok(Some((key.clone(), url)));
+                }
+            }
+            Ok(None)
+        })?;
+        Ok(removed.map(|(key, url)| {
+            self.cache
+                .keep_entries([(key.clone(), None)], self.keep_for());
+            self.used.forget(&self.use_tag(&key));
+            url
+        }))
+    }
+
+    fn list(&self) -> Result<Vec<Summary>> {
+        let last_uses = self.used.all();
+        let mut summaries = self.with_kv(&mut |kv| {
+            let mut summaries = Vec::new();
+            for key in kv.list()? {
+                if let (Some(entry), _, _) = self.read_entry(kv, &key)? {
+                    summaries.push(Summary {
+                        last_used: used::last_use(&last_uses, &self.use_tag(&key)),
+                        ..Summary::from(&entry)
+                    });
+                }
+            }
+            Ok(summaries)
+        })?;
+        summaries.sort_by(|a, b| a.server_url.cmp(&b.server_url));
+        Ok(summaries)
+    }
+
+    /// A check-and-set loop on KV v2: read the entry and its version, change it, write it only
+    /// if it is still at that version, else read again. KV v1 has no check-and-set, so there
+    /// the last writer wins.
+    fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
+        let written = self.with_kv(&mut |kv| {
+            for _ in 0..CAS_TRIES {
+                let (entry, version, fields) = self.read_entry(kv, key)?;
+                let existed = entry.is_some();
+                let mut slot = entry;
+                if !change(&mut slot) {
+                    return Ok(None);
+                }
+                match &slot {
+                    Some(entry) => {
+                        let fields = kv::encode(entry, fields);
+                        if kv.write(key, &fields, version)? == Written::Conflict {
+                            continue;
+                        }
+                    }
+                    None if existed => kv.delete(key, version)?,
+                    None => {}
+                }
+                return Ok(Some(slot));
+            }
+            Err(BaoError::Conflict {
+                path: self.layout.shown(key),
+                tries: CAS_TRIES,
+            })
+        })?;
+        if let Some(slot) = written {
+            self.cache
+                .keep_entries([(key.to_owned(), slot)], self.keep_for());
+        }
+        Ok(())
+    }
+
+    fn warning(&self) -> Option<String> {
+        self.warning.lock().ok()?.take()
+    }
+}
