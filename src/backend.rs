@@ -135,7 +135,7 @@ pub fn open(paths: &Paths) -> Result<(Box<dyn Store>, Choice)> {
     let store: Box<dyn Store> = match asked {
         Backend::File => Box::new(vault_store(paths, &config)),
         Backend::Keychain => Box::new(item_store(paths, origin)?),
-        Backend::OpenBao => Box::new(OpenBaoStore::new(paths, &config.openbao)?),
+        Backend::OpenBao => Box::new(OpenBaoStore::new(paths, &config.openbao.resolved())?),
         // A vault of an earlier coffer settles it without asking the keychain.
         Backend::Auto if paths.vault().exists() => {
             // Best effort: a read-only home still serves, and the vault decides again next time.

@@ -23,6 +23,7 @@ mod hygiene;
 mod import;
 mod install;
 mod keychain;
+mod openbao;
 mod providers;
 mod secret_service;
 mod stress;

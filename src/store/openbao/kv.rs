@@ -13,7 +13,8 @@
 //!
 //! A key is a registry host with an optional `scheme://` and `/path`; it becomes one KV name:
 //! ASCII letters, digits and `-_.:@` stay as they are (so `ghcr.io` and `registry.local:5000`
-//! are written as such), every other byte is `%XX`, and so is a leading `.` (so no name is `..`).
+//! are written as such), every other byte is `%XX` (`https:%2F%2Fquay.io`,
+//! `registry.example%2Fteam`), and so is a leading `.` (so no name is `..`).
 //!
 //! KV version 2 (read from the mount) is addressed through `data/`, `metadata/` and `delete/`,
 //! and every write is a check-and-set against the version read; version 1 has neither, so
@@ -36,9 +37,11 @@ const KEPT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b':')
     .remove(b'@');
 
-/// The KV name of a stored key.
+/// The KV name of a stored key: a key without a scheme (`//ghcr.io`, as `docker login ghcr.io`
+/// stores it) is named by its host and path alone.
 pub fn escape(key: &str) -> String {
-    let escaped = utf8_percent_encode(key, KEPT).to_string();
+    let bare = key.strip_prefix("//").unwrap_or(key);
+    let escaped = utf8_percent_encode(bare, KEPT).to_string();
     match escaped.strip_prefix('.') {
         Some(rest) => format!("%2E{rest}"),
         None => escaped,
@@ -47,8 +50,16 @@ pub fn escape(key: &str) -> String {
 
 /// The stored key of a KV name, if it is one coffer could have written.
 pub fn unescape(name: &str) -> Option<String> {
-    let key = percent_decode_str(name).decode_utf8().ok()?.into_owned();
-    (!key.is_empty() && escape(&key) == name).then_some(key)
+    let bare = percent_decode_str(name).decode_utf8().ok()?.into_owned();
+    if bare.is_empty() || bare.starts_with('/') {
+        return None;
+    }
+    let key = if bare.contains("://") {
+        bare
+    } else {
+        format!("//{bare}")
+    };
+    (escape(&key) == name).then_some(key)
 }
 
 /// Which KV engine the mount runs.
@@ -344,7 +355,9 @@ pub fn decode(layout: &Layout, key: &str, fields: &Map<String, Value>) -> Result
         )));
     }
     Ok(Entry {
-        server_url: text("server_url")?.unwrap_or(key).to_owned(),
+        server_url: text("server_url")?
+            .unwrap_or(key.strip_prefix("//").unwrap_or(key))
+            .to_owned(),
         username: username.to_owned(),
         secret: SecretString::from(secret.to_owned()),
         created: time("created")?,
@@ -380,22 +393,23 @@ mod tests {
     #[test]
     fn keys_escape_to_one_name_and_back() {
         for (key, name) in [
-            ("ghcr.io", "ghcr.io"),
-            ("registry.local:5000", "registry.local:5000"),
-            ("https://quay.io", "https%3A%2F%2Fquay.io"),
-            ("registry.example/team/app", "registry.example%2Fteam%2Fapp"),
-            ("r.example/../../sys", "r.example%2F..%2F..%2Fsys"),
-            ("..", "%2E."),
+            ("//ghcr.io", "ghcr.io"),
+            ("//registry.local:5000", "registry.local:5000"),
+            ("https://quay.io", "https:%2F%2Fquay.io"),
+            ("http://quay.io/team", "http:%2F%2Fquay.io%2Fteam"),
             (
-                "registry.example/ünï",
-                "registry.example%2F%C3%BC%C3%B1%C3%AF",
+                "//registry.example/team/app",
+                "registry.example%2Fteam%2Fapp",
             ),
+            ("//r.example/../../sys", "r.example%2F..%2F..%2Fsys"),
+            ("//..", "%2E."),
+            ("//registry.example/ünï", "registry.example%2F%C3%BCn%C3%AF"),
         ] {
             assert_eq!(escape(key), name);
             assert_eq!(unescape(name).as_deref(), Some(key));
         }
         // Names coffer never writes are not keys.
-        for foreign in ["a/b", "%zz", "", "..", "sp ace", "%41"] {
+        for foreign in ["a/b", "%zz", "", "..", "sp ace", "%41", "%2Fx"] {
             assert_eq!(unescape(foreign), None, "{foreign}");
         }
     }
@@ -423,7 +437,7 @@ mod tests {
         let fields = |json: Value| json.as_object().expect("object").clone();
         let entry = decode(
             &layout,
-            "ghcr.io",
+            "//ghcr.io",
             &fields(serde_json::json!({"username": "u", "secret": "s", "created": 5, "updated": "7", "other": 1})),
         )
         .expect("decode");

@@ -71,9 +71,10 @@ pub struct Status {
 }
 
 impl OpenBaoStore {
-    /// The store the settings describe; nothing is asked of any server yet.
+    /// The store `settings` describe (as given: see [`OpenBaoSettings::resolved`] for the
+    /// environment's); nothing is asked of any server yet.
     pub fn new(paths: &Paths, settings: &OpenBaoSettings) -> Result<OpenBaoStore> {
-        let settings = settings.resolved();
+        let settings = settings.clone();
         let layout = Layout::new(&settings.mount, &settings.prefix)?;
         let mut hash = Sha256::new();
         for part in [
@@ -151,16 +152,16 @@ impl OpenBaoStore {
         let had_secret_id = secret_id.is_some();
         match self.settings.auth.login(self.client()?, &mut secret_id) {
             Ok(session) => {
-                if let Some(secret_id) = secret_id.filter(|_| !had_secret_id) {
-                    if matches!(
-                        self.settings.auth,
-                        auth::AuthSettings::Approle {
-                            secret_id_wrapped: true,
-                            ..
-                        }
-                    ) {
-                        self.cache.keep_secret_id(&secret_id);
+                // An unwrapped secret-id is kept for the next login: its wrapping token is spent.
+                let wrapped = matches!(
+                    self.settings.auth,
+                    auth::AuthSettings::Approle {
+                        secret_id_wrapped: true,
+                        ..
                     }
+                );
+                if let Some(secret_id) = secret_id.filter(|_| wrapped && !had_secret_id) {
+                    self.cache.keep_secret_id(&secret_id);
                 }
                 self.cache.keep_session(&session);
                 if state.failed_logins > 0 {
@@ -283,20 +284,17 @@ impl OpenBaoStore {
         Ok(version)
     }
 
-    fn read_entry(
-        &self,
-        kv: &Kv,
-        key: &str,
-    ) -> std::result::Result<(Option<Entry>, u64, Map<String, serde_json::Value>), BaoError> {
+    fn read_entry(&self, kv: &Kv, key: &str) -> std::result::Result<Current, BaoError> {
         let read = kv.read(key)?;
-        match read.fields {
-            Some(fields) => Ok((
-                Some(kv::decode(&self.layout, key, &fields)?),
-                read.version,
-                fields,
-            )),
-            None => Ok((None, read.version, Map::new())),
-        }
+        let entry = match &read.fields {
+            Some(fields) => Some(kv::decode(&self.layout, key, fields)?),
+            None => None,
+        };
+        Ok(Current {
+            entry,
+            version: read.version,
+            fields: read.fields.unwrap_or_default(),
+        })
     }
 
     fn use_tag(&self, key: &str) -> [u8; 32] {
@@ -344,7 +342,7 @@ impl OpenBaoStore {
         let result = self.with_kv(&mut |kv| {
             read.clear();
             for key in keys {
-                let (entry, _, _) = self.read_entry(kv, key)?;
+                let entry = self.read_entry(kv, key)?.entry;
                 read.push((key.clone(), entry.clone()));
                 if entry.is_some() {
                     return Ok(entry.map(|e| (key.clone(), e)));
@@ -420,6 +418,13 @@ impl OpenBaoStore {
     }
 }
 
+/// An entry as it is on the server now: decoded, its version, and all its fields.
+struct Current {
+    entry: Option<Entry>,
+    version: u64,
+    fields: Map<String, serde_json::Value>,
+}
+
 impl Store for OpenBaoStore {
     fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
         self.lookup(keys, true)
@@ -467,7 +472,7 @@ impl Store for OpenBaoStore {
         let mut summaries = self.with_kv(&mut |kv| {
             let mut summaries = Vec::new();
             for key in kv.list()? {
-                if let (Some(entry), _, _) = self.read_entry(kv, &key)? {
+                if let Some(entry) = self.read_entry(kv, &key)?.entry {
                     summaries.push(Summary {
                         last_used: used::last_use(&last_uses, &self.use_tag(&key)),
                         ..Summary::from(&entry)
@@ -486,7 +491,11 @@ impl Store for OpenBaoStore {
     fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
         let written = self.with_kv(&mut |kv| {
             for _ in 0..CAS_TRIES {
-                let (entry, version, fields) = self.read_entry(kv, key)?;
+                let Current {
+                    entry,
+                    version,
+                    fields,
+                } = self.read_entry(kv, key)?;
                 let existed = entry.is_some();
                 let mut slot = entry;
                 if !change(&mut slot) {
