@@ -49,6 +49,7 @@ fn spawn(args: &[String], log: &Path) -> (Child, ChildStdin, u32) {
         .arg(bao())
         .args(args)
         .env("LOG", log)
+        .env("HOME", log.parent().expect("folder"))
         .env_remove("BAO_ADDR")
         .env_remove("VAULT_ADDR")
         .stdin(Stdio::piped())
@@ -78,27 +79,54 @@ pub struct Bao {
 
 impl Bao {
     pub fn dev() -> Bao {
-        Bao::start_dev(false)
+        Bao::start_dev(false, false)
     }
 
     pub fn dev_v1() -> Bao {
-        Bao::start_dev(true)
+        Bao::start_dev(true, false)
     }
 
-    fn start_dev(v1: bool) -> Bao {
+    /// A dev server whose file audit device logs every request to [`Bao::audit_log`] (OpenBao
+    /// 2.7 takes audit devices from its configuration only, not from the API).
+    pub fn dev_audited() -> Bao {
+        Bao::start_dev(false, true)
+    }
+
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.path().join("audit.log")
+    }
+
+    fn start_dev(v1: bool, audited: bool) -> Bao {
         let dir = tempfile::Builder::new()
             .prefix("coffer-bao-")
             .tempdir()
             .expect("dir");
-        let port = free_port();
+        // The dev listener's cluster port is the next one: both must be free.
+        let port = loop {
+            let port = free_port();
+            if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                break port;
+            }
+        };
         let mut args = vec![
             "server".to_owned(),
             "-dev".to_owned(),
             "-dev-root-token-id=root".to_owned(),
+            "-dev-no-store-token".to_owned(),
             format!("-dev-listen-address=127.0.0.1:{port}"),
         ];
         if v1 {
             args.push("-dev-kv-v1".to_owned());
+        }
+        if audited {
+            let config = dir.path().join("audit.hcl");
+            let log = dir.path().join("audit.log");
+            std::fs::write(
+                &config,
+                format!("audit \"file\" \"counted\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n", log.display()),
+            )
+            .expect("audit config");
+            args.push(format!("-config={}", config.display()));
         }
         let (watchdog, stdin, pid) = spawn(&args, &dir.path().join("bao.log"));
         let bao = Bao {
@@ -169,15 +197,6 @@ impl Bao {
             .env("BAO_TOKEN", "root")
             .output()
             .expect("run bao")
-    }
-
-    /// Counts the requests in a file audit device's log (enabled with [`Bao::audit_to`]).
-    pub fn audit_to(&self, path: &Path) {
-        self.ok(
-            "POST",
-            "sys/audit/file",
-            Some(serde_json::json!({"type": "file", "options": {"file_path": path}})),
-        );
     }
 
     pub fn stop(&mut self) {
