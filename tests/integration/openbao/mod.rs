@@ -43,7 +43,7 @@ pub fn bao() -> PathBuf {
 /// Runs `bao server` with `args` under a shell that stops it when the test process is gone
 /// (its stdin closes), so no server outlives the tests, even a shared or a crashed one.
 fn spawn(args: &[String], log: &Path) -> (Child, ChildStdin, u32) {
-    let script = r#""$@" >"$LOG" 2>&1 & pid=$!; echo $pid; cat >/dev/null; kill $pid 2>/dev/null; sleep 2; kill -9 $pid 2>/dev/null"#;
+    let script = r#""$@" >"$LOG" 2>&1 & pid=$!; echo $pid; cat >/dev/null; kill $pid 2>/dev/null; wait $pid"#;
     let mut child = Command::new("sh")
         .args(["-c", script, "bao-watchdog"])
         .arg(bao())
