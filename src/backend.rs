@@ -167,6 +167,11 @@ pub fn file_store(paths: &Paths) -> Result<FileStore> {
     Ok(vault_store(paths, &Config::load(paths)?))
 }
 
+/// The central store that config.toml and the `BAO_*`/`VAULT_*` environment describe.
+pub fn central_store(paths: &Paths) -> Result<OpenBaoStore> {
+    OpenBaoStore::new(paths, &Config::load(paths)?.openbao.resolved())
+}
+
 fn vault_store(paths: &Paths, config: &Config) -> FileStore {
     FileStore::new(
         paths.clone(),

@@ -54,9 +54,16 @@ pub fn run(paths: &Paths) -> ExitCode {
     }
 
     println!("store:");
-    if check_store(&mut report, paths) == Some(Backend::File) {
-        println!("vault:");
-        check_vault(&mut report, paths);
+    match check_store(&mut report, paths) {
+        Some(Backend::File) => {
+            println!("vault:");
+            check_vault(&mut report, paths);
+        }
+        Some(Backend::OpenBao) => {
+            println!("central store:");
+            check_central_store(&mut report, paths);
+        }
+        _ => {}
     }
     check_pending_erases(&mut report, paths);
     check_ownership(&mut report, paths);
@@ -146,6 +153,50 @@ fn check_plaintext(report: &mut Report) {
             ),
             &file.advice(),
         );
+    }
+}
+
+/// `coffer status`: the store in use and, for the central store, what this node holds of it.
+pub fn status(paths: &Paths) -> anyhow::Result<()> {
+    let (used, origin) = backend::configured(paths)?;
+    println!("store: {}", backend::Choice { used, origin }.explain());
+    if used == Backend::OpenBao {
+        for line in backend::central_store(paths)?
+            .status()
+            .lines(crate::store::now())
+        {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}
+
+/// The central store: what the cache says, then a live login and listing.
+fn check_central_store(report: &mut Report, paths: &Paths) {
+    let store = match backend::central_store(paths) {
+        Ok(store) => store,
+        Err(error) => {
+            return report.problem(&error.to_string(), "fix the [openbao] setting named above");
+        }
+    };
+    let status = store.status();
+    for line in status.lines(crate::store::now()) {
+        report.note(&line);
+    }
+    if status.served_stale_at.is_some() {
+        report.note("entries were served from this node's cache while no OpenBao server answered (the access log says when)");
+    }
+    match store.check() {
+        Ok(status) => report.ok(&format!(
+            "logged in to {} as {} and read {}",
+            status.servers.join(", "),
+            status.identity,
+            status.mount
+        )),
+        Err(error) => report.problem(
+            &error.to_string(),
+            "fix what the line names; until then nodes serve cached entries for stale_for, then fail",
+        ),
     }
 }
 

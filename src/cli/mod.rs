@@ -107,6 +107,10 @@ enum Command {
     /// copies, files left by root, and the recent failures docker did not show.
     #[command(after_help = "Example:\n  coffer doctor")]
     Doctor,
+    /// Show the store in use; for the central store (OpenBao/Vault) its server, login, token
+    /// lease, cache and last error, from this node's memory, without asking the server.
+    #[command(after_help = "Example:\n  coffer status")]
+    Status,
     /// Delete every copy of docker's or podman's configuration that holds plaintext logins
     /// (backups made by setup, import or by hand), once your logins work through coffer.
     #[command(after_help = "Example:\n  coffer ls && coffer forget-plaintext")]
@@ -395,6 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate { to } => migrate::run(&paths, to)?,
         Command::Import(source) => import::run(&paths, source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
+        Command::Status => doctor::status(&paths)?,
         Command::ForgetPlaintext => {
             let found = crate::auth_file::plaintext_files(&crate::auth_file::config_dirs());
             let removed = crate::auth_file::remove_copies(&found)?;

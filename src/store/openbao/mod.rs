@@ -70,6 +70,56 @@ pub struct Status {
     pub served_stale_at: Option<u64>,
 }
 
+impl Status {
+    /// The status for people, one fact a line (`coffer status`, `coffer doctor`).
+    pub fn lines(&self, at: u64) -> Vec<String> {
+        let ago = |t: u64| {
+            humantime::format_duration(std::time::Duration::from_secs(at.saturating_sub(t)))
+        };
+        let mut lines = vec![
+            format!("server: {}", self.servers.join(", ")),
+            format!("auth: {} ({})", self.method, self.identity),
+            format!("entries under: {}", self.mount),
+        ];
+        lines.push(match self.lease_left {
+            Some(Some(left)) => format!(
+                "token: {} left{}",
+                humantime::format_duration(std::time::Duration::from_secs(left)),
+                policies(&self.policies)
+            ),
+            Some(None) => format!("token: never expires{}", policies(&self.policies)),
+            None => "token: none cached; the next get logs in".to_owned(),
+        });
+        lines.push(match self.oldest_entry_age {
+            Some(age) => format!(
+                "cache: {} cached, the oldest read {} ago",
+                self.cached_entries,
+                humantime::format_duration(std::time::Duration::from_secs(age))
+            ),
+            None => "cache: empty".to_owned(),
+        });
+        if let Some(when) = self.served_stale_at {
+            lines.push(format!(
+                "served from the cache while no server answered, {} ago",
+                ago(when)
+            ));
+        }
+        lines.push(match &self.last_error {
+            Some((when, error)) => format!("last error, {} ago: {error}", ago(*when)),
+            None => "last error: none".to_owned(),
+        });
+        lines
+    }
+}
+
+fn policies(policies: &[String]) -> String {
+    if policies.is_empty() {
+        String::new()
+    } else {
+        format!(", policies {}", policies.join(", "))
+    }
+}
+
 impl OpenBaoStore {
     /// The store `settings` describe (as given: see [`OpenBaoSettings::resolved`] for the
     /// environment's); nothing is asked of any server yet.

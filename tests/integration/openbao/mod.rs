@@ -79,24 +79,29 @@ pub struct Bao {
 
 impl Bao {
     pub fn dev() -> Bao {
-        Bao::start_dev(false, false)
+        Bao::start_dev(false, false, None)
     }
 
     pub fn dev_v1() -> Bao {
-        Bao::start_dev(true, false)
+        Bao::start_dev(true, false, None)
+    }
+
+    /// A dev server that also reads `config` (another listener, say).
+    pub fn dev_with_config(config: &Path) -> Bao {
+        Bao::start_dev(false, false, Some(config))
     }
 
     /// A dev server whose file audit device logs every request to [`Bao::audit_log`] (OpenBao
     /// 2.7 takes audit devices from its configuration only, not from the API).
     pub fn dev_audited() -> Bao {
-        Bao::start_dev(false, true)
+        Bao::start_dev(false, true, None)
     }
 
     pub fn audit_log(&self) -> PathBuf {
         self.dir.path().join("audit.log")
     }
 
-    fn start_dev(v1: bool, audited: bool) -> Bao {
+    fn start_dev(v1: bool, audited: bool, config: Option<&Path>) -> Bao {
         let dir = tempfile::Builder::new()
             .prefix("coffer-bao-")
             .tempdir()
@@ -117,6 +122,9 @@ impl Bao {
         ];
         if v1 {
             args.push("-dev-kv-v1".to_owned());
+        }
+        if let Some(config) = config {
+            args.push(format!("-config={}", config.display()));
         }
         if audited {
             let config = dir.path().join("audit.hcl");
