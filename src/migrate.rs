@@ -48,6 +48,70 @@ pub fn migrate(from: &dyn Store, to: &dyn Store) -> Result<Moved> {
     Ok(outcome)
 }
 
+/// What copying an entry into another store would do there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The target has no entry for it.
+    Add,
+    /// The target's entry is older and differs: it is replaced.
+    Replace,
+    /// The target holds the same username and secret.
+    Same,
+    /// The target's entry is newer: it is kept.
+    NewerInTarget,
+}
+
+/// What [`copy`] would do, entry by entry (server URL, change), writing nothing.
+pub fn plan(from: &dyn Store, to: &dyn Store) -> Result<Vec<(String, Change)>> {
+    let mut plan = Vec::new();
+    for summary in from.list()? {
+        let keys = [ServerUrl::parse(&summary.server_url)?.key()];
+        let Some(entry) = from.peek(&keys)? else {
+            continue;
+        };
+        let change = match to.peek(&keys)? {
+            None => Change::Add,
+            Some(there)
+                if there.username == entry.username
+                    && there.secret.expose_secret() == entry.secret.expose_secret() =>
+            {
+                Change::Same
+            }
+            Some(there) if there.updated > entry.updated => Change::NewerInTarget,
+            Some(_) => Change::Replace,
+        };
+        plan.push((summary.server_url, change));
+    }
+    Ok(plan)
+}
+
+/// Copies every entry of `from` into `to` where [`plan`] says add or replace, each read back;
+/// `from` keeps its entries. Returns the plan it carried out.
+pub fn copy(from: &dyn Store, to: &dyn Store) -> Result<Vec<(String, Change)>> {
+    let plan = plan(from, to)?;
+    for (url, change) in &plan {
+        if !matches!(change, Change::Add | Change::Replace) {
+            continue;
+        }
+        let key = ServerUrl::parse(url)?.key();
+        let keys = [key.clone()];
+        let Some(entry) = from.peek(&keys)? else {
+            continue;
+        };
+        let secret = entry.secret.expose_secret().to_owned();
+        to.put(&key, entry)?;
+        if to
+            .peek(&keys)?
+            .is_none_or(|c| c.secret.expose_secret() != secret)
+        {
+            return Err(Error::Setting(format!(
+                "{url} did not read back from the target store"
+            )));
+        }
+    }
+    Ok(plan)
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::SecretString;
@@ -102,5 +166,39 @@ mod tests {
         assert_eq!(secret("a.example").as_deref(), Some("a-new"));
         assert_eq!(secret("b.example").as_deref(), Some("b"));
         assert_eq!(secret("c.example").as_deref(), Some("c-old"));
+    }
+
+    #[test]
+    fn a_copy_plans_then_writes_and_keeps_the_source() {
+        let (from, to) = (MemoryStore::default(), MemoryStore::default());
+        put(&from, "a.example", "a", 10);
+        put(&from, "b.example", "b", 10);
+        put(&from, "c.example", "c-mine", 10);
+        put(&from, "d.example", "d-mine", 30);
+        put(&to, "b.example", "b", 99);
+        put(&to, "c.example", "c-newer", 20);
+        put(&to, "d.example", "d-older", 20);
+        let expected = vec![
+            ("a.example".to_owned(), Change::Add),
+            ("b.example".to_owned(), Change::Same),
+            ("c.example".to_owned(), Change::NewerInTarget),
+            ("d.example".to_owned(), Change::Replace),
+        ];
+        assert_eq!(plan(&from, &to).expect("plan"), expected);
+        assert_eq!(to.list().expect("list").len(), 3, "a plan writes nothing");
+        assert_eq!(copy(&from, &to).expect("copy"), expected);
+        assert_eq!(
+            from.list().expect("list").len(),
+            4,
+            "the source keeps its entries"
+        );
+        assert_eq!(
+            plan(&from, &to)
+                .expect("plan")
+                .iter()
+                .filter(|(_, c)| *c == Change::Same)
+                .count(),
+            3
+        );
     }
 }

@@ -96,6 +96,10 @@ enum Command {
     Migrate {
         #[arg(long, value_enum)]
         to: crate::backend::Backend,
+        /// With --to openbao: say what would be added or replaced in the central store, and
+        /// write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Import credentials from docker's config.json, podman's auth.json or another helper.
     #[command(
@@ -396,7 +400,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
         },
         Command::Passwd(args) => passwd::run(&paths, args)?,
-        Command::Migrate { to } => migrate::run(&paths, to)?,
+        Command::Migrate { to, dry_run } => migrate::run(&paths, to, dry_run)?,
         Command::Import(source) => import::run(&paths, source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
         Command::Status => doctor::status(&paths)?,

@@ -346,3 +346,75 @@ fn html_500_silent_and_plain_http_servers_give_one_clear_line_in_time() {
         "refusing plain http to http://bao.example:8200",
     );
 }
+
+/// Moving in: a machine's vault entries are copied into the central store, after a dry run
+/// that writes nothing; the machine then reads the central store.
+#[test]
+fn migrate_to_openbao_says_what_it_would_change_then_copies() {
+    let bao = Bao::dev();
+    let env = Env::new().with_var("BAO_TOKEN", "root");
+    env.helper(
+        "store",
+        r#"{"ServerURL":"registry.local:5000","Username":"u1","Secret":"s1"}"#,
+    )
+    .success();
+    env.helper(
+        "store",
+        r#"{"ServerURL":"ghcr.io","Username":"u2","Secret":"s2"}"#,
+    )
+    .success();
+    bao.ok(
+        "POST",
+        "secret/data/coffer/registries/ghcr.io",
+        Some(json!({"data": {"username": "u2", "secret": "s2"}})),
+    );
+    let config = env.coffer_home().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap_or_default();
+    env.write_private(
+        &config,
+        &format!("{text}\n[openbao]\naddresses = [\"{}\"]\ncache_for = \"0s\"\n", bao.addr()),
+    );
+
+    let dry = env.coffer(&["migrate", "--to", "openbao", "--dry-run"]);
+    dry.success();
+    assert!(
+        dry.stdout().contains("registry.local:5000: add") && dry.stdout().contains("ghcr.io: same"),
+        "{}",
+        dry.stdout()
+    );
+    assert!(dry.stdout().contains("nothing was written"));
+    assert_eq!(
+        bao.api(
+            "GET",
+            "secret/data/coffer/registries/registry.local:5000",
+            None
+        )
+        .0,
+        404
+    );
+
+    let moved = env.coffer(&["migrate", "--to", "openbao"]);
+    moved.success();
+    let (_, read) = bao.api(
+        "GET",
+        "secret/data/coffer/registries/registry.local:5000",
+        None,
+    );
+    assert_eq!(read["data"]["data"]["secret"], "s1", "{read}");
+    assert!(
+        std::fs::read_to_string(&config)
+            .expect("config")
+            .contains("backend = \"openbao\"")
+    );
+    assert!(env.vault().exists(), "the local copies stay");
+    bao.ok(
+        "POST",
+        "secret/data/coffer/registries/registry.local:5000",
+        Some(json!({"data": {"username": "u1", "secret": "central"}})),
+    );
+    assert!(
+        env.helper("get", "registry.local:5000")
+            .stdout()
+            .contains("central")
+    );
+}
