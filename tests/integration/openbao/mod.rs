@@ -72,7 +72,6 @@ use std::os::unix::process::CommandExt;
 pub struct Bao {
     watchdog: Child,
     stdin: Option<ChildStdin>,
-    pub pid: u32,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -136,11 +135,10 @@ impl Bao {
             .expect("audit config");
             args.push(format!("-config={}", config.display()));
         }
-        let (watchdog, stdin, pid) = spawn(&args, &dir.path().join("bao.log"));
+        let (watchdog, stdin, _) = spawn(&args, &dir.path().join("bao.log"));
         let bao = Bao {
             watchdog,
             stdin: Some(stdin),
-            pid,
             port,
             dir,
         };

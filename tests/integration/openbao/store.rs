@@ -372,7 +372,10 @@ fn migrate_to_openbao_says_what_it_would_change_then_copies() {
     let text = std::fs::read_to_string(&config).unwrap_or_default();
     env.write_private(
         &config,
-        &format!("{text}\n[openbao]\naddresses = [\"{}\"]\ncache_for = \"0s\"\n", bao.addr()),
+        &format!(
+            "{text}\n[openbao]\naddresses = [\"{}\"]\ncache_for = \"0s\"\n",
+            bao.addr()
+        ),
     );
 
     let dry = env.coffer(&["migrate", "--to", "openbao", "--dry-run"]);
