@@ -78,7 +78,7 @@ impl Config {
             path: path.clone(),
             source: ConfigError::Encode(e),
         })?;
-        files::write_atomic(&path, text.as_bytes())
+        Ok(files::write_atomic(&path, text.as_bytes())?)
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::files::FileError;
+use crate::paths::PathsError;
 use crate::server_url::UrlError;
 use crate::token::TokenError;
 use crate::vault::VaultError;
@@ -12,6 +14,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(transparent)]
     Url(#[from] UrlError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Paths(#[from] PathsError),
     #[error("{}: {source}", path.display())]
     Vault { path: PathBuf, source: VaultError },
     #[error(
@@ -54,29 +60,6 @@ pub enum Error {
     NoVault { path: PathBuf },
     #[error("a vault already exists at {}; use `coffer passwd` to change its passphrase", path.display())]
     VaultExists { path: PathBuf },
-    #[error("{} is accessible by other users; run `chmod {mode:o} {}` and try again", path.display(), path.display())]
-    Permissions { path: PathBuf, mode: u32 },
-    #[error(
-        "{} belongs to another user; coffer takes settings only from your own files or root's",
-        path.display()
-    )]
-    NotOwned { path: PathBuf },
-    #[error("{} is not a regular file; give the path of a file", path.display())]
-    NotRegular { path: PathBuf },
-    #[error(
-        "permission denied reading {}: run coffer as the user who owns the vault, or give it back \
-         to that user (`chown`) with `chmod 600` on the file and `chmod 700` on its folder",
-        path.display()
-    )]
-    Unreadable { path: PathBuf },
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("another coffer process held the vault lock for {0} s; if none is running, try again")]
-    LockTimeout(u64),
     #[error(transparent)]
     Passphrase(#[from] crate::unlock::passphrase::PassphraseError),
     #[error(transparent)]
@@ -92,24 +75,6 @@ pub enum Error {
     NothingStored(String),
     #[error("{0}")]
     Unsupported(String),
-    #[error(
-        "invalid profile name {0:?}: use up to 64 letters, digits, '-', '_' or '.', not starting with '.'"
-    )]
-    Profile(String),
-    #[error(
-        "coffer is running as root, but {var} ({}) belongs to {user}: files written there now \
-         would be root's and lock {user} out. Run it as {user} (`sudo -u {sudo_user} coffer ...`), \
-         or with root's own home (`sudo -H coffer ...`)",
-        path.display()
-    )]
-    ForeignHome {
-        var: &'static str,
-        path: PathBuf,
-        user: String,
-        sudo_user: String,
-    },
-    #[error("cannot find a home directory for the vault; set COFFER_HOME")]
-    NoHome,
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("{0}")]
@@ -118,9 +83,8 @@ pub enum Error {
     Setting(String),
     #[error("{0}")]
     Import(String),
-    /// docker's config.json or a containers auth.json that coffer cannot read or edit.
-    #[error("{} {message}; coffer reads and edits only regular JSON files it can read: fix it, then run this again", path.display())]
-    AuthFile { path: PathBuf, message: String },
+    #[error(transparent)]
+    AuthFile(#[from] crate::auth_file::AuthFileError),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(#[source] EntryError),
 }
@@ -145,17 +109,5 @@ impl Error {
     /// A stored entry that does not decode or encode.
     pub fn entry(source: serde_json::Error) -> Error {
         Error::Entry(EntryError(source))
-    }
-
-    pub fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Error {
-        let path = path.into();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
     }
 }

@@ -570,7 +570,7 @@ mod tests {
     #[test]
     fn errors_that_repeat_their_cause_say_it_once() {
         let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
-        let error = anyhow::Error::new(crate::Error::Io {
+        let error = anyhow::Error::new(files::FileError::Io {
             action: "write",
             path: "/v".into(),
             source: full,

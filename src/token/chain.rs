@@ -32,6 +32,7 @@ use super::state::Derived;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::files::FileError;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::{Entry, now};
@@ -175,11 +176,11 @@ fn token(paths: &Paths, request: &Request) -> Result<Derived> {
     let lock_path = paths.home().join(format!("identity-{key}.lock"));
     let _held = match files::lock(&lock_path, wait) {
         Ok(held) => held,
-        Err(Error::LockTimeout(seconds)) => {
+        Err(FileError::LockTimeout(seconds)) => {
             let cached = cache::lookup(&key).ok().flatten();
             return serve(cached, request, TokenError::Busy { seconds });
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(error.into()),
     };
     // Another process may have renewed it while we waited for the lock.
     let cached = cache::lookup(&key).ok().flatten();

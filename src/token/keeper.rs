@@ -20,6 +20,7 @@ use super::state::{Derived, Failure, TokenState, TokenSummary, Unsaved};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::files::FileError;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::{Entry, Store, now};
@@ -194,13 +195,15 @@ impl Keeper {
         };
         match lock {
             Ok(_held) => self.renew_locked(store, key, entry, config, when).map(Some),
-            Err(Error::LockTimeout(seconds)) => {
+            Err(FileError::LockTimeout(seconds)) => {
                 Ok(Some(Renewal::Failed(entry, TokenError::Busy { seconds })))
             }
             // No lock file can be made (a read-only or full folder): nothing can be saved either,
             // so the renewal goes on unlocked, to serve a valid token and remember the failure.
-            Err(Error::Io { .. }) => self.renew_locked(store, key, entry, config, when).map(Some),
-            Err(error) => Err(error),
+            Err(FileError::Io { .. }) => {
+                self.renew_locked(store, key, entry, config, when).map(Some)
+            }
+            Err(error) => Err(error.into()),
         }
     }
 
