@@ -63,7 +63,7 @@ pub enum Error {
     #[error(transparent)]
     Passphrase(#[from] crate::unlock::passphrase::PassphraseError),
     #[error(transparent)]
-    Unlock(crate::unlock::cache::UnlockError),
+    Unlock(#[from] crate::secret_cache::CacheError),
     #[error("{}: {source}; fix or remove the file", path.display())]
     Config {
         path: PathBuf,

@@ -40,6 +40,7 @@ pub mod paths;
 pub mod pending_erase;
 pub mod protocol;
 pub mod secret_buffer;
+pub mod secret_cache;
 pub mod server_url;
 pub mod setup;
 pub mod store;

@@ -10,10 +10,11 @@ use crate::os::keychain::Keychain;
 use crate::paths::Paths;
 use crate::pending_erase::PendingErases;
 use crate::protocol::PROGRAM;
+use crate::secret_cache::{MECHANISM_VAR, State};
 use crate::store::Store;
 use crate::store::file::FileStore;
 use crate::store::keychain_items::KeychainStore;
-use crate::unlock::cache::{self, State};
+use crate::unlock::cache;
 use crate::unlock::{Unlocker, passphrase};
 
 struct Report {
@@ -399,7 +400,7 @@ fn check_unlock(report: &mut Report, store: &FileStore) -> bool {
         }
     };
     if let [(only, _)] = states.as_slice() {
-        report.note(&format!("{}: only {only} is used", cache::MECHANISM_VAR));
+        report.note(&format!("{}: only {only} is used", MECHANISM_VAR));
     }
     let mut usable = None;
     for (mechanism, state) in &states {
@@ -411,7 +412,7 @@ fn check_unlock(report: &mut Report, store: &FileStore) -> bool {
                         "until {} ({} left)",
                         super::time(*at),
                         humantime::format_duration(std::time::Duration::from_secs(
-                            at.saturating_sub(cache::now())
+                            at.saturating_sub(crate::clock::now())
                         ))
                     ),
                     None => "until `coffer lock` or logout".to_owned(),

@@ -9,9 +9,10 @@ use anyhow::anyhow;
 use crate::config::Config;
 use crate::error::Error;
 use crate::paths::Paths;
+use crate::secret_cache::agent;
 use crate::store::file::FileStore;
 use crate::unlock::cache::{self, Timeout};
-use crate::unlock::{Unlocker, agent, passphrase};
+use crate::unlock::{Unlocker, passphrase};
 
 pub fn unlock(paths: &Paths, timeout: Option<Timeout>) -> anyhow::Result<()> {
     // Read before the slow part, so a broken config.toml fails at once.

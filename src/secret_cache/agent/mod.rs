@@ -34,7 +34,8 @@ use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::cache::{Held, Slot, Unavailable};
+use super::{Held, Slot};
+use crate::os::Unavailable;
 
 /// How long either side waits for the other before giving up: `get` never hangs on an agent.
 const PATIENCE: Duration = Duration::from_secs(2);

@@ -19,7 +19,7 @@ use base64ct::{Base64, Encoding};
 use zeroize::Zeroizing;
 
 use super::{MAX_SECRET, Op, PATIENCE, Reply, Request, peer_uid, receive, send, uid};
-use crate::unlock::cache::now;
+use crate::clock::now;
 
 /// How often the agent checks its expiry and its socket.
 const TICK: Duration = Duration::from_secs(1);

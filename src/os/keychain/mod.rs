@@ -14,15 +14,29 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-#[cfg(target_os = "macos")]
-use super::macos_keychain as platform;
 #[cfg(all(
     unix,
     not(any(target_os = "macos", target_os = "ios", target_os = "android"))
 ))]
-use super::secret_service as platform;
+pub mod secret_service;
+
+#[cfg(target_os = "macos")]
+#[path = "../not_built_here/macos_keychain.rs"]
+pub mod macos_keychain;
+
 #[cfg(target_os = "windows")]
-use super::windows_credential_manager as platform;
+#[path = "../not_built_here/windows_credential_manager.rs"]
+pub mod windows_credential_manager;
+
+#[cfg(target_os = "macos")]
+use self::macos_keychain as platform;
+#[cfg(all(
+    unix,
+    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+))]
+use self::secret_service as platform;
+#[cfg(target_os = "windows")]
+use self::windows_credential_manager as platform;
 
 /// Why the keychain cannot be used here, with the one command that fixes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
