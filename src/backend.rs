@@ -20,9 +20,7 @@
 
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::error::{Error, Result};
 use crate::os::keychain::{Keychain, Unusable};
 use crate::paths::Paths;
@@ -33,26 +31,6 @@ use crate::unlock::Unlocker;
 use crate::unlock::cache::Timeout;
 
 pub const ENV: &str = "COFFER_BACKEND";
-
-/// What the user asked for, or what was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// Not chosen yet: the first entry chooses.
-    Auto,
-    Keychain,
-    File,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Auto => "auto",
-            Backend::Keychain => "keychain",
-            Backend::File => "file",
-        }
-    }
-}
 
 /// Where the setting came from, for `coffer doctor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

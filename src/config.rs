@@ -3,22 +3,55 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::files;
+use std::path::PathBuf;
+
+use crate::files::{self, FileError};
 use crate::paths::Paths;
+use crate::store::description::{DescriptionError, description};
+
+/// `config.toml` that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}; fix or remove the file", path.display())]
+    Invalid { path: PathBuf, source: Problem },
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
 
 /// What is wrong with `config.toml`, for a caller to match; shown in a few safe words.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum Problem {
     #[error("it is not UTF-8 text")]
     NotText(#[source] std::string::FromUtf8Error),
     /// The parser's message without its quote of the file.
     #[error("{}", .0.message())]
     Syntax(#[source] toml::de::Error),
     #[error("default_description: {0}")]
-    Description(#[source] Box<Error>),
+    Description(#[source] DescriptionError),
     #[error("it cannot be written: {0}")]
     Encode(#[source] toml::ser::Error),
+}
+
+/// What the user asked for, or what was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Not chosen yet: the first entry chooses.
+    Auto,
+    Keychain,
+    File,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Keychain => "keychain",
+            Backend::File => "file",
+        }
+    }
 }
 
 /// A settings file is a few hundred bytes; a larger one is a mistake, never read whole.
@@ -35,7 +68,7 @@ pub struct Config {
     pub registries: std::collections::BTreeMap<String, crate::token::settings::RegistrySettings>,
     /// Which store serves: auto (the default), keychain or file. `COFFER_BACKEND` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub backend: Option<crate::backend::Backend>,
+    pub backend: Option<Backend>,
     /// The description an entry stored without one gets (`docker login` gives none): whose
     /// credentials this machine's are, e.g. "ci-runner-7, team payments".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,15 +88,14 @@ impl Config {
         let Some(bytes) = files::read_trusted(&path, MAX_SIZE)? else {
             return Ok(Config::default());
         };
-        let invalid = |source| Error::Config {
+        let invalid = |source| ConfigError::Invalid {
             path: path.clone(),
             source,
         };
-        let text = String::from_utf8(bytes).map_err(|e| invalid(ConfigError::NotText(e)))?;
-        let config: Config = toml::from_str(&text).map_err(|e| invalid(ConfigError::Syntax(e)))?;
+        let text = String::from_utf8(bytes).map_err(|e| invalid(Problem::NotText(e)))?;
+        let config: Config = toml::from_str(&text).map_err(|e| invalid(Problem::Syntax(e)))?;
         if let Some(text) = &config.default_description {
-            crate::store::description(text)
-                .map_err(|e| invalid(ConfigError::Description(Box::new(e))))?;
+            description(text).map_err(|e| invalid(Problem::Description(e)))?;
         }
         Ok(config)
     }
@@ -74,9 +106,9 @@ impl Config {
         if let Some(dir) = path.parent() {
             files::ensure_private_dir(dir)?;
         }
-        let text = toml::to_string_pretty(self).map_err(|e| Error::Config {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
             path: path.clone(),
-            source: ConfigError::Encode(e),
+            source: Problem::Encode(e),
         })?;
         Ok(files::write_atomic(&path, text.as_bytes())?)
     }
@@ -97,8 +129,8 @@ mod tests {
         // A caller can tell what is wrong, and the typed cause is kept.
         assert!(matches!(
             &error,
-            Error::Config {
-                source: ConfigError::Syntax(_),
+            ConfigError::Invalid {
+                source: Problem::Syntax(_),
                 ..
             }
         ));

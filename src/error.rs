@@ -64,11 +64,8 @@ pub enum Error {
     Passphrase(#[from] crate::unlock::passphrase::PassphraseError),
     #[error(transparent)]
     Unlock(#[from] crate::secret_cache::CacheError),
-    #[error("{}: {source}; fix or remove the file", path.display())]
-    Config {
-        path: PathBuf,
-        source: crate::config::ConfigError,
-    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("the {what} is longer than {max} bytes; refusing it")]
     TooLong { what: &'static str, max: usize },
     #[error("nothing is stored for {0}; `coffer ls` shows what is")]
@@ -81,8 +78,10 @@ pub enum Error {
     Keychain(String),
     #[error("{0}")]
     Setting(String),
-    #[error("{0}")]
-    Import(String),
+    #[error(transparent)]
+    Description(#[from] crate::store::description::DescriptionError),
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
     #[error(transparent)]
     AuthFile(#[from] crate::auth_file::AuthFileError),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]

@@ -68,7 +68,7 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let url = ServerUrl::parse(&args.registry)?;
     let host = url.host().to_owned();
     let description = match &args.description {
-        Some(text) => crate::store::description(text)?,
+        Some(text) => crate::store::description::description(text)?,
         None => None,
     };
     let secret = match (read_secret(&args)?, &args.username) {

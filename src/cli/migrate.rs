@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 
-use crate::backend::{self, Backend, Origin};
+use crate::config::Backend;
+use crate::backend::{self, Origin};
 use crate::migrate::migrate;
 use crate::os::keychain::Keychain;
 use crate::paths::Paths;

@@ -95,7 +95,7 @@ enum Command {
     #[command(after_help = "Examples:\n  coffer migrate --to keychain\n  coffer migrate --to file")]
     Migrate {
         #[arg(long, value_enum)]
-        to: crate::backend::Backend,
+        to: crate::config::Backend,
     },
     /// Import credentials from docker's config.json, podman's auth.json or another helper.
     #[command(
@@ -306,7 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     KdfParams::MAX.iterations
                 );
             }
-            if let (crate::backend::Backend::Keychain, origin) = crate::backend::configured(&paths)?
+            if let (crate::config::Backend::Keychain, origin) = crate::backend::configured(&paths)?
                 && origin != crate::backend::Origin::Environment
             {
                 bail!(
@@ -337,7 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             store.init()?;
             // Recorded so that every later call opens this vault without probing anything.
-            crate::backend::record(&paths, crate::backend::Backend::File)?;
+            crate::backend::record(&paths, crate::config::Backend::File)?;
             println!(
                 "created the vault at {}, sealed by {}; backend = \"file\" written to {}",
                 paths.vault().display(),
@@ -377,7 +377,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Describe { registry, text } => {
-            let description = crate::store::description(&text)?;
+            let description = crate::store::description::description(&text)?;
             let credentials = Credentials::open(paths.clone())?;
             match credentials.describe(&registry, description.clone())? {
                 Some(url) => match description {

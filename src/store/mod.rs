@@ -3,6 +3,7 @@
 //! [`crate::credentials`], once, for every store.
 
 pub mod audited;
+pub mod description;
 pub mod file;
 pub mod keychain_items;
 pub mod memory;
@@ -11,7 +12,7 @@ pub mod used;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::token::state::{TokenState, TokenSummary};
 
 /// One credential with its metadata. Serialized only inside a sealed record.
@@ -48,25 +49,6 @@ impl Entry {
             None
         }
     }
-}
-
-/// Longer descriptions are a mistake, and would swell every listing.
-pub const MAX_DESCRIPTION_CHARS: usize = 200;
-
-/// A description as given: trimmed, one line of printable text; empty means none.
-pub fn description(text: &str) -> Result<Option<String>> {
-    let text = text.trim();
-    if text.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(Error::Setting(format!(
-            "the description is longer than {MAX_DESCRIPTION_CHARS} characters; say whose credential it is in fewer words"
-        )));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(Error::Setting(
-            "the description holds a control character (a newline, a tab, an escape); use one line of plain text".to_owned(),
-        ));
-    }
-    Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
 pub(crate) fn expose<S: serde::Serializer>(

@@ -61,7 +61,7 @@ impl Keeper {
     }
 
     fn config(&self) -> Result<Config> {
-        Config::load(&self.paths)
+        Ok(Config::load(&self.paths)?)
     }
 
     /// What a client gets for a registry with no stored entry: a chain-mode cloud token.
