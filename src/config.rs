@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::files::{self, FileError};
+use crate::kubelet::exchange as pod_exchange;
 use crate::paths::Paths;
 use crate::store::description::{DescriptionError, description};
+use crate::token::providers;
 
 /// `config.toml` that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +20,7 @@ pub enum ConfigError {
     File(#[from] FileError),
 }
 
-type Result<T> = std::result::Result<T, ConfigError>;
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// What is wrong with `config.toml`, for a caller to match; shown in a few safe words.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,9 @@ pub enum Problem {
     /// The parser's message without its quote of the file.
     #[error("{}", .0.message())]
     Syntax(#[source] toml::de::Error),
+    /// A registry's or a pod exchange's own settings, as its provider checked them.
+    #[error("{section}: {message}")]
+    Settings { section: String, message: String },
     #[error("default_description: {0}")]
     Description(#[source] DescriptionError),
     #[error("it cannot be written: {0}")]
@@ -93,9 +98,34 @@ impl Config {
             source,
         };
         let text = String::from_utf8(bytes).map_err(|e| invalid(Problem::NotText(e)))?;
-        let config: Config = toml::from_str(&text).map_err(|e| invalid(Problem::Syntax(e)))?;
+        Config::parse(&text).map_err(invalid)
+    }
+
+    /// The file's text as settings: TOML of the known keys, each registry's and pod exchange's
+    /// settings as its provider takes them, a one-line description.
+    pub fn parse(text: &str) -> Result<Config, Problem> {
+        let config: Config = toml::from_str(text).map_err(Problem::Syntax)?;
+        for (host, registry) in &config.registries {
+            providers::check(registry.mode, &registry.options).map_err(|message| {
+                Problem::Settings {
+                    section: format!("[registries.{host:?}] mode {}", registry.mode.name()),
+                    message,
+                }
+            })?;
+        }
+        for (host, pod) in &config.kubelet.registries {
+            pod_exchange::check(pod.exchange, &pod.options).map_err(|message| {
+                Problem::Settings {
+                    section: format!(
+                        "[kubelet.registries.{host:?}] {} exchange",
+                        pod.exchange.name()
+                    ),
+                    message,
+                }
+            })?;
+        }
         if let Some(text) = &config.default_description {
-            description(text).map_err(|e| invalid(Problem::Description(e)))?;
+            description(text).map_err(Problem::Description)?;
         }
         Ok(config)
     }

@@ -53,8 +53,8 @@ pub struct Found {
 pub fn from_helper(helper: &str) -> Result<Vec<Found>> {
     let program = format!("docker-credential-{helper}");
     let list = run_helper(&program, "list", "unused")?;
-    let list: BTreeMap<String, String> = serde_json::from_slice(&list)
-        .map_err(|_| ImportError::BadList {
+    let list: BTreeMap<String, String> =
+        serde_json::from_slice(&list).map_err(|_| ImportError::BadList {
             program: program.clone(),
         })?;
     #[derive(Deserialize)]

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use crate::audit::{AccessLog, Event, Outcome};
 use crate::auth_file::{self, AuthFile};
-use crate::config::Backend;
 use crate::backend;
+use crate::config::Backend;
 use crate::os::keychain::Keychain;
 use crate::paths::Paths;
 use crate::pending_erase::PendingErases;

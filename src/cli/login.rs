@@ -94,7 +94,9 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     if secret.is_none() && args.username.is_none() && mode.is_cloud() {
         return chain(paths, &config, &url, mode);
     }
-    if secret.is_none() && mode.provider().is_none_or(|p| p.hands_out_credential()) {
+    if secret.is_none()
+        && crate::token::providers::of(mode).is_none_or(|p| p.hands_out_credential())
+    {
         bail!(
             "{host} is in {} mode, which hands out a stored credential: give --username and the secret",
             mode.name()
@@ -114,7 +116,7 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         .context("the credential was not stored")?;
     let now = now();
     let token = stored.tokens.as_ref().and_then(|t| t.token.as_ref());
-    match mode.provider() {
+    match crate::token::providers::of(mode) {
         Some(_) if token.is_some_and(|t| t.username == IDENTITY_TOKEN_USERNAME) => {
             println!(
                 "{}: stored; clients get an identity token derived from it",
@@ -235,9 +237,7 @@ pub(super) fn configure(
         }
         settings.options.insert(key.to_owned(), value_of(value));
     }
-    settings
-        .mode
-        .check(&settings.options)
+    crate::token::providers::check(settings.mode, &settings.options)
         .map_err(|e| anyhow::anyhow!("{} mode: {e}", settings.mode.name()))
 }
 

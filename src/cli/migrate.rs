@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 
-use crate::config::Backend;
 use crate::backend::{self, Origin};
+use crate::config::Backend;
 use crate::migrate::migrate;
 use crate::os::keychain::Keychain;
 use crate::paths::Paths;

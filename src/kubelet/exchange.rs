@@ -60,7 +60,7 @@ fn split(exchange: Exchange, table: &toml::Table) -> (toml::Table, toml::Table) 
 }
 
 /// Checks an exchange's settings when `config.toml` is read.
-pub(super) fn check(exchange: Exchange, table: &toml::Table) -> Result<(), String> {
+pub fn check(exchange: Exchange, table: &toml::Table) -> Result<(), String> {
     let Some(mode) = mode(exchange) else {
         return Job::from_options(table).map(|_| ());
     };
@@ -73,7 +73,7 @@ pub(super) fn check(exchange: Exchange, table: &toml::Table) -> Result<(), Strin
         }
         Exchange::Aws | Exchange::Exec => {}
     }
-    mode.check(&shared)
+    crate::token::providers::check(mode, &shared)
 }
 
 fn tenant(settings: &toml::Table) -> Result<&str, String> {

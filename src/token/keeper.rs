@@ -15,12 +15,12 @@ use super::TokenError;
 use super::http::Http;
 use super::oauth2::IDENTITY_TOKEN_USERNAME;
 use super::provider::{LongLived, Target};
+use super::providers;
 use super::settings::{Mode, RegistrySettings};
 use super::state::{Derived, Failure, TokenState, TokenSummary, Unsaved};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::files;
-use crate::files::FileError;
+use crate::files::{self, FileError};
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::{Entry, Store, now};
@@ -84,7 +84,7 @@ impl Keeper {
         let due = match handout(mode, tokens.as_ref(), now) {
             Handout::Credential => return Ok(entry),
             Handout::Token => derived(&entry).is_some_and(|token| {
-                mode.provider().is_some_and(|p| token.provider != p.name())
+                providers::of(mode).is_some_and(|p| token.provider != p.name())
                     || token.due(now, config.tokens.min_margin)
             }),
             Handout::TokenFirst => true,
@@ -163,7 +163,7 @@ impl Keeper {
             _ => None,
         };
         if let Some(error) = failure {
-            let fallback = match mode.provider() {
+            let fallback = match providers::of(mode) {
                 Some(provider) if !provider.hands_out_credential() => "has no token yet",
                 _ => "stays on basic",
             };
@@ -217,7 +217,7 @@ impl Keeper {
     ) -> Result<Renewal> {
         let url = ServerUrl::parse(&entry.server_url)?;
         let settings = registry(config, url.host());
-        let Some(provider) = settings.mode.provider() else {
+        let Some(provider) = providers::of(settings.mode) else {
             return Ok(Renewal::Fresh(entry));
         };
         let state = entry.tokens.clone().unwrap_or_default();
@@ -264,7 +264,7 @@ impl Keeper {
             Err(TokenError::NoCredential)
         } else if let Some(token) = &state.token
             && token.provider != provider.name()
-            && super::providers::by_name(&token.provider).is_none()
+            && providers::by_name(&token.provider).is_none()
         {
             Err(TokenError::UnknownProvider(token.provider.clone()))
         } else {
@@ -371,7 +371,7 @@ pub fn handout(mode: Mode, tokens: Option<&TokenSummary>, now: u64) -> Handout {
     let Some(tokens) = tokens else {
         return Handout::Credential;
     };
-    let Some(provider) = mode.provider() else {
+    let Some(provider) = providers::of(mode) else {
         return Handout::Credential;
     };
     match (&tokens.provider, tokens.expires_at) {
