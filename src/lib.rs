@@ -41,6 +41,7 @@ pub mod pending_erase;
 pub mod protocol;
 pub mod secret_buffer;
 pub mod secret_cache;
+pub mod serde_secret;
 pub mod server_url;
 pub mod setup;
 pub mod store;

@@ -162,7 +162,7 @@ fn chain(paths: &Paths, config: &Config, url: &ServerUrl, mode: Mode) -> anyhow:
         config.registries.insert(host.to_owned(), settings);
         config.save(paths)?;
     }
-    match crate::token::chain::answer(paths, url) {
+    match crate::token::chain::answer::answer(paths, url) {
         Ok(Some(entry)) => {
             println!(
                 "{host}: {} mode with this machine's identity, nothing stored; clients get {} tokens (user {})",

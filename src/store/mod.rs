@@ -9,7 +9,7 @@ pub mod keychain_items;
 pub mod memory;
 pub mod used;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -23,7 +23,7 @@ pub struct Entry {
     pub server_url: String,
     #[serde(rename = "user")]
     pub username: String,
-    #[serde(serialize_with = "expose")]
+    #[serde(serialize_with = "crate::serde_secret::expose")]
     pub secret: SecretString,
     /// Unix seconds.
     pub created: u64,
@@ -49,13 +49,6 @@ impl Entry {
             None
         }
     }
-}
-
-pub(crate) fn expose<S: serde::Serializer>(
-    secret: &SecretString,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(secret.expose_secret())
 }
 
 /// What `list` and `coffer ls` show of an entry: never the secret.

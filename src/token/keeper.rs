@@ -66,7 +66,7 @@ impl Keeper {
 
     /// What a client gets for a registry with no stored entry: a chain-mode cloud token.
     pub fn answer_unstored(&self, url: &ServerUrl) -> Result<Option<Entry>> {
-        super::chain::answer(&self.paths, url)
+        super::chain::answer::answer(&self.paths, url)
     }
 
     /// What a client gets for a stored entry: the credential, or the token derived from it,

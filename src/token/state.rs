@@ -49,7 +49,7 @@ pub struct Derived {
     pub provider: String,
     #[serde(rename = "user")]
     pub username: String,
-    #[serde(serialize_with = "crate::store::expose")]
+    #[serde(serialize_with = "crate::serde_secret::expose")]
     pub secret: SecretString,
     pub issued_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

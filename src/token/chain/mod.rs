@@ -13,6 +13,11 @@
 //! - The cache key is a digest of everything that selects the identity (the registry, its
 //!   settings, the identity variables of the environment and the user), so two roles never
 //!   share a token.
+//!
+//! This module mints (here or through `coffer token mint`); [`answer`] serves `get` from the
+//! cache and renews under the identity's lock.
+
+pub mod answer;
 
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -25,17 +30,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::TokenError;
-use super::cache;
 use super::provider::{Minted, Target};
 use super::settings::{RegistrySettings, TokenSettings};
-use super::state::Derived;
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::files;
-use crate::files::FileError;
-use crate::paths::Paths;
-use crate::server_url::ServerUrl;
-use crate::store::{Entry, now};
 
 /// What a mint needs: the registry host and its settings, and the timeouts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,7 +52,7 @@ impl Request {
 }
 
 /// The SDK minter of the binary that links the SDKs.
-pub type MintFn = fn(&Request) -> std::result::Result<Minted, TokenError>;
+pub type MintFn = fn(&Request) -> Result<Minted, TokenError>;
 
 static IN_PROCESS: OnceLock<MintFn> = OnceLock::new();
 
@@ -66,7 +62,7 @@ pub fn mint_in_process(mint: MintFn) {
 }
 
 /// Mints a token through the cloud's SDK: here when this binary links it, else in `coffer`.
-pub fn mint(request: &Request) -> std::result::Result<Minted, TokenError> {
+pub fn mint(request: &Request) -> Result<Minted, TokenError> {
     match IN_PROCESS.get() {
         Some(mint) => mint(request),
         None => delegate(request),
@@ -132,105 +128,18 @@ pub fn identity_key(request: &Request) -> String {
     hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-/// `get` for a registry with no stored entry: a chain-mode cloud registry's token, from the
-/// token cache or freshly minted. `None` when the registry is not in chain mode.
-pub fn answer(paths: &Paths, url: &ServerUrl) -> Result<Option<Entry>> {
-    let config = Config::load(paths)?;
-    let Some(registry) = super::settings::lookup(&config.registries, url.host()) else {
-        return Ok(None);
-    };
-    if !registry.mode.is_cloud() {
-        return Ok(None);
-    }
-    let request = Request {
-        host: url.host().to_owned(),
-        registry: registry.clone(),
-        tokens: config.tokens.clone(),
-    };
-    let token = token(paths, &request)?;
-    let now = now();
-    Ok(Some(Entry {
-        server_url: url.key(),
-        username: token.username.clone(),
-        secret: token.secret.clone(),
-        created: token.issued_at.min(now),
-        updated: token.issued_at.min(now),
-        description: None,
-        tokens: None,
-    }))
-}
-
-/// The cached token while it is fresh; else one renewal under the identity's lock.
-fn token(paths: &Paths, request: &Request) -> Result<Derived> {
-    let key = identity_key(request);
-    let provider = request.registry.mode.name();
-    let margin = request.tokens.min_margin;
-    let fresh = |token: &Derived| token.provider == provider && !token.due(now(), margin);
-    // Neither the keyring nor an agent works here: no cache, every get mints.
-    let cached = cache::lookup(&key).ok().flatten();
-    if let Some(token) = cached.filter(fresh) {
-        return Ok(token);
-    }
-    files::ensure_private_dir(paths.home())?;
-    let wait = request.tokens.timeout * 2 + Duration::from_secs(4);
-    let lock_path = paths.home().join(format!("identity-{key}.lock"));
-    let _held = match files::lock(&lock_path, wait) {
-        Ok(held) => held,
-        Err(FileError::LockTimeout(seconds)) => {
-            let cached = cache::lookup(&key).ok().flatten();
-            return serve(cached, request, TokenError::Busy { seconds });
-        }
-        Err(error) => return Err(error.into()),
-    };
-    // Another process may have renewed it while we waited for the lock.
-    let cached = cache::lookup(&key).ok().flatten();
-    if let Some(token) = cached.as_ref().filter(|t| fresh(t)) {
-        return Ok(token.clone());
-    }
-    if let Some(message) = cache::failure(&key) {
-        return serve(cached, request, TokenError::Earlier(message));
-    }
-    match mint(request) {
-        Ok(minted) => {
-            let token = Derived::new(provider, minted);
-            // With nowhere to keep it the token still answers this get; nothing else keeps it.
-            let _ = cache::store(&key, &token);
-            Ok(token)
-        }
-        Err(error) => {
-            let _ = cache::store_failure(&key, &error.to_string(), request.tokens.retry_after);
-            serve(cached, request, error)
-        }
-    }
-}
-
-/// After a failed renewal: the cached token while it is valid, with a warning; else the error.
-fn serve(cached: Option<Derived>, request: &Request, error: TokenError) -> Result<Derived> {
-    let now = now();
-    match cached {
-        Some(token) if token.valid(now) => {
-            eprintln!(
-                "coffer: warning: cannot renew the token for {}: {error}; using the cached one",
-                request.host
-            );
-            Ok(token)
-        }
-        _ => Err(Error::Token(error)),
-    }
-}
-
 /// What `coffer token mint` prints for the helper: the token, on a pipe only.
 #[derive(Serialize, Deserialize)]
 struct Wire {
     username: String,
-    #[serde(serialize_with = "crate::store::expose")]
+    #[serde(serialize_with = "crate::serde_secret::expose")]
     secret: SecretString,
     issued_at: u64,
     expires_at: Option<u64>,
 }
 
 /// The `coffer token mint` side: reads a [`Request`] on stdin, writes the token on stdout.
-pub fn serve_mint(input: impl Read, mut output: impl Write) -> std::result::Result<(), String> {
+pub fn serve_mint(input: impl Read, mut output: impl Write) -> Result<(), String> {
     let mut text = String::new();
     input
         .take(64 * 1024)
@@ -275,7 +184,7 @@ fn crashed(status: std::process::ExitStatus, stderr: &str) -> String {
 
 /// Runs `coffer token mint` with the request on stdin and reads the token from its stdout,
 /// within the exchange's timeout and a little more for the process itself.
-fn delegate(request: &Request) -> std::result::Result<Minted, TokenError> {
+fn delegate(request: &Request) -> Result<Minted, TokenError> {
     let program = crate::paths::coffer_program();
     let failed = |why: String| TokenError::Command {
         program: format!("{} token mint", program.display()),
