@@ -19,6 +19,7 @@
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives;
 //!   [`ownership`]: root never writes into a user's home.
 //! - [`setup`]: pointing docker and podman at coffer, reversibly.
+//! - [`warning`]: what an action that went through still has to tell the person.
 //! - [`cli`]: the `coffer` command for people.
 
 pub mod audit;
@@ -48,5 +49,6 @@ pub mod store;
 pub mod token;
 pub mod unlock;
 pub mod vault;
+pub mod warning;
 
 pub use error::{Error, Result};

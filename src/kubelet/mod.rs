@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use crate::audit::{AccessLog, Action, Event, Outcome};
 use crate::config::Config;
 use crate::credentials::Credentials;
+use crate::warning::Warning;
 use crate::error::{Error, Result};
 use crate::export::IDENTITY_TOKEN_USER;
 use crate::server_url::ServerUrl;
@@ -80,6 +81,8 @@ pub struct Answer {
     /// response carries none, and the provider exits with status 1 so that the kubelet logs
     /// the notice.
     pub refused: bool,
+    /// What the node's own answer has to tell besides (a stale token served), for stderr too.
+    pub warnings: Vec<Warning>,
 }
 
 /// What answers one image.
@@ -91,6 +94,7 @@ struct Decision {
     auth: Option<(String, String, SecretString)>,
     notice: Option<String>,
     refused: bool,
+    warnings: Vec<Warning>,
 }
 
 impl Decision {
@@ -102,6 +106,7 @@ impl Decision {
             auth: None,
             notice: Some(notice),
             refused,
+            warnings: Vec::new(),
         }
     }
 }
@@ -256,6 +261,7 @@ fn pod(
             settings.exchange.name()
         )),
         refused: false,
+        warnings: Vec::new(),
     }
 }
 
@@ -268,6 +274,7 @@ fn from_node(credentials: &Credentials, registry: &str, repository: &str) -> Res
         auth: None,
         notice: None,
         refused: false,
+        warnings: credentials.warnings(),
     };
     // Kubelets pass a username and password on: an identity token is of no use to them.
     let Some(entry) = entry.filter(|e| e.username != IDENTITY_TOKEN_USER) else {
@@ -315,6 +322,7 @@ fn render(api_version: &str, decision: Decision) -> Result<Answer> {
         response: out,
         notice: decision.notice,
         refused: decision.refused,
+        warnings: decision.warnings,
     })
 }
 
