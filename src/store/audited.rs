@@ -181,4 +181,20 @@ mod tests {
         let text = std::fs::read_to_string(log.path()).expect("read");
         assert!(!text.contains("hunter2"));
     }
+
+    #[test]
+    fn a_log_that_cannot_be_written_is_a_warning_not_a_failure() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A folder where the log file should be: every append fails.
+        let log = AccessLog::new(dir.path().to_owned());
+        let warnings = Warnings::default();
+        let store = Audited::new(MemoryStore::default(), log, warnings.clone());
+        store
+            .put("//ghcr.io", entry("ghcr.io", "hunter2-secret"))
+            .expect("put");
+        let said: Vec<String> = warnings.take().iter().map(ToString::to_string).collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("cannot write the access log"), "{said:?}");
+        assert!(!said[0].contains("hunter2"), "{said:?}");
+    }
 }
