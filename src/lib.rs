@@ -29,6 +29,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
+#[cfg(test)]
+mod debug_redaction;
 pub mod error;
 pub mod export;
 pub mod files;

@@ -55,7 +55,8 @@ struct Request {
     service_account_annotations: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize)]
+/// No `Debug`: it holds the password.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Response<'a> {
     api_version: &'a str,
@@ -65,7 +66,8 @@ struct Response<'a> {
     auth: BTreeMap<String, AuthConfig<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+/// No `Debug`: it holds the password.
+#[derive(Serialize)]
 struct AuthConfig<'a> {
     username: &'a str,
     password: &'a str,
