@@ -18,7 +18,10 @@ fn redacted(what: &str, value: &impl std::fmt::Debug) {
             Base64::encode_string(format!("{USER}:{SECRET}").as_bytes()),
         ];
         for spelling in spellings {
-            assert!(!shown.contains(&spelling), "{what} shows {spelling}: {shown}");
+            assert!(
+                !shown.contains(&spelling),
+                "{what} shows {spelling}: {shown}"
+            );
         }
         // `[104, 117, ...]`, compact or one number a line: the secret's bytes in a row.
         let numbers: Vec<u8> = shown

@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod auth_file;
 pub mod backend;
+pub mod causes;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -194,7 +194,10 @@ mod tests {
             .expect("put");
         let said: Vec<String> = warnings.take().iter().map(ToString::to_string).collect();
         assert_eq!(said.len(), 1, "{said:?}");
-        assert!(said[0].starts_with("cannot write the access log"), "{said:?}");
+        assert!(
+            said[0].starts_with("cannot write the access log"),
+            "{said:?}"
+        );
         assert!(!said[0].contains("hunter2"), "{said:?}");
     }
 }

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::TokenError;
 use super::settings::{RegistrySettings, TokenSettings};
+use crate::causes::innermost;
 
 /// Token responses are a few KiB; anything much larger is not one.
 const MAX_BODY: u64 = 256 * 1024;
@@ -97,7 +98,7 @@ impl Http {
         }
         let client = builder
             .build()
-            .map_err(|e| TokenError::Client(root_cause(&e)))?;
+            .map_err(|e| TokenError::Client(innermost(&e)))?;
         Ok(Http {
             client,
             allow_http,
@@ -159,7 +160,7 @@ impl Http {
             } else {
                 TokenError::Unreachable {
                     url: display(url),
-                    cause: root_cause(&e),
+                    cause: innermost(&e),
                 }
             }
         })?;
@@ -241,15 +242,6 @@ fn host_port(url: &Url) -> String {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
     }
-}
-
-/// The innermost cause of an error, which says what actually went wrong ("Connection refused").
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 pub fn unix(time: SystemTime) -> u64 {

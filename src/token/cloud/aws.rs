@@ -26,7 +26,8 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Budget, cause};
+use super::Budget;
+use crate::causes::one_line;
 use crate::token::TokenError;
 use crate::token::ecr::{self, Api, Settings};
 use crate::token::provider::Minted;
@@ -236,7 +237,7 @@ async fn identity(
             Ok(Err(CredentialsError::CredentialsNotLoaded(details))) => {
                 let why =
                     std::error::Error::source(&CredentialsError::CredentialsNotLoaded(details))
-                        .map(|s| format!(": {}", cause(s)))
+                        .map(|s| format!(": {}", one_line(s)))
                         .unwrap_or_default();
                 tried.push(format!("{name} (not set up{why})"));
             }
@@ -329,5 +330,5 @@ async fn authorization_token(
 }
 
 fn identity_error(what: &str, error: &(dyn std::error::Error + 'static)) -> TokenError {
-    TokenError::Identity(format!("{what} failed: {}", cause(error)))
+    TokenError::Identity(format!("{what} failed: {}", one_line(error)))
 }

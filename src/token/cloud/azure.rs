@@ -25,6 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::Budget;
+use crate::causes::one_line;
 use crate::token::TokenError;
 use crate::token::azure::{self as stored, Settings};
 use crate::token::chain::Request;
@@ -145,21 +146,6 @@ fn credential(settings: &Settings) -> Result<Chosen, TokenError> {
         probes_metadata: endpoint.is_none(),
         credential,
     })
-}
-
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = e.source();
-    }
-    // The SDK appends a troubleshooting link on its own line.
-    text.lines().next().unwrap_or_default().trim().to_owned()
 }
 
 /// An AAD access token for ACR from the chosen credential, within `within`.

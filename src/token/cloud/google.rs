@@ -25,6 +25,7 @@ use google_cloud_auth::errors::SubjectTokenProviderError;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Budget;
+use crate::causes::one_line;
 use crate::token::TokenError;
 use crate::token::chain::Request;
 use crate::token::google::{self as stored, Settings};
@@ -88,7 +89,7 @@ fn credentials(settings: &Settings) -> Result<AccessTokenCredentials, TokenError
     let unusable = |e: &dyn std::error::Error| {
         TokenError::Identity(format!(
             "Google Application Default Credentials are unusable: {}",
-            cause_of(e)
+            one_line(e)
         ))
     };
     match &settings.impersonate {
@@ -105,21 +106,6 @@ fn credentials(settings: &Settings) -> Result<AccessTokenCredentials, TokenError
                 .map_err(|e| unusable(&e))
         }
     }
-}
-
-fn cause_of(error: &dyn std::error::Error) -> String {
-    // `cause` wants 'static sources; these errors are owned, so their text is enough.
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = e.source();
-    }
-    text.replace(['\n', '\r'], " ")
 }
 
 /// Where an access token comes from: most builders give one directly; workload identity
@@ -176,7 +162,7 @@ async fn token(
         ))),
         Ok(Err(error)) => Err(TokenError::NoIdentity {
             cloud: "Google",
-            tried: tried(format!(": {}", cause_of(&error))),
+            tried: tried(format!(": {}", one_line(&error))),
             fix: FIX.to_owned(),
         }),
         Err(_) => Err(TokenError::NoIdentity {
@@ -285,7 +271,7 @@ pub fn google_token_for_subject_token(
         let credentials = builder.build().map_err(|e| {
             TokenError::Identity(format!(
                 "the workload identity settings are unusable: {}",
-                cause_of(&e)
+                one_line(&e)
             ))
         })?;
         token(

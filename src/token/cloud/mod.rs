@@ -89,27 +89,3 @@ pub fn describe(request: &Request) -> Result<String, TokenError> {
         other => Err(no_identity(other)),
     }
 }
-
-/// An SDK error as one line: its message and its sources', which name the cause (an expired
-/// SSO session, a refused role); the SDKs put no secret in them.
-pub fn cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let text = e.to_string().replace(['\n', '\r'], " ");
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    let mut line = parts.join(": ");
-    if line.len() > 400 {
-        let mut end = 400;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
-        line.push_str("...");
-    }
-    line
-}
