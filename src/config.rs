@@ -31,8 +31,12 @@ pub enum Problem {
     #[error("{}", .0.message())]
     Syntax(#[source] toml::de::Error),
     /// A registry's or a pod exchange's own settings, as its provider checked them.
-    #[error("{section}: {message}")]
-    Settings { section: String, message: String },
+    #[error("{section}: {problem}")]
+    Settings {
+        section: String,
+        #[source]
+        problem: crate::token::shared::SettingsError,
+    },
     #[error("default_description: {0}")]
     Description(#[source] DescriptionError),
     #[error("it cannot be written: {0}")]
@@ -106,21 +110,21 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, Problem> {
         let config: Config = toml::from_str(text).map_err(Problem::Syntax)?;
         for (host, registry) in &config.registries {
-            providers::check(registry.mode, &registry.options).map_err(|message| {
+            providers::check(registry.mode, &registry.options).map_err(|problem| {
                 Problem::Settings {
                     section: format!("[registries.{host:?}] mode {}", registry.mode.name()),
-                    message,
+                    problem,
                 }
             })?;
         }
         for (host, pod) in &config.kubelet.registries {
-            pod_exchange::check(pod.exchange, &pod.options).map_err(|message| {
+            pod_exchange::check(pod.exchange, &pod.options).map_err(|problem| {
                 Problem::Settings {
                     section: format!(
                         "[kubelet.registries.{host:?}] {} exchange",
                         pod.exchange.name()
                     ),
-                    message,
+                    problem,
                 }
             })?;
         }

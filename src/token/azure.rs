@@ -53,7 +53,7 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn of(registry: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
-        shared::options(&registry.options).map_err(|m| settings_error(&m))
+        shared::options(&registry.options).map_err(|e| e.in_mode("azure"))
     }
 }
 
@@ -74,8 +74,8 @@ impl Provider for Azure {
         "azure"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), String> {
-        shared::options::<Settings>(options).map(|_| ())
+    fn check(&self, options: &toml::Table) -> Result<(), shared::SettingsError> {
+        shared::check::<Settings>(options)
     }
 
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {
@@ -119,11 +119,8 @@ pub(crate) fn exchange(
     refresh_token(&reply, &url)
 }
 
-fn settings_error(message: &str) -> TokenError {
-    TokenError::Settings {
-        mode: "azure",
-        message: message.to_owned(),
-    }
+fn settings_error(why: &'static str) -> TokenError {
+    shared::SettingsError::invalid(why).in_mode("azure")
 }
 
 /// `<name>.azurecr.io` and the other clouds' suffixes, and loopback for tests.

@@ -66,7 +66,7 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn of(target: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
-        shared::options(&target.options).map_err(|message| settings_error(&message))
+        shared::options(&target.options).map_err(|e| e.in_mode("ecr"))
     }
 
     /// Does this registry take its identity from the AWS SDK's chain rather than a stored key?
@@ -111,8 +111,8 @@ impl Provider for Ecr {
         "ecr"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), String> {
-        shared::options::<Settings>(options).map(|_| ())
+    fn check(&self, options: &toml::Table) -> Result<(), shared::SettingsError> {
+        shared::check::<Settings>(options)
     }
 
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {
@@ -133,11 +133,8 @@ impl Provider for Ecr {
     }
 }
 
-fn settings_error(message: &str) -> TokenError {
-    TokenError::Settings {
-        mode: "ecr",
-        message: message.to_owned(),
-    }
+fn settings_error(why: &'static str) -> TokenError {
+    shared::SettingsError::invalid(why).in_mode("ecr")
 }
 
 /// The API for a registry host: inferred from a real ECR host name, or given in the settings

@@ -48,10 +48,7 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn of(registry: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
-        shared::options(&registry.options).map_err(|message| TokenError::Settings {
-            mode: "google",
-            message,
-        })
+        shared::options(&registry.options).map_err(|e| e.in_mode("google"))
     }
 }
 
@@ -91,8 +88,8 @@ impl Provider for Google {
         "google"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), String> {
-        shared::options::<Settings>(options).map(|_| ())
+    fn check(&self, options: &toml::Table) -> Result<(), shared::SettingsError> {
+        shared::check::<Settings>(options)
     }
 
     fn mint(&self, target: &Target<'_>, credential: &LongLived<'_>) -> Result<Minted, TokenError> {

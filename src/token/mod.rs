@@ -93,9 +93,13 @@ pub enum TokenError {
     )]
     Expired { registry: String, reason: String },
     #[error(
-        "the {mode} settings of this registry are unusable: {message}; fix them with `coffer mode`"
+        "the {mode} settings of this registry are unusable: {problem}; fix them with `coffer mode`"
     )]
-    Settings { mode: &'static str, message: String },
+    Settings {
+        mode: &'static str,
+        #[source]
+        problem: shared::SettingsError,
+    },
     #[error("the stored credential is unusable: {0}; store it again with `coffer login`")]
     Credential(String),
     #[error(

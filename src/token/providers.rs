@@ -24,7 +24,7 @@ pub fn of(mode: Mode) -> Option<&'static dyn Provider> {
 
 /// Refuses settings `mode` does not know in a registry's section, as `deny_unknown_fields`
 /// would.
-pub fn check(mode: Mode, options: &toml::Table) -> Result<(), String> {
+pub fn check(mode: Mode, options: &toml::Table) -> Result<(), shared::SettingsError> {
     match of(mode) {
         Some(provider) if mode != Mode::Auto => provider.check(options),
         _ => shared::no_options(options),
@@ -52,7 +52,7 @@ mod tests {
         assert!(check(ecr.mode, &ecr.options).is_ok());
         let misspelt = read("mode = \"ecr\"\nregoin = \"x\"");
         let error = check(misspelt.mode, &misspelt.options).expect_err("misspelt");
-        assert!(error.contains("regoin"), "{error}");
+        assert!(error.to_string().contains("regoin"), "{error}");
     }
 
     #[test]

@@ -73,10 +73,7 @@ pub fn mint(request: &Request) -> Result<Minted, TokenError> {
 }
 
 fn no_identity(mode: Mode) -> TokenError {
-    TokenError::Settings {
-        mode: mode.name(),
-        message: "this mode has no machine identity".into(),
-    }
+    super::shared::SettingsError::invalid("this mode has no machine identity").in_mode(mode.name())
 }
 
 /// Which identity a chain-mode registry would use here, and why, for `coffer doctor` and
