@@ -14,7 +14,7 @@ use crate::token::provider::Minted;
 #[cfg(feature = "cloud")]
 use crate::token::settings::RegistrySettings;
 use crate::token::settings::{Mode, TokenSettings};
-use crate::token::shared::{SettingsError, options};
+use crate::token::shared::SettingsError;
 
 /// What Google STS is told the subject token is.
 #[cfg(feature = "cloud")]
@@ -142,7 +142,7 @@ fn cloud(
             token.secret(),
         ),
         Exchange::Google => {
-            let own: GoogleSettings = options(&own).map_err(unusable)?;
+            let own: GoogleSettings = crate::token::shared::options(&own).map_err(unusable)?;
             if let Some(account) = identity {
                 shared.insert("impersonate".into(), account.into());
             }
