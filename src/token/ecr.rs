@@ -283,7 +283,9 @@ impl AccessKey {
 
 /// The headers of a SigV4-signed `GetAuthorizationToken` call with the body `{}`.
 fn signed_headers(api: &Api, url: &Url, key: &AccessKey) -> Result<HeaderMap, TokenError> {
-    let signing = |e: &dyn std::fmt::Display| TokenError::Signing(e.to_string());
+    fn signing(e: impl std::error::Error + Send + Sync + 'static) -> TokenError {
+        TokenError::Signing(Box::new(e))
+    }
     let identity = Credentials::new(
         key.id.as_str(),
         key.secret.as_str(),
@@ -299,7 +301,7 @@ fn signed_headers(api: &Api, url: &Url, key: &AccessKey) -> Result<HeaderMap, To
         .time(SystemTime::now())
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| signing(&e))?
+        .map_err(signing)?
         .into();
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
@@ -316,10 +318,8 @@ fn signed_headers(api: &Api, url: &Url, key: &AccessKey) -> Result<HeaderMap, To
         unsigned.iter().copied(),
         SignableBody::Bytes(BODY),
     )
-    .map_err(|e| signing(&e))?;
-    let (instructions, _signature) = sign(request, &params)
-        .map_err(|e| signing(&e))?
-        .into_parts();
+    .map_err(signing)?;
+    let (instructions, _signature) = sign(request, &params).map_err(signing)?.into_parts();
     let (added, _query) = instructions.into_parts();
     let mut headers = HeaderMap::new();
     let pairs = unsigned
@@ -332,8 +332,8 @@ fn signed_headers(api: &Api, url: &Url, key: &AccessKey) -> Result<HeaderMap, To
                 .map(|h| (h.name().to_owned(), h.value().to_owned())),
         );
     for (name, value) in pairs {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| signing(&e))?;
-        let mut value = HeaderValue::from_str(&value).map_err(|e| signing(&e))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(signing)?;
+        let mut value = HeaderValue::from_str(&value).map_err(signing)?;
         value.set_sensitive(true);
         headers.insert(name, value);
     }

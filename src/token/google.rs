@@ -209,11 +209,16 @@ fn assertion(
         jwt.as_bytes(),
         &mut signature,
     )
-    .map_err(|_| TokenError::Signing("RSA signing failed".into()))?;
+    .map_err(|e| TokenError::Signing(Box::new(RsaSigningFailed(e))))?;
     jwt.push('.');
     jwt.push_str(&Base64UrlUnpadded::encode_string(&signature));
     Ok(jwt)
 }
+
+/// ring's error says nothing more than that (and, built without its std feature, is no `Error`).
+#[derive(Debug, thiserror::Error)]
+#[error("RSA signing failed")]
+struct RsaSigningFailed(ring::error::Unspecified);
 
 /// `{"access_token": ..., "expires_in": 3599, "token_type": "Bearer"}`, or an OAuth error.
 fn access_token(reply: &Reply, url: &Url) -> Result<Minted, TokenError> {

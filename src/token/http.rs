@@ -14,9 +14,8 @@ use reqwest::{Url, redirect};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use super::TokenError;
 use super::settings::{RegistrySettings, TokenSettings};
-use crate::causes::innermost;
+use super::{CaFileProblem, TokenError, Transport};
 
 /// Token responses are a few KiB; anything much larger is not one.
 const MAX_BODY: u64 = 256 * 1024;
@@ -82,15 +81,15 @@ impl Http {
                 }
             }));
         if let Some(path) = &registry.ca_file {
-            let ca_error = |message: String| TokenError::CaFile {
+            let ca_error = |problem| TokenError::CaFile {
                 path: path.clone(),
-                message,
+                problem,
             };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+            let pem = std::fs::read(path).map_err(|e| ca_error(CaFileProblem::Read(e)))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|_| ca_error("it holds no valid PEM certificate".into()))?;
+                .map_err(|e| ca_error(CaFileProblem::Invalid(e)))?;
             if certificates.is_empty() {
-                return Err(ca_error("it holds no PEM certificate".into()));
+                return Err(ca_error(CaFileProblem::Empty));
             }
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
@@ -98,7 +97,7 @@ impl Http {
         }
         let client = builder
             .build()
-            .map_err(|e| TokenError::Client(innermost(&e)))?;
+            .map_err(|e| TokenError::Client(Transport::Request(e)))?;
         Ok(Http {
             client,
             allow_http,
@@ -160,7 +159,7 @@ impl Http {
             } else {
                 TokenError::Unreachable {
                     url: display(url),
-                    cause: innermost(&e),
+                    source: Transport::Request(e),
                 }
             }
         })?;
@@ -187,7 +186,7 @@ impl Http {
                 } else {
                     TokenError::Unreachable {
                         url: display(url),
-                        cause: format!("reading the answer failed: {}", e.kind()),
+                        source: Transport::Read(e),
                     }
                 }
             })?;

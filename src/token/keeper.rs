@@ -352,7 +352,7 @@ impl Keeper {
             Err(error @ TokenError::Refused { .. }) => Err(Error::Token(error)),
             Err(error) => Err(Error::Token(TokenError::Expired {
                 registry: url.host().to_owned(),
-                reason: error.to_string(),
+                reason: Box::new(error),
             })),
         }
     }

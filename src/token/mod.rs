@@ -38,8 +38,12 @@ use std::path::PathBuf;
 /// Why an exchange failed. Messages are one line, name no secret and say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("cannot reach {url}: {cause}")]
-    Unreachable { url: String, cause: String },
+    #[error("cannot reach {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: Transport,
+    },
     #[error(
         "{url} did not answer within the {seconds} s timeout; raise `timeout` under [tokens] in config.toml if the registry is that slow"
     )]
@@ -48,10 +52,16 @@ pub enum TokenError {
         "refusing plain HTTP to {url}: use https, or allow it with `coffer mode {host} --allow-http`"
     )]
     PlainHttp { url: String, host: String },
-    #[error("cannot use the CA file {}: {message}; fix `ca_file` with `coffer mode`", path.display())]
-    CaFile { path: PathBuf, message: String },
+    #[error("cannot use the CA file {}: {problem}; fix `ca_file` with `coffer mode`", path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        problem: CaFileProblem,
+    },
     #[error("cannot set up HTTPS: {0}")]
-    Client(String),
+    Client(#[source] Transport),
+    #[error("cannot set up HTTPS: cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("invalid registry URL {url}")]
     BadUrl { url: String },
     #[error("{what} at {url} answered HTTP {status}")]
@@ -91,7 +101,11 @@ pub enum TokenError {
     #[error(
         "the token for {registry} expired and cannot be renewed: {reason}; run `coffer refresh {registry}` once the registry answers"
     )]
-    Expired { registry: String, reason: String },
+    Expired {
+        registry: String,
+        #[source]
+        reason: Box<TokenError>,
+    },
     #[error(
         "the {mode} settings of this registry are unusable: {problem}; fix them with `coffer mode`"
     )]
@@ -109,7 +123,7 @@ pub enum TokenError {
     #[error("the token command `{program}` {why}")]
     Command { program: String, why: String },
     #[error("cannot sign the request: {0}")]
-    Signing(String),
+    Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A chain-mode failure as `coffer token mint` reported it (already one full line).
     #[error("{0}")]
     Identity(String),
@@ -127,6 +141,37 @@ pub enum TokenError {
         since: String,
         reason: String,
     },
+}
+
+/// Why a request got no answer: reqwest's error, or reading the answer failed. Shown as its
+/// innermost cause ("Connection refused"), and it ends the chain: reqwest's own message names
+/// the URL, query and all, and is never shown.
+#[derive(Debug)]
+pub enum Transport {
+    Request(reqwest::Error),
+    Read(std::io::Error),
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Request(error) => f.write_str(&crate::causes::innermost(error)),
+            Transport::Read(error) => write!(f, "reading the answer failed: {}", error.kind()),
+        }
+    }
+}
+
+impl std::error::Error for Transport {}
+
+/// What is wrong with a registry's `ca_file`.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileProblem {
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    #[error("it holds no valid PEM certificate")]
+    Invalid(#[source] reqwest::Error),
+    #[error("it holds no PEM certificate")]
+    Empty,
 }
 
 impl TokenError {

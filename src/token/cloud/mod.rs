@@ -58,7 +58,7 @@ pub fn block_on<T>(flow: impl Future<Output = Result<T, TokenError>>) -> Result<
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| TokenError::Client(format!("cannot start the async runtime: {e}")))?
+        .map_err(TokenError::Runtime)?
         .block_on(flow)
 }
 
