@@ -260,17 +260,17 @@ impl AccessKey {
     fn from_vault(credential: &LongLived<'_>) -> Result<AccessKey, TokenError> {
         if credential.username.is_empty() {
             return Err(TokenError::Credential(
-                "ECR needs the access key id as the username (or `profile` in the settings)".into(),
+                "ECR needs the access key id as the username (or `profile` in the settings)",
             ));
         }
         let mut lines = credential.secret.expose_secret().lines().map(str::trim);
         let secret = lines.next().filter(|s| !s.is_empty()).ok_or_else(|| {
-            TokenError::Credential("ECR needs the secret access key as the secret".into())
+            TokenError::Credential("ECR needs the secret access key as the secret")
         })?;
         let session_token = lines.next().filter(|s| !s.is_empty());
         if lines.next().is_some() {
             return Err(TokenError::Credential(
-                "the secret holds more than a secret access key and a session token".into(),
+                "the secret holds more than a secret access key and a session token",
             ));
         }
         Ok(AccessKey {

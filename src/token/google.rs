@@ -100,7 +100,7 @@ impl Provider for Google {
         }
         let key: Key = serde_json::from_str(credential.secret.expose_secret()).map_err(|_| {
             TokenError::Credential(
-                "the secret is not a Google service-account key or authorized-user JSON".into(),
+                "the secret is not a Google service-account key or authorized-user JSON",
             )
         })?;
         let (reply, url) = match key {
@@ -170,7 +170,9 @@ fn token_url(token_uri: Option<&str>) -> Result<Url, TokenError> {
     Url::parse(token_uri.unwrap_or(DEFAULT_TOKEN_URI))
         .ok()
         .filter(|u| matches!(u.scheme(), "https" | "http"))
-        .ok_or_else(|| TokenError::Credential("its `token_uri` is not an http(s) URL".into()))
+        .ok_or(TokenError::Credential(
+            "its `token_uri` is not an http(s) URL",
+        ))
 }
 
 /// The RS256-signed JWT of the service account's bearer grant.
@@ -181,11 +183,10 @@ fn assertion(
     audience: &str,
     now: u64,
 ) -> Result<Zeroizing<String>, TokenError> {
-    let unusable = |why: &str| TokenError::Credential(format!("its `private_key` {why}"));
     let der = PrivatePkcs8KeyDer::from_pem_slice(private_key_pem.as_bytes())
-        .map_err(|_| unusable("is not a PKCS#8 PEM key"))?;
+        .map_err(|_| TokenError::Credential("its `private_key` is not a PKCS#8 PEM key"))?;
     let key = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
-        .map_err(|_| unusable("is not an RSA key ring accepts"))?;
+        .map_err(|_| TokenError::Credential("its `private_key` is not an RSA key ring accepts"))?;
     let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
     if let Some(id) = key_id {
         header["kid"] = id.into();

@@ -77,7 +77,7 @@ pub enum TokenError {
     #[error("the answer from {url} is unusable: {why}")]
     BadAnswer { url: String, why: &'static str },
     #[error("{url} does not use token authentication: {found}; keep this registry on `basic`")]
-    NotTokenAuth { url: String, found: String },
+    NotTokenAuth { url: String, found: &'static str },
     #[error(
         "the token server at {url} gave no refresh token for an offline grant, so there is no identity token to hand out"
     )]
@@ -115,7 +115,17 @@ pub enum TokenError {
         problem: shared::SettingsError,
     },
     #[error("the stored credential is unusable: {0}; store it again with `coffer login`")]
-    Credential(String),
+    Credential(&'static str),
+    /// An issuer's refusal with its own error code (a plain word, never a secret).
+    #[error(
+        "the stored credential is unusable: {issuer} at {url} refused it (HTTP {status}, {code}); store it again with `coffer login`"
+    )]
+    RefusedBy {
+        issuer: &'static str,
+        url: String,
+        status: u16,
+        code: String,
+    },
     #[error(
         "{host} is not {cloud} registry; coffer hands {cloud} tokens only to its registries (and to loopback)"
     )]
@@ -181,7 +191,9 @@ impl TokenError {
     pub fn blames_credential(&self) -> bool {
         matches!(
             self,
-            TokenError::CredentialRejected { .. } | TokenError::Credential(_)
+            TokenError::CredentialRejected { .. }
+                | TokenError::Credential(_)
+                | TokenError::RefusedBy { .. }
         )
     }
 }

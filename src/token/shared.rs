@@ -63,10 +63,12 @@ pub fn refusal(issuer: &'static str, url: &Url, status: u16, code: Option<String
     let code =
         code.filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     match (status, code) {
-        (400 | 401 | 403, Some(code)) => TokenError::Credential(format!(
-            "{issuer} at {} refused it (HTTP {status}, {code})",
-            display(url)
-        )),
+        (400 | 401 | 403, Some(code)) => TokenError::RefusedBy {
+            issuer,
+            url: display(url),
+            status,
+            code,
+        },
         (400 | 401 | 403, None) => TokenError::CredentialRejected {
             url: display(url),
             status,
