@@ -49,7 +49,11 @@ pub enum Error {
         "{registry} was NOT erased: {cause}; the erase is recorded and the next coffer command \
          that opens the vault finishes it (`coffer unlock` does it now)"
     )]
-    ErasePending { registry: String, cause: Box<Error> },
+    ErasePending {
+        registry: String,
+        #[source]
+        cause: Box<Error>,
+    },
     #[error(
         "the passphrase of {} was changed by another process meanwhile; nothing was changed: \
          run `coffer passwd` again",
