@@ -105,7 +105,7 @@ pub fn identities(config: &Config) -> Vec<(String, Result<String, String>)> {
 fn identity(request: &crate::token::chain::Request) -> Result<String, String> {
     let mut request = request.clone();
     request.host = sample_host(&request.host, request.registry.mode);
-    crate::token::cloud::describe(&request).map_err(|e| e.to_string())
+    crate::token::providers::describe_identity(&request).map_err(|e| e.to_string())
 }
 
 /// A host a pattern covers, to describe the pattern's identity: `*` as an account number and

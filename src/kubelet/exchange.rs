@@ -110,7 +110,7 @@ pub fn exchange(
     }
 }
 
-/// The cloud exchanges, through the clouds' SDKs (see [`crate::token::cloud`]).
+/// The cloud exchanges, through the clouds' SDKs (see `crate::token::identity`).
 #[cfg(feature = "cloud")]
 fn cloud(
     registry: &str,
@@ -119,7 +119,7 @@ fn cloud(
     token: &ServiceAccountToken,
     tokens: &TokenSettings,
 ) -> Result<Minted, TokenError> {
-    use crate::token::cloud;
+    use crate::token::{aws, azure, google};
     let (own, mut shared) = split(settings.exchange, &settings.options);
     let unusable = |message: String| TokenError::Settings {
         mode: settings.exchange.name(),
@@ -135,7 +135,7 @@ fn cloud(
         ..RegistrySettings::default()
     };
     match settings.exchange {
-        Exchange::Aws => cloud::aws::ecr_token_for_web_identity(
+        Exchange::Aws => aws::identity::ecr_token_for_web_identity(
             registry,
             &as_registry(shared),
             tokens,
@@ -147,7 +147,7 @@ fn cloud(
             if let Some(account) = identity {
                 shared.insert("impersonate".into(), account.into());
             }
-            cloud::google::google_token_for_subject_token(
+            google::identity::google_token_for_subject_token(
                 registry,
                 &as_registry(shared),
                 tokens,
@@ -159,7 +159,7 @@ fn cloud(
         }
         Exchange::Azure => {
             let tenant = tenant(&shared).map_err(unusable)?.to_owned();
-            cloud::azure::acr_token_for_client_assertion(
+            azure::identity::acr_token_for_client_assertion(
                 registry,
                 &as_registry(shared),
                 tokens,

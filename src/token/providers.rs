@@ -1,13 +1,16 @@
-//! The list of providers: the one place that names them all.
+//! The list of providers: the one place that names them all, and, with the `cloud` feature,
+//! the dispatch of chain mode to each cloud's identity chain.
 
-use super::azure::Azure;
-use super::ecr::Ecr;
+use super::aws::registry::Ecr;
+use super::azure::registry::Azure;
 use super::exec::Exec;
-use super::google::Google;
+use super::google::registry::Google;
 use super::oauth2::OAuth2;
 use super::provider::Provider;
 use super::settings::Mode;
 use super::shared;
+#[cfg(feature = "cloud")]
+use super::{TokenError, aws, azure, chain::Request, google, identity::block_on, provider::Minted};
 
 /// Every provider, found by the name stored with its tokens and used as its mode's name.
 const PROVIDERS: [&dyn Provider; 5] = [&OAuth2, &Ecr, &Google, &Azure, &Exec];
@@ -34,6 +37,37 @@ pub fn check(mode: Mode, options: &toml::Table) -> Result<(), String> {
 /// The provider that minted a stored token, by its stored name.
 pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
     PROVIDERS.into_iter().find(|p| p.name() == name)
+}
+
+/// The chain-mode minter of the `coffer` binary (see [`super::chain::mint_in_process`]).
+#[cfg(feature = "cloud")]
+pub fn mint_from_identity(request: &Request) -> Result<Minted, TokenError> {
+    match request.registry.mode {
+        Mode::Ecr => block_on(aws::identity::mint(request)),
+        Mode::Google => block_on(google::identity::mint(request)),
+        Mode::Azure => azure::identity::mint(request),
+        other => Err(no_identity(other)),
+    }
+}
+
+#[cfg(feature = "cloud")]
+fn no_identity(mode: Mode) -> TokenError {
+    TokenError::Settings {
+        mode: mode.name(),
+        message: "this mode has no machine identity".into(),
+    }
+}
+
+/// Which identity a chain-mode registry would use here, and why, for `coffer doctor` and
+/// `coffer token status`; the error says what was tried.
+#[cfg(feature = "cloud")]
+pub fn describe_identity(request: &Request) -> Result<String, TokenError> {
+    match request.registry.mode {
+        Mode::Ecr => block_on(aws::identity::describe(request)),
+        Mode::Google => block_on(google::identity::describe(request)),
+        Mode::Azure => azure::identity::describe(request),
+        other => Err(no_identity(other)),
+    }
 }
 
 #[cfg(test)]

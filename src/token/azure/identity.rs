@@ -24,11 +24,11 @@ use azure_identity::{
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use super::Budget;
+use super::registry::{self as stored, Settings};
 use crate::token::TokenError;
-use crate::token::azure::{self as stored, Settings};
 use crate::token::chain::Request;
 use crate::token::http::Http;
+use crate::token::identity::{Budget, block_on};
 use crate::token::provider::Minted;
 use crate::token::settings::{RegistrySettings, TokenSettings};
 
@@ -197,7 +197,7 @@ pub fn mint(request: &Request) -> Result<Minted, TokenError> {
     } else {
         request.tokens.timeout
     };
-    let aad = super::block_on(aad_token(&chosen, within))?;
+    let aad = block_on(aad_token(&chosen, within))?;
     let http = Http::new(&request.tokens, &request.registry)?;
     stored::exchange(&http, &request.host, &settings, &aad)
 }
@@ -206,7 +206,7 @@ pub fn mint(request: &Request) -> Result<Minted, TokenError> {
 pub fn describe(request: &Request) -> Result<String, TokenError> {
     let settings = Settings::of(&request.registry)?;
     let chosen = credential(&settings)?;
-    super::block_on(aad_token(&chosen, Budget::start().total))?;
+    block_on(aad_token(&chosen, Budget::start().total))?;
     Ok(format!("Azure {}", chosen.name))
 }
 
@@ -257,7 +257,7 @@ pub fn acr_token_for_client_assertion(
         probes_metadata: false,
         credential,
     };
-    let aad = super::block_on(aad_token(&chosen, tokens.timeout))?;
+    let aad = block_on(aad_token(&chosen, tokens.timeout))?;
     let http = Http::new(tokens, registry)?;
     stored::exchange(&http, host, &settings, &aad)
 }

@@ -24,10 +24,10 @@ use google_cloud_auth::credentials::{
 use google_cloud_auth::errors::SubjectTokenProviderError;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Budget;
+use super::registry::{self as stored, Settings};
 use crate::token::TokenError;
 use crate::token::chain::Request;
-use crate::token::google::{self as stored, Settings};
+use crate::token::identity::{Budget, block_on};
 use crate::token::provider::Minted;
 use crate::token::settings::{RegistrySettings, TokenSettings};
 
@@ -271,7 +271,7 @@ pub fn google_token_for_subject_token(
 ) -> Result<Minted, TokenError> {
     stored::check_host(host)?;
     let settings = Settings::of(registry)?;
-    super::block_on(async {
+    block_on(async {
         let mut builder = ProgrammaticBuilder::new(Arc::new(Held(subject_token.clone())))
             .with_audience(audience)
             .with_subject_token_type(subject_token_type)

@@ -26,9 +26,9 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Budget, cause};
+use super::registry::{self as ecr, Api, Settings};
 use crate::token::TokenError;
-use crate::token::ecr::{self, Api, Settings};
+use crate::token::identity::{Budget, block_on, cause};
 use crate::token::provider::Minted;
 use crate::token::settings::{RegistrySettings, TokenSettings};
 
@@ -126,7 +126,7 @@ pub fn ecr_token_for_web_identity(
     role_arn: &str,
     web_identity_token: &SecretString,
 ) -> Result<Minted, TokenError> {
-    super::block_on(async {
+    block_on(async {
         let settings = Settings::of(registry)?;
         let api = ecr::api_for(host, &settings)?;
         let budget = Budget::start();

@@ -21,11 +21,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::TokenError;
-use super::http::{Reply, display, is_loopback};
-use super::jwt;
-use super::provider::{LongLived, Minted, Provider, Target};
-use super::shared;
+use crate::token::TokenError;
+use crate::token::http::{Reply, display, is_loopback};
+use crate::token::jwt;
+use crate::token::provider::{LongLived, Minted, Provider, Target};
+use crate::token::shared;
 
 /// The username that tells ACR the password is one of its refresh tokens.
 pub const USERNAME: &str = "00000000-0000-0000-0000-000000000000";
@@ -52,7 +52,9 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn of(registry: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
+    pub(crate) fn of(
+        registry: &crate::token::settings::RegistrySettings,
+    ) -> Result<Settings, TokenError> {
         shared::options(&registry.options).map_err(|m| settings_error(&m))
     }
 }
@@ -93,7 +95,7 @@ impl Provider for Azure {
 
 /// Trades an AAD access token for an ACR refresh token at the registry's `/oauth2/exchange`.
 pub(crate) fn exchange(
-    http: &super::http::Http,
+    http: &crate::token::http::Http,
     host: &str,
     settings: &Settings,
     aad_token: &str,
