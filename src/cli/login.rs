@@ -14,12 +14,12 @@ use clap::Args;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::secret_buffer::SecretBuffer;
 use crate::server_url::ServerUrl;
-use crate::store::now;
 use crate::token::keeper;
 use crate::token::oauth2::IDENTITY_TOKEN_USERNAME;
 use crate::token::settings::{Mode, RegistrySettings};

@@ -450,7 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     plural(chosen.len(), "credential", "credentials"),
                     time(at),
                     humantime::format_duration(Duration::from_secs(
-                        at.saturating_sub(crate::store::now())
+                        at.saturating_sub(crate::clock::now())
                     ))
                 ),
                 None => eprintln!(

@@ -8,11 +8,12 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
-use crate::store::{Entry, Summary, now};
+use crate::store::{Entry, Summary};
 use crate::token::keeper::{self, Handout, Keeper, Renewal, When};
 use crate::token::settings::{Mode, RegistrySettings};
 use crate::token::state::{Failure, TokenSummary};

@@ -18,12 +18,13 @@ use super::provider::{LongLived, Target};
 use super::providers;
 use super::settings::{Mode, RegistrySettings};
 use super::state::{Derived, Failure, TokenState, TokenSummary, Unsaved};
+use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files::{self, FileError};
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
-use crate::store::{Entry, Store, now};
+use crate::store::{Entry, Store};
 
 /// When a renewal is wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -280,7 +280,7 @@ async fn authorization_token(
     credentials: Credentials,
 ) -> Result<Minted, TokenError> {
     let config = sdk.config(Some(credentials)).await;
-    let issued_at = crate::store::now();
+    let issued_at = crate::clock::now();
     let endpoint = settings
         .endpoint
         .clone()

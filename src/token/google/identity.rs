@@ -163,7 +163,7 @@ async fn token(
         all.push(format!("{described}{outcome}"));
         all.join(", ")
     };
-    let issued_at = crate::store::now();
+    let issued_at = crate::clock::now();
     match tokio::time::timeout(within, credentials.fetch()).await {
         Ok(Ok(token)) if !token.is_empty() => Ok(Minted {
             username: stored::USERNAME.to_owned(),
