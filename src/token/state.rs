@@ -168,7 +168,7 @@ impl Unsaved {
     }
 
     /// Records `error` in the first place that takes it.
-    pub fn record(&self, error: &crate::Error) {
+    pub fn record(&self, error: &dyn std::fmt::Display) {
         let message = format!("its token could not be saved: {error}");
         for place in &self.places {
             let file = OpenOptions::new()
