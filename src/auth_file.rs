@@ -95,7 +95,7 @@ pub fn read_bounded(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
 
 /// A JSON object read from a file, with what it takes to write it back faithfully: key order
 /// (serde_json's `preserve_order`), the file's permissions, and a link left a link.
-#[derive(Debug)]
+/// Its `Debug` names the file and its top-level keys only: `auths` holds base64 passwords.
 pub struct AuthFile {
     /// The file itself, symlinks resolved, so a write replaces the target and not the link.
     pub path: PathBuf,
@@ -103,6 +103,16 @@ pub struct AuthFile {
     original: Option<Zeroizing<Vec<u8>>>,
     mode: u32,
     pub object: Map<String, Value>,
+}
+
+impl std::fmt::Debug for AuthFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("keys", &self.object.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a write did: the old file, if there was one, is kept at `backup`.

@@ -21,6 +21,7 @@
 //! - [`files`], [`paths`]: private files, atomic writes, locks, and where everything lives;
 //!   [`ownership`]: root never writes into a user's home.
 //! - [`setup`]: pointing docker and podman at coffer, reversibly.
+//! - [`warning`]: what an action that went through still has to tell the person.
 //! - [`cli`]: the `coffer` command for people.
 
 pub mod audit;
@@ -30,6 +31,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
+#[cfg(test)]
+mod debug_redaction;
 pub mod error;
 pub mod export;
 pub mod files;
@@ -50,5 +53,6 @@ pub mod store;
 pub mod token;
 pub mod unlock;
 pub mod vault;
+pub mod warning;
 
 pub use error::{Error, Result};

@@ -139,6 +139,7 @@ fn store_all(paths: &Paths, found: Vec<Found>, from: &str) -> anyhow::Result<Vec
                 .collect(),
         )
         .with_context(|| format!("importing from {from}"))?;
+    super::show_warnings(&credentials);
     println!(
         "imported {} from {from}",
         super::plural(stored.len(), "credential", "credentials")

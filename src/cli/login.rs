@@ -110,6 +110,7 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         SecretString::from(secret.as_str()),
         description,
     )?;
+    super::show_warnings(&credentials);
     let stored = credentials
         .backend()
         .find(&[url.key()])?
@@ -162,7 +163,12 @@ fn chain(paths: &Paths, config: &Config, url: &ServerUrl, mode: Mode) -> anyhow:
         config.registries.insert(host.to_owned(), settings);
         config.save(paths)?;
     }
-    match crate::token::chain::answer::answer(paths, url) {
+    let warnings = crate::warning::Warnings::default();
+    let answer = crate::token::chain::answer::answer(paths, url, &warnings);
+    for warning in warnings.take() {
+        eprintln!("coffer: {warning}");
+    }
+    match answer {
         Ok(Some(entry)) => {
             println!(
                 "{host}: {} mode with this machine's identity, nothing stored; clients get {} tokens (user {})",

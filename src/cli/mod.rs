@@ -255,6 +255,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// What the library had to tell besides its results (a stale token served, an access log that
+/// cannot be written), on stderr.
+fn show_warnings(credentials: &Credentials) {
+    for warning in credentials.warnings() {
+        eprintln!("coffer: {warning}");
+    }
+}
+
 /// The error and its causes on one line. A library error says its typed cause itself, in safe
 /// words, so the chain stops there: its sources' own text may quote input, and would repeat
 /// what was said ("No space left on device: No space left on device").
@@ -367,6 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print_table(&list);
             }
+            show_warnings(&credentials);
             for done in finished {
                 eprintln!(
                     "erased {}: the logout of {} had failed ({}); finished now",
@@ -379,7 +388,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Describe { registry, text } => {
             let description = crate::store::description::description(&text)?;
             let credentials = Credentials::open(paths.clone())?;
-            match credentials.describe(&registry, description.clone())? {
+            let described = credentials.describe(&registry, description.clone())?;
+            show_warnings(&credentials);
+            match described {
                 Some(url) => match description {
                     Some(text) => println!("{url}: {text}"),
                     None => println!("{url}: description removed"),
@@ -387,10 +398,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
             }
         }
-        Command::Rm { registry } => match Credentials::open(paths.clone())?.erase(&registry)? {
-            Some(removed) => println!("removed {removed}"),
-            None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
-        },
+        Command::Rm { registry } => {
+            let credentials = Credentials::open(paths.clone())?;
+            let removed = credentials.erase(&registry)?;
+            show_warnings(&credentials);
+            match removed {
+                Some(removed) => println!("removed {removed}"),
+                None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
+            }
+        }
         Command::Passwd(args) => passwd::run(&paths, args)?,
         Command::Migrate { to } => migrate::run(&paths, to)?,
         Command::Import(source) => import::run(&paths, source)?,
@@ -427,6 +443,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let credentials = Credentials::open(paths)?;
             let chosen = export::select(&credentials, &registries)?;
+            show_warnings(&credentials);
             if chosen.is_empty() {
                 bail!(
                     "no credentials stored; nothing to export (`docker login` or `coffer login` \
@@ -466,6 +483,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Credentials::open(paths)
             })?;
             std::io::stdout().write_all(&answer.response)?;
+            for warning in &answer.warnings {
+                eprintln!("coffer: {warning}");
+            }
             if let Some(notice) = &answer.notice {
                 eprintln!("coffer: {notice}");
             }

@@ -225,6 +225,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         let renewal = keeper.renew(credentials.backend(), &key, &config, When::Always)?;
         failed |= report(&summary.server_url, renewal, settings.mode);
     }
+    super::show_warnings(&credentials);
     Ok(exit(failed))
 }
 
@@ -316,6 +317,7 @@ pub fn refresh(paths: &Paths, args: RefreshArgs) -> anyhow::Result<ExitCode> {
         let renewal = keeper.renew(credentials.backend(), &key, &config, when)?;
         failed |= report(&summary.server_url, renewal, mode);
     }
+    super::show_warnings(&credentials);
     Ok(exit(failed))
 }
 

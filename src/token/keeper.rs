@@ -17,7 +17,7 @@ use super::oauth2::IDENTITY_TOKEN_USERNAME;
 use super::provider::{LongLived, Target};
 use super::providers;
 use super::settings::{Mode, RegistrySettings};
-use super::state::{Derived, Failure, TokenState, TokenSummary, Unsaved};
+use super::state::{self, Derived, Failure, TokenState, TokenSummary, Unsaved};
 use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -25,6 +25,7 @@ use crate::files::{self, FileError};
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::{Entry, Store};
+use crate::warning::{Warning, Warnings};
 
 /// When a renewal is wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +55,21 @@ pub enum Renewal {
 #[derive(Debug, Clone)]
 pub struct Keeper {
     paths: Paths,
+    /// What `answer` and `store` have to tell the person besides their result.
+    warnings: Warnings,
 }
 
 impl Keeper {
     pub fn new(paths: Paths) -> Keeper {
-        Keeper { paths }
+        Keeper {
+            paths,
+            warnings: Warnings::default(),
+        }
+    }
+
+    /// The keeper, leaving its warnings in `warnings` (the action's, shared with its store).
+    pub fn warning_into(self, warnings: Warnings) -> Keeper {
+        Keeper { warnings, ..self }
     }
 
     fn config(&self) -> Result<Config> {
@@ -67,7 +78,7 @@ impl Keeper {
 
     /// What a client gets for a registry with no stored entry: a chain-mode cloud token.
     pub fn answer_unstored(&self, url: &ServerUrl) -> Result<Option<Entry>> {
-        super::chain::answer::answer(&self.paths, url)
+        super::chain::answer::answer(&self.paths, url, &self.warnings)
     }
 
     /// What a client gets for a stored entry: the credential, or the token derived from it,
@@ -96,14 +107,14 @@ impl Keeper {
         match self.renew(store, &url.key(), &config, When::Due)? {
             Some(Renewal::Fresh(entry) | Renewal::Renewed(entry)) => Ok(with_token(entry)),
             Some(Renewal::Unsaved(entry, error)) => {
-                eprintln!(
-                    "coffer: warning: the renewed token for {} could not be saved ({error}); \
+                self.warnings.push(Warning::new(format!(
+                    "warning: the renewed token for {} could not be saved ({error}); \
                      handing it out anyway",
                     url.host()
-                );
+                )));
                 Ok(with_token(entry))
             }
-            Some(Renewal::Failed(entry, error)) => serve_cached(entry, &url, error),
+            Some(Renewal::Failed(entry, error)) => self.serve_cached(entry, &url, error),
             // Erased while we waited: answer with what was found, as a lookup a moment earlier would.
             None => Ok(with_token(entry)),
         }
@@ -168,11 +179,11 @@ impl Keeper {
                 Some(provider) if !provider.hands_out_credential() => "has no token yet",
                 _ => "stays on basic",
             };
-            eprintln!(
-                "coffer: {} {fallback} ({} mode): {error}",
+            self.warnings.push(Warning::new(format!(
+                "{} {fallback} ({} mode): {error}",
                 url.host(),
                 mode.name()
-            );
+            )));
         }
         Ok(())
     }
@@ -330,6 +341,23 @@ impl Keeper {
         }
     }
 
+    /// After a failed renewal: the cached token while it is valid, with a warning; else an
+    /// error.
+    fn serve_cached(&self, entry: Entry, url: &ServerUrl, error: TokenError) -> Result<Entry> {
+        match state::fallback(derived(&entry), url.host(), error, now()) {
+            Ok(warning) => {
+                self.warnings.push(warning);
+                Ok(with_token(entry))
+            }
+            // Its own advice (log in again) is the one that helps.
+            Err(error @ TokenError::Refused { .. }) => Err(Error::Token(error)),
+            Err(error) => Err(Error::Token(TokenError::Expired {
+                registry: url.host().to_owned(),
+                reason: error.to_string(),
+            })),
+        }
+    }
+
     /// Drops the derived tokens of the entry under `key` (switching a registry to `basic`).
     pub fn forget(&self, store: &dyn Store, key: &str) -> Result<()> {
         store.update(key, &mut |slot| match slot {
@@ -402,30 +430,6 @@ fn with_token(mut entry: Entry) -> Entry {
         entry.secret = token.secret.clone();
     }
     entry
-}
-
-/// After a failed renewal: the cached token while it is valid, with a warning; else an error.
-fn serve_cached(entry: Entry, url: &ServerUrl, error: TokenError) -> Result<Entry> {
-    let now = now();
-    match derived(&entry) {
-        Some(token) if token.valid(now) => {
-            let left = token
-                .expires_at
-                .map(|at| format!(", valid for {} s more", at - now))
-                .unwrap_or_default();
-            eprintln!(
-                "coffer: warning: cannot renew the token for {}: {error}; using the cached one{left}",
-                url.host()
-            );
-            Ok(with_token(entry))
-        }
-        // Its own advice (log in again) is the one that helps.
-        _ if matches!(error, TokenError::Refused { .. }) => Err(Error::Token(error)),
-        _ => Err(Error::Token(TokenError::Expired {
-            registry: url.host().to_owned(),
-            reason: error.to_string(),
-        })),
-    }
 }
 
 /// `docker login` without `-u` sends back what `get` gave it: never let that token, or an

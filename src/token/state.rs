@@ -11,8 +11,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::TokenError;
 use super::provider::Minted;
 use crate::paths::Paths;
+use crate::warning::Warning;
 use sha2::{Digest, Sha256};
 
 /// How far the clock may step back (an NTP correction) before a token's times are taken to be
@@ -129,6 +131,29 @@ impl Derived {
 
     pub fn is(&self, secret: &SecretString) -> bool {
         self.secret.expose_secret() == secret.expose_secret()
+    }
+}
+
+/// After a failed renewal of `host`'s token: the warning that the cached token serves while it
+/// is still valid, else the failure to report. Stored entries and chain-mode tokens both fall
+/// back through here.
+pub fn fallback(
+    cached: Option<&Derived>,
+    host: &str,
+    error: TokenError,
+    now: u64,
+) -> Result<Warning, TokenError> {
+    match cached {
+        Some(token) if token.valid(now) => {
+            let left = token
+                .expires_at
+                .map(|at| format!(", valid for {} s more", at - now))
+                .unwrap_or_default();
+            Ok(Warning::new(format!(
+                "warning: cannot renew the token for {host}: {error}; using the cached one{left}"
+            )))
+        }
+        _ => Err(error),
     }
 }
 

@@ -14,11 +14,13 @@ use crate::store::Entry;
 use crate::token::TokenError;
 use crate::token::cache;
 use crate::token::settings::lookup;
-use crate::token::state::Derived;
+use crate::token::state::{self, Derived};
+use crate::warning::Warnings;
 
 /// `get` for a registry with no stored entry: a chain-mode cloud registry's token, from the
 /// token cache or freshly minted. `None` when the registry is not in chain mode.
-pub fn answer(paths: &Paths, url: &ServerUrl) -> Result<Option<Entry>> {
+/// A stale token served after a failed renewal says so in `warnings`.
+pub fn answer(paths: &Paths, url: &ServerUrl, warnings: &Warnings) -> Result<Option<Entry>> {
     let config = Config::load(paths)?;
     let Some(registry) = lookup(&config.registries, url.host()) else {
         return Ok(None);
@@ -31,7 +33,7 @@ pub fn answer(paths: &Paths, url: &ServerUrl) -> Result<Option<Entry>> {
         registry: registry.clone(),
         tokens: config.tokens.clone(),
     };
-    let token = token(paths, &request)?;
+    let token = token(paths, &request, warnings)?;
     let now = now();
     Ok(Some(Entry {
         server_url: url.key(),
@@ -45,7 +47,7 @@ pub fn answer(paths: &Paths, url: &ServerUrl) -> Result<Option<Entry>> {
 }
 
 /// The cached token while it is fresh; else one renewal under the identity's lock.
-fn token(paths: &Paths, request: &Request) -> Result<Derived> {
+fn token(paths: &Paths, request: &Request, warnings: &Warnings) -> Result<Derived> {
     let key = identity_key(request);
     let provider = request.registry.mode.name();
     let margin = request.tokens.min_margin;
@@ -62,7 +64,7 @@ fn token(paths: &Paths, request: &Request) -> Result<Derived> {
         Ok(held) => held,
         Err(FileError::LockTimeout(seconds)) => {
             let cached = cache::lookup(&key).ok().flatten();
-            return serve(cached, request, TokenError::Busy { seconds });
+            return serve(cached, request, TokenError::Busy { seconds }, warnings);
         }
         Err(error) => return Err(error.into()),
     };
@@ -72,7 +74,7 @@ fn token(paths: &Paths, request: &Request) -> Result<Derived> {
         return Ok(token.clone());
     }
     if let Some(message) = cache::failure(&key) {
-        return serve(cached, request, TokenError::Earlier(message));
+        return serve(cached, request, TokenError::Earlier(message), warnings);
     }
     match mint(request) {
         Ok(minted) => {
@@ -83,22 +85,21 @@ fn token(paths: &Paths, request: &Request) -> Result<Derived> {
         }
         Err(error) => {
             let _ = cache::store_failure(&key, &error.to_string(), request.tokens.retry_after);
-            serve(cached, request, error)
+            serve(cached, request, error, warnings)
         }
     }
 }
 
 /// After a failed renewal: the cached token while it is valid, with a warning; else the error.
-fn serve(cached: Option<Derived>, request: &Request, error: TokenError) -> Result<Derived> {
-    let now = now();
-    match cached {
-        Some(token) if token.valid(now) => {
-            eprintln!(
-                "coffer: warning: cannot renew the token for {}: {error}; using the cached one",
-                request.host
-            );
-            Ok(token)
-        }
-        _ => Err(Error::Token(error)),
-    }
+fn serve(
+    cached: Option<Derived>,
+    request: &Request,
+    error: TokenError,
+    warnings: &Warnings,
+) -> Result<Derived> {
+    let Some(token) = cached else {
+        return Err(Error::Token(error));
+    };
+    warnings.push(state::fallback(Some(&token), &request.host, error, now())?);
+    Ok(token)
 }
