@@ -10,6 +10,7 @@ use crate::kubelet::exchange as pod_exchange;
 use crate::paths::Paths;
 use crate::store::description::{DescriptionError, description};
 use crate::token::providers;
+use crate::token::settings::origin_of;
 
 /// `config.toml` that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -106,12 +107,14 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, Problem> {
         let config: Config = toml::from_str(text).map_err(Problem::Syntax)?;
         for (host, registry) in &config.registries {
-            providers::check(registry.mode, &registry.options).map_err(|message| {
-                Problem::Settings {
-                    section: format!("[registries.{host:?}] mode {}", registry.mode.name()),
-                    message,
-                }
-            })?;
+            let problem = |message| Problem::Settings {
+                section: format!("[registries.{host:?}] mode {}", registry.mode.name()),
+                message,
+            };
+            providers::check(registry.mode, &registry.options).map_err(problem)?;
+            for origin in &registry.redirect_origins {
+                origin_of(origin).map_err(problem)?;
+            }
         }
         for (host, pod) in &config.kubelet.registries {
             pod_exchange::check(pod.exchange, &pod.options).map_err(|message| {

@@ -57,16 +57,18 @@ pub fn block_on<T>(flow: impl Future<Output = Result<T, TokenError>>) -> Result<
 }
 
 /// An SDK error as one line: its message and its sources', which name the cause (an expired
-/// SSO session, a refused role); the SDKs put no secret in them.
+/// SSO session, a refused role); the SDKs put no secret in them, except what a process they ran
+/// printed on stderr, which is cut off.
 pub fn cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(e) = next {
         let text = e.to_string().replace(['\n', '\r'], " ");
+        let (text, cut) = without_stderr(text);
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        next = e.source();
+        next = if cut { None } else { e.source() };
     }
     let mut line = parts.join(": ");
     if line.len() > 400 {
@@ -78,4 +80,42 @@ pub fn cause(error: &(dyn std::error::Error + 'static)) -> String {
         line.push_str("...");
     }
     line
+}
+
+/// An SDK message cut where it quotes the stderr of a process it ran (a `credential_process`):
+/// that may hold secrets, so it is never shown, as exec mode never shows it. `true` when cut.
+pub fn without_stderr(text: String) -> (String, bool) {
+    match text.to_ascii_lowercase().find("stderr:") {
+        Some(at) => (
+            format!(
+                "{}(its stderr is not shown, since it may hold secrets: run the command yourself to see it)",
+                &text[..at]
+            ),
+            true,
+        ),
+        None => (text, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_stderr_quoted_by_an_sdk_is_never_shown() {
+        let sdk = std::io::Error::other(
+            "Error retrieving credentials: external process exited with code exit status: 1. \
+             Stderr: password=hunter2\nmore",
+        );
+        let line = cause(&sdk);
+        assert!(
+            !line.contains("hunter2") && !line.contains("more"),
+            "{line}"
+        );
+        assert!(
+            line.starts_with("Error retrieving credentials: external process exited with code exit status: 1. (its stderr is not shown"),
+            "{line}"
+        );
+        assert_eq!(cause(&std::io::Error::other("refused")), "refused");
+    }
 }

@@ -11,6 +11,7 @@
 //! mode = "oauth2"               # basic | oauth2 | auto
 //! ca_file = "/etc/ssl/private-ca.pem"
 //! allow_http = false            # plain HTTP beyond loopback
+//! redirect_origins = []         # other origins a token request may be redirected to
 //!
 //! [registries."123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
 //! mode = "ecr"                  # a cloud provider: ecr | google | azure | exec
@@ -76,11 +77,30 @@ pub struct RegistrySettings {
     /// Plain HTTP to a registry or token server that is not on loopback.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_http: bool,
+    /// Origins (`https://auth.example:8443`) besides the request's own that a token request
+    /// may be redirected to; any other redirect to another origin is refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirect_origins: Vec<String>,
     /// The provider's own settings (an ECR region, an exec command...), checked by the mode's
     /// provider when `config.toml` is read ([`super::providers::check`]), so that a misspelt
     /// key is refused like any other.
     #[serde(flatten)]
     pub options: toml::Table,
+}
+
+/// The origin (scheme, host and port) a `redirect_origins` entry names.
+pub fn origin_of(text: &str) -> Result<url::Origin, String> {
+    let refused =
+        || format!("`redirect_origins`: `{text}` is not an origin like \"https://auth.example\"");
+    let url = url::Url::parse(text).map_err(|_| refused())?;
+    let bare = matches!(url.scheme(), "https" | "http")
+        && url.username().is_empty()
+        && url.path().trim_end_matches('/').is_empty()
+        && url.query().is_none();
+    if !bare {
+        return Err(refused());
+    }
+    Ok(url.origin())
 }
 
 /// A registry's section: its literal `[registries."host"]` first, else the most specific

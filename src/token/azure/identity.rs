@@ -55,7 +55,8 @@ struct Chosen {
     name: String,
     /// The sources before it in the chain that are not set up here, and why.
     passed: Vec<&'static str>,
-    /// Instance metadata: a probe within the identity budget rather than an exchange.
+    /// A managed identity (App Service's `IDENTITY_ENDPOINT` or instance metadata): a probe
+    /// within the identity budget rather than an exchange.
     probes_metadata: bool,
     credential: Arc<dyn TokenCredential>,
 }
@@ -142,7 +143,7 @@ fn credential(settings: &Settings) -> Result<Chosen, TokenError> {
     Ok(Chosen {
         name: format!("{which} {place}"),
         passed,
-        probes_metadata: endpoint.is_none(),
+        probes_metadata: true,
         credential,
     })
 }
@@ -191,7 +192,8 @@ pub fn mint(request: &Request) -> Result<Minted, TokenError> {
     stored::check_host(&request.host)?;
     let settings = Settings::of(&request.registry)?;
     let chosen = credential(&settings)?;
-    // Only instance metadata is probed within the identity budget; the others are exchanges.
+    // A managed identity's endpoint is probed within the identity budget; the others are
+    // exchanges.
     let within = if chosen.probes_metadata {
         Budget::start().total
     } else {

@@ -109,15 +109,16 @@ fn credentials(settings: &Settings) -> Result<AccessTokenCredentials, TokenError
 
 fn cause_of(error: &dyn std::error::Error) -> String {
     // `cause` wants 'static sources; these errors are owned, so their text is enough.
-    let mut text = error.to_string();
-    let mut next = error.source();
+    let (mut text, mut cut) = crate::token::identity::without_stderr(error.to_string());
+    let mut next = error.source().filter(|_| !cut);
     while let Some(e) = next {
-        let part = e.to_string();
+        let (part, cut_here) = crate::token::identity::without_stderr(e.to_string());
+        cut = cut_here;
         if !text.contains(&part) {
             text.push_str(": ");
             text.push_str(&part);
         }
-        next = e.source();
+        next = e.source().filter(|_| !cut);
     }
     text.replace(['\n', '\r'], " ")
 }
