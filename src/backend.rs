@@ -198,27 +198,13 @@ fn item_store(paths: &Paths, origin: Origin) -> Result<KeychainStore> {
             Origin::Environment => format!("{ENV}=keychain"),
             _ => format!("backend = \"keychain\" in {}", paths.config().display()),
         };
-        let fix = match why {
-            Unusable::NoSession | Unusable::NoService(_) => {
-                "use coffer from your desktop session, or there run `coffer migrate --to file` \
-                 (a vault sealed by the keychain, open to every session of yours while unlocked)"
-            }
-            _ => why.fix(),
-        };
-        Error::Keychain(format!(
-            "coffer's credentials are in the OS keychain ({by}), which cannot be reached here: \
-             {why}; {fix}"
-        ))
+        Error::KeychainStoreUnreachable { by, why }
     })?;
     Ok(KeychainStore::new(keychain, paths))
 }
 
 fn undecidable(why: &Unusable) -> Error {
-    Error::Keychain(format!(
-        "coffer has not chosen where to keep credentials yet, and the OS keychain {why}; {}, or \
-         choose a passphrase-sealed vault with `coffer init --sealing passphrase`",
-        why.fix()
-    ))
+    Error::Undecidable { why: why.clone() }
 }
 
 /// The store before any is chosen: reads find nothing (or an earlier coffer's keychain items),
