@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::table::{duration, expiry, handed_out};
 use crate::clock::now;
 use crate::config::Config;
 use crate::credentials::Credentials;
@@ -179,7 +180,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         || args.https_only
         || !args.set.is_empty()
         || !args.unset.is_empty();
-    super::login::configure(&mut settings, args.mode, &args.set, &args.unset)?;
+    crate::token::providers::configure(&mut settings, args.mode, &args.set, &args.unset)?;
     if let Some(path) = args.ca_file {
         let path = std::path::absolute(&path)
             .with_context(|| format!("cannot resolve {}", path.display()))?;
@@ -388,29 +389,6 @@ fn report(server_url: &str, renewal: Option<Renewal>, mode: Mode) -> bool {
 
 fn token_of(entry: &Entry) -> Option<TokenSummary> {
     entry.tokens.as_ref().map(TokenSummary::from)
-}
-
-pub(super) fn handed_out(entry: &Entry, now: u64) -> String {
-    match token_of(entry) {
-        Some(TokenSummary {
-            provider: Some(provider),
-            expires_at,
-            ..
-        }) => format!("a token from {provider}, {}", expiry(expires_at, now)),
-        _ => "the stored credential (basic)".to_owned(),
-    }
-}
-
-fn expiry(expires_at: Option<u64>, now: u64) -> String {
-    match expires_at {
-        None => "no expiry stated".to_owned(),
-        Some(at) if at > now => format!("expires in {}", duration(at - now)),
-        Some(at) => format!("expired {} ago", duration(now - at)),
-    }
-}
-
-fn duration(seconds: u64) -> String {
-    humantime::format_duration(Duration::from_secs(seconds)).to_string()
 }
 
 fn exit(failed: bool) -> ExitCode {

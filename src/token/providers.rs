@@ -7,7 +7,7 @@ use super::exec::Exec;
 use super::google::registry::Google;
 use super::oauth2::OAuth2;
 use super::provider::Provider;
-use super::settings::Mode;
+use super::settings::{Mode, RegistrySettings};
 use super::shared;
 #[cfg(feature = "cloud")]
 use super::{TokenError, aws, azure, chain::Request, google, identity::block_on, provider::Minted};
@@ -32,6 +32,63 @@ pub fn check(mode: Mode, options: &toml::Table) -> Result<(), String> {
         Some(provider) if mode != Mode::Auto => provider.check(options),
         _ => shared::no_options(options),
     }
+}
+
+/// Why `coffer mode` or `coffer login` cannot change a registry's settings as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigureError {
+    #[error("--set takes KEY=VALUE, not `{0}`")]
+    NotAPair(String),
+    #[error("--set: `{0}` is not a setting name")]
+    NotAName(String),
+    #[error("--set cannot change `{0}`; `coffer mode` has its own option for it")]
+    OwnOption(String),
+    #[error("{mode} mode: {message}")]
+    Refused { mode: &'static str, message: String },
+}
+
+/// Applies a mode and provider settings to a registry's section. Changing the mode drops the
+/// old provider's settings; the result is checked by the new mode's provider.
+pub fn configure(
+    settings: &mut RegistrySettings,
+    mode: Option<Mode>,
+    set: &[String],
+    unset: &[String],
+) -> Result<(), ConfigureError> {
+    if let Some(mode) = mode {
+        if mode != settings.mode {
+            settings.options.clear();
+        }
+        settings.mode = mode;
+    }
+    for key in unset {
+        settings.options.remove(key);
+    }
+    for pair in set {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| ConfigureError::NotAPair(pair.clone()))?;
+        let key = key.trim();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ConfigureError::NotAName(key.to_owned()));
+        }
+        if matches!(key, "mode" | "ca_file" | "allow_http") {
+            return Err(ConfigureError::OwnOption(key.to_owned()));
+        }
+        settings.options.insert(key.to_owned(), value_of(value));
+    }
+    check(settings.mode, &settings.options).map_err(|message| ConfigureError::Refused {
+        mode: settings.mode.name(),
+        message,
+    })
+}
+
+/// A TOML value (`true`, `["gh", "auth", "token"]`, `"quoted"`), else the text itself.
+fn value_of(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
 }
 
 /// The provider that minted a stored token, by its stored name.
@@ -102,5 +159,43 @@ mod tests {
             assert!(of(mode).is_some(), "{}", mode.name());
         }
         assert!(of(Mode::Basic).is_none());
+    }
+
+    #[test]
+    fn values_are_toml_or_text() {
+        assert_eq!(
+            value_of("eu-west-1"),
+            toml::Value::String("eu-west-1".into())
+        );
+        assert_eq!(value_of("true"), toml::Value::Boolean(true));
+        assert_eq!(value_of("\"123\""), toml::Value::String("123".into()));
+        assert_eq!(
+            value_of(r#"["gh", "auth", "token"]"#)
+                .as_array()
+                .map(Vec::len),
+            Some(3)
+        );
+        assert_eq!(value_of("a = b"), toml::Value::String("a = b".into()));
+    }
+
+    #[test]
+    fn a_new_mode_drops_the_old_settings_and_checks_the_new() {
+        let mut settings = crate::token::settings::RegistrySettings::default();
+        configure(
+            &mut settings,
+            Some(Mode::Ecr),
+            &["region=eu-west-1".into()],
+            &[],
+        )
+        .expect("ecr");
+        assert_eq!(settings.options["region"].as_str(), Some("eu-west-1"));
+        configure(&mut settings, Some(Mode::Ecr), &[], &[]).expect("same mode");
+        assert!(settings.options.contains_key("region"));
+        let error = configure(&mut settings, None, &["regoin=x".into()], &[]).expect_err("typo");
+        assert!(error.to_string().contains("regoin"), "{error}");
+        configure(&mut settings, Some(Mode::Exec), &[], &[]).expect("exec");
+        assert!(settings.options.is_empty());
+        assert!(configure(&mut settings, None, &["mode=basic".into()], &[]).is_err());
+        assert!(configure(&mut settings, None, &["novalue".into()], &[]).is_err());
     }
 }
