@@ -8,6 +8,7 @@ use crate::paths::PathsError;
 use crate::server_url::UrlError;
 use crate::token::TokenError;
 use crate::vault::VaultError;
+use crate::vault::crypto::KdfParams;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -140,6 +141,28 @@ pub enum Error {
     )]
     KeychainStoreUnreachable {
         by: String,
+        #[source]
+        why: Unusable,
+    },
+    #[error(
+        "Argon2id parameters out of bounds: memory {}..={} MiB, iterations {}..={}",
+        KdfParams::MIN.memory_kib / 1024,
+        KdfParams::MAX.memory_kib / 1024,
+        KdfParams::MIN.iterations,
+        KdfParams::MAX.iterations
+    )]
+    KdfOutOfBounds,
+    #[error(
+        "the store in use is the OS keychain (backend = \"keychain\" in {}); `coffer migrate \
+         --to file` moves its entries to a new vault",
+        config.display()
+    )]
+    VaultBesideKeychain { config: PathBuf },
+    #[error(
+        "the OS keychain {why}; {}, or choose `--sealing passphrase`",
+        why.fix()
+    )]
+    SealingUndecidable {
         #[source]
         why: Unusable,
     },

@@ -558,3 +558,48 @@ fn cycles(
     walk.found.sort();
     walk.found
 }
+
+/// The CLI only parses, asks the library and shows: no function of it is longer than 60 lines
+/// (from its `fn` line to its closing brace).
+#[test]
+fn cli_functions_are_short() {
+    const MAX: usize = 60;
+    let mut long = Vec::new();
+    let dir = src().join("cli");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let lines: Vec<&str> = text.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            let code = line.trim_start();
+            let indent = &line[..line.len() - code.len()];
+            let is_fn = code.starts_with("fn ")
+                || (code.starts_with("pub") && code.split_whitespace().nth(1) == Some("fn"));
+            if !is_fn || code.ends_with(';') {
+                continue;
+            }
+            let close = format!("{indent}}}");
+            let Some(end) = lines[at..].iter().position(|l| *l == close) else {
+                continue;
+            };
+            if end + 1 > MAX {
+                long.push(format!(
+                    "{}:{} is {} lines",
+                    file.display(),
+                    at + 1,
+                    end + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "CLI functions longer than {MAX} lines (move the decision into the library):\n{}",
+        long.join("\n")
+    );
+}

@@ -20,6 +20,7 @@ use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::secret_buffer::SecretBuffer;
 use crate::server_url::ServerUrl;
+use crate::store::Entry;
 use crate::token::keeper::{self, Handout};
 use crate::token::oauth2::IDENTITY_TOKEN_USERNAME;
 use crate::token::providers;
@@ -73,18 +74,7 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         Some(text) => crate::store::description::description(text)?,
         None => None,
     };
-    let secret = match (read_secret(&args)?, &args.username) {
-        (None, Some(_)) => Some(Zeroizing::new(
-            rpassword::prompt_password("Password: ").context(
-                "no terminal to ask for the secret; use --password-stdin or --secret-file",
-            )?,
-        ))
-        .filter(|s| !s.is_empty()),
-        (secret, _) => secret,
-    };
-    if args.username.is_some() && secret.is_none() {
-        bail!("the secret is empty");
-    }
+    let secret = secret_of(&args)?;
     let mut config = Config::load(paths)?;
     if args.mode.is_some() || !args.set.is_empty() {
         let mut settings = keeper::registry(&config, &host);
@@ -115,25 +105,46 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         .backend()
         .find(&[url.key()])?
         .context("the credential was not stored")?;
+    Ok(said_stored(&stored, mode, &host))
+}
+
+/// The secret from stdin, a file or the terminal; `None` when none is given (chain mode).
+fn secret_of(args: &LoginArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let secret = match (read_secret(args)?, &args.username) {
+        (None, Some(_)) => Some(Zeroizing::new(
+            rpassword::prompt_password("Password: ").context(
+                "no terminal to ask for the secret; use --password-stdin or --secret-file",
+            )?,
+        ))
+        .filter(|s| !s.is_empty()),
+        (secret, _) => secret,
+    };
+    if args.username.is_some() && secret.is_none() {
+        bail!("the secret is empty");
+    }
+    Ok(secret)
+}
+
+/// What clients get now that `stored` is stored: the keeper's one rule, the one `get` follows.
+fn said_stored(stored: &Entry, mode: Mode, host: &str) -> ExitCode {
     let now = now();
     let token = stored.tokens.as_ref().and_then(|t| t.token.as_ref());
     let summary = stored.tokens.as_ref().map(TokenSummary::from);
-    // What clients get is the keeper's one rule, the one `get` follows.
     match keeper::handout(mode, summary.as_ref(), now) {
         Handout::Token if token.is_some_and(|t| t.username == IDENTITY_TOKEN_USERNAME) => {
             println!(
                 "{}: stored; clients get an identity token derived from it",
                 stored.server_url
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Handout::Token => {
             println!(
                 "{}: stored; clients get {}",
                 stored.server_url,
-                super::table::handed_out(&stored, now)
+                super::table::handed_out(stored, now)
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Handout::TokenFirst => {
             // The store already said why on stderr.
@@ -142,14 +153,14 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
                 stored.server_url,
                 mode.name()
             );
-            Ok(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
         Handout::Credential => {
             println!(
                 "{}: stored; clients get the stored credential (basic)",
                 stored.server_url
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
     }
 }

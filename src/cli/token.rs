@@ -15,7 +15,7 @@ use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
 use crate::store::{Entry, Summary};
-use crate::token::keeper::{self, Handout, Keeper, Renewal, When};
+use crate::token::keeper::{self, Applied, Handout, Keeper, Renewal, When};
 use crate::token::settings::{Mode, RegistrySettings};
 use crate::token::state::{Failure, TokenSummary};
 
@@ -160,17 +160,7 @@ pub struct RefreshArgs {
 
 pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
     let pattern = args.registry.contains('*');
-    let host = if pattern {
-        if !crate::token::settings::valid_pattern(&args.registry) {
-            bail!(
-                "`{}` is not a registry pattern: `*` stands for one whole label of a host name, as in `*.dkr.ecr.*.amazonaws.com`",
-                args.registry
-            );
-        }
-        args.registry.to_ascii_lowercase()
-    } else {
-        ServerUrl::parse(&args.registry)?.host().to_owned()
-    };
+    let host = section_of(&args.registry)?;
     let mut config = Config::load(paths)?;
     let mut settings = keeper::registry(&config, &host);
     let changed = args.mode.is_some()
@@ -214,20 +204,31 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for summary in entries_of(&credentials, &host)? {
         let key = ServerUrl::parse(&summary.server_url)?.key();
-        if settings.mode == Mode::Basic {
-            keeper.forget(credentials.backend(), &key)?;
-            println!(
+        match keeper.apply_mode(credentials.backend(), &key, settings.mode, &config)? {
+            Applied::HandsOutCredential => println!(
                 "{}: hands out the stored credential",
                 super::table::printable(&summary.server_url)
-            );
-            continue;
+            ),
+            Applied::Exchanged(renewal) => {
+                failed |= report(&summary.server_url, *renewal, settings.mode);
+            }
         }
-        // New settings deserve a new exchange now, whatever the last one's outcome was.
-        let renewal = keeper.renew(credentials.backend(), &key, &config, When::Always)?;
-        failed |= report(&summary.server_url, renewal, settings.mode);
     }
     super::show_warnings(&credentials);
     Ok(exit(failed))
+}
+
+/// The `[registries."..."]` key a registry or a pattern is kept under.
+fn section_of(registry: &str) -> anyhow::Result<String> {
+    if !registry.contains('*') {
+        return Ok(ServerUrl::parse(registry)?.host().to_owned());
+    }
+    if !crate::token::settings::valid_pattern(registry) {
+        bail!(
+            "`{registry}` is not a registry pattern: `*` stands for one whole label of a host name, as in `*.dkr.ecr.*.amazonaws.com`"
+        );
+    }
+    Ok(registry.to_ascii_lowercase())
 }
 
 pub fn status(paths: &Paths, json: bool) -> anyhow::Result<()> {
