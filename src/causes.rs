@@ -20,19 +20,24 @@ pub fn chain<'a>(error: &'a (dyn Error + 'a)) -> impl Iterator<Item = &'a (dyn E
 
 /// The chain on one line: each cause's first line (an SDK may add a troubleshooting link on
 /// the next), joined by `: `, a cause the line already says left out, at most [`MAX_LINE`]
-/// bytes.
+/// bytes. A cause that quotes the stderr of a process (an AWS `credential_process`) is cut
+/// there, and the walk stops: that text may hold secrets, as exec mode's stderr may.
 pub fn one_line(error: &dyn Error) -> String {
     let mut line = String::new();
     for cause in chain(error) {
         let text = cause.to_string();
+        let (text, cut) = without_stderr(&text);
         let text = text.lines().next().unwrap_or_default().trim();
-        if text.is_empty() || line.contains(text) {
-            continue;
+        if !text.is_empty() && !line.contains(text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(text);
         }
-        if !line.is_empty() {
-            line.push_str(": ");
+        if cut {
+            line.push_str(STDERR_NOT_SHOWN);
+            break;
         }
-        line.push_str(text);
     }
     if line.len() > MAX_LINE {
         let mut end = MAX_LINE;
@@ -43,6 +48,17 @@ pub fn one_line(error: &dyn Error) -> String {
         line.push_str("...");
     }
     line
+}
+
+const STDERR_NOT_SHOWN: &str = " (its stderr is not shown, since it may hold secrets: run the \
+     command yourself to see it)";
+
+/// The text before a quote of a process's stderr, and whether there was one.
+fn without_stderr(text: &str) -> (&str, bool) {
+    match text.to_ascii_lowercase().find("stderr:") {
+        Some(at) => (&text[..at], true),
+        None => (text, false),
+    }
 }
 
 /// The innermost cause, which says what actually went wrong ("Connection refused").
@@ -92,6 +108,28 @@ mod tests {
         );
         assert!(innermost(&error).starts_with("refused\n"));
         assert_eq!(chain(&error).count(), 4);
+    }
+
+    #[test]
+    fn a_process_stderr_quoted_by_an_sdk_is_never_shown() {
+        let sdk = layers(&[
+            "Error retrieving credentials: external process exited with code exit status: 1. \
+             Stderr: password=hunter2\nmore",
+            "an inner cause that quotes it again: hunter2",
+        ]);
+        let line = one_line(&sdk);
+        assert!(
+            !line.contains("hunter2") && !line.contains("more"),
+            "{line}"
+        );
+        assert!(
+            line.starts_with(
+                "Error retrieving credentials: external process exited with code exit status: \
+                 1. (its stderr is not shown"
+            ),
+            "{line}"
+        );
+        assert_eq!(one_line(&layers(&["refused"])), "refused");
     }
 
     #[test]

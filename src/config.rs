@@ -10,6 +10,7 @@ use crate::kubelet::exchange as pod_exchange;
 use crate::paths::Paths;
 use crate::store::description::{DescriptionError, description};
 use crate::token::providers;
+use crate::token::settings::origin_of;
 
 /// `config.toml` that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,7 @@ pub enum Problem {
     Settings {
         section: String,
         #[source]
-        problem: crate::token::shared::SettingsError,
+        problem: crate::token::settings::SettingsError,
     },
     #[error("default_description: {0}")]
     Description(#[source] DescriptionError),
@@ -110,12 +111,14 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, Problem> {
         let config: Config = toml::from_str(text).map_err(Problem::Syntax)?;
         for (host, registry) in &config.registries {
-            providers::check(registry.mode, &registry.options).map_err(|problem| {
-                Problem::Settings {
-                    section: format!("[registries.{host:?}] mode {}", registry.mode.name()),
-                    problem,
-                }
-            })?;
+            let problem = |problem| Problem::Settings {
+                section: format!("[registries.{host:?}] mode {}", registry.mode.name()),
+                problem,
+            };
+            providers::check(registry.mode, &registry.options).map_err(problem)?;
+            for origin in &registry.redirect_origins {
+                origin_of(origin).map_err(problem)?;
+            }
         }
         for (host, pod) in &config.kubelet.registries {
             pod_exchange::check(pod.exchange, &pod.options).map_err(|problem| {

@@ -4,12 +4,13 @@
 use secrecy::SecretString;
 
 use crate::audit::AccessLog;
+use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 use crate::pending_erase::{self, Pending, PendingErases};
 use crate::server_url::ServerUrl;
 use crate::store::audited::Audited;
-use crate::store::{Entry, Store, Summary, now};
+use crate::store::{Entry, Store, Summary};
 use crate::token::keeper::Keeper;
 use crate::warning::{Warning, Warnings};
 

@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 
 use crate::files::FileError;
+use crate::os::keychain::{KeychainError, Unusable};
 use crate::paths::PathsError;
 use crate::server_url::UrlError;
 use crate::token::TokenError;
 use crate::vault::VaultError;
+use crate::vault::crypto::KdfParams;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -78,8 +80,106 @@ pub enum Error {
     Unsupported(String),
     #[error(transparent)]
     Token(#[from] TokenError),
-    #[error("{0}")]
-    Keychain(String),
+    #[error(transparent)]
+    Keychain(#[from] KeychainError),
+    /// A keychain-sealed vault whose keychain cannot be reached here: where the credentials
+    /// are, and that `coffer unlock` in the desktop session opens them for every session.
+    #[error(
+        "coffer's credentials are in {}, sealed by a key in the OS keychain, which cannot be \
+         reached here: {why}; {}",
+        path.display(),
+        if why.absent() {
+            "run `coffer unlock` in your desktop session: it opens the vault for every \
+             session of yours (ssh, cron) until the unlock timeout"
+        } else {
+            why.fix()
+        }
+    )]
+    SealedVaultKeychainUnreachable {
+        path: PathBuf,
+        #[source]
+        why: Unusable,
+    },
+    #[error(
+        "this vault is sealed by a key in the OS keychain, and the keychain has none for it \
+         (service {service}, account {account}); restore that keychain, or the vault cannot be opened"
+    )]
+    NoSealingKey {
+        service: &'static str,
+        account: String,
+    },
+    #[error(
+        "the keychain item {service}/{account} is not a 256-bit key; it was changed outside coffer"
+    )]
+    BadSealingKey {
+        service: &'static str,
+        account: String,
+    },
+    /// A keychain item under coffer's service that does not decode as an entry.
+    #[error(
+        "the keychain item (service {service}, account {account}) is not a coffer entry \
+         ({reason}); delete that one item with `{delete_command}`, then store the credential again"
+    )]
+    NotAnEntry {
+        service: String,
+        account: String,
+        reason: String,
+        delete_command: String,
+    },
+    #[error(
+        "the keychain entry for {server_url} says its secret is in {}, which lacks it; log in \
+         to that registry again",
+        vault.display()
+    )]
+    OverflowMissing { server_url: String, vault: PathBuf },
+    /// The recorded item store, in a context that cannot reach the keychain.
+    #[error(
+        "coffer's credentials are in the OS keychain ({by}), which cannot be reached here: \
+         {why}; {}",
+        if why.absent() {
+            "use coffer from your desktop session, or there run `coffer migrate --to file` \
+             (a vault sealed by the keychain, open to every session of yours while unlocked)"
+        } else {
+            why.fix()
+        }
+    )]
+    KeychainStoreUnreachable {
+        by: String,
+        #[source]
+        why: Unusable,
+    },
+    #[error(
+        "Argon2id parameters out of bounds: memory {}..={} MiB, iterations {}..={}",
+        KdfParams::MIN.memory_kib / 1024,
+        KdfParams::MAX.memory_kib / 1024,
+        KdfParams::MIN.iterations,
+        KdfParams::MAX.iterations
+    )]
+    KdfOutOfBounds,
+    #[error(
+        "the store in use is the OS keychain (backend = \"keychain\" in {}); `coffer migrate \
+         --to file` moves its entries to a new vault",
+        config.display()
+    )]
+    VaultBesideKeychain { config: PathBuf },
+    #[error(
+        "the OS keychain {why}; {}, or choose `--sealing passphrase`",
+        why.fix()
+    )]
+    SealingUndecidable {
+        #[source]
+        why: Unusable,
+    },
+    /// No store chosen yet, and a keychain that is there but locked or failing.
+    #[error(
+        "coffer has not chosen where to keep credentials yet, and the OS keychain {why}; {}, or \
+         choose a passphrase-sealed vault with `coffer init --sealing passphrase`",
+        why.fix()
+    )]
+    Undecidable {
+        #[source]
+        why: Unusable,
+    },
     #[error("{0}")]
     Setting(String),
     #[error(transparent)]
@@ -107,6 +207,12 @@ impl std::fmt::Display for EntryError {
 }
 
 impl std::error::Error for EntryError {}
+
+impl From<Unusable> for Error {
+    fn from(why: Unusable) -> Self {
+        Error::Keychain(KeychainError::Unusable(why))
+    }
+}
 
 impl Error {
     /// A stored entry that does not decode or encode.

@@ -149,6 +149,63 @@ fn check_trusted(path: &Path, metadata: &fs::Metadata, mode: u32) -> Result<()> 
     Ok(())
 }
 
+/// Whether `dir` is a folder coffer may keep files in although it is not one of its own
+/// (`$XDG_RUNTIME_DIR`, the unlock agent's folder in a shared temp folder): a folder itself,
+/// not a link, of this user's, that nobody else can open. In any other folder another user
+/// could have put a FIFO, a link or a file of their own where coffer looks.
+pub fn is_own_private_dir(dir: &Path) -> std::io::Result<bool> {
+    let metadata = fs::symlink_metadata(dir)?;
+    Ok(metadata.is_dir()
+        && metadata.uid() == crate::ownership::me()
+        && metadata.mode() & 0o077 == 0)
+}
+
+/// Opens a file coffer keeps outside its own folders, to read it (or to write it, creating it
+/// 0600 and emptying it): only in a folder [`is_own_private_dir`] accepts, never through a link
+/// (`O_NOFOLLOW`), never blocking on a FIFO or a device (`O_NONBLOCK`), and only when it is a
+/// regular file of this user's, with one name, that nobody else can change. `Ok(None)` when
+/// reading a file that is not there.
+pub fn open_own(path: &Path, write: bool) -> std::io::Result<Option<File>> {
+    let refused = |why: &str| std::io::Error::new(ErrorKind::PermissionDenied, why.to_owned());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !is_own_private_dir(dir)? {
+        return Err(refused("its folder is not yours alone"));
+    }
+    let file = match OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .create(write)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound && !write => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let metadata = file.metadata()?;
+    if !metadata.is_file()
+        || metadata.uid() != crate::ownership::me()
+        || metadata.mode() & 0o022 != 0
+        || metadata.nlink() != 1
+    {
+        return Err(refused("not a regular file of yours alone"));
+    }
+    if write {
+        file.set_len(0)?;
+    }
+    Ok(Some(file))
+}
+
+/// Reads at most `max` bytes from `input`; `None` when there were more. The one bound for
+/// what coffer reads from a file or a process it does not control (not for secrets: the
+/// buffer is not wiped).
+pub fn read_at_most(input: impl Read, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    input.take(max + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new file:
 /// a 0600 temp file in the same folder, fsync, rename over the target, fsync of the folder.
 /// A symbolic link is written through (its target is replaced, the link kept); anything but

@@ -5,10 +5,12 @@
 //! - [`credentials`]: credentials by server URL over any [`store`].
 //! - [`store`]: the store contract, the encrypted file store and an in-memory store.
 //! - [`vault`]: the vault file format and its cryptography.
-//! - [`unlock`]: where the key to open a vault comes from.
+//! - [`unlock`]: where the key to open a vault comes from; [`secret_cache`]: secrets held in
+//!   memory until they expire (the kernel keyring or the agent).
 //! - [`audit`]: the access log of every credential action, never a secret.
 //! - [`os`]: the operating system's adapters: OS keychains (Secret Service, macOS, Windows), the
 //!   kernel keyring, process hardening; [`backend`]: which store serves, and why.
+//! - [`serde_secret`]: the one way a secret is serialised (sealed records, the mint pipe).
 //! - [`pending_erase`]: erases asked for while the vault was locked, finished later.
 //! - [`migrate`], [`import`]: moving entries between stores, and in from other tools;
 //!   [`auth_file`]: docker's config.json and containers' auth.json, read and edited in one place.

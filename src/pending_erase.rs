@@ -70,7 +70,7 @@ impl PendingErases {
         if !pending.iter().any(|p| p.registry == registry) {
             pending.push(Pending {
                 registry: registry.to_owned(),
-                at: crate::store::now(),
+                at: crate::clock::now(),
                 reason: reason.to_owned(),
             });
         }

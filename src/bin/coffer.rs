@@ -4,6 +4,6 @@ fn main() -> std::process::ExitCode {
     coffer::os::hardening::disable_core_dumps();
     // This binary links the clouds' SDKs: chain-mode tokens are minted here, not delegated.
     #[cfg(feature = "cloud")]
-    coffer::token::chain::mint_in_process(coffer::token::cloud::mint);
+    coffer::token::chain::mint_in_process(coffer::token::providers::mint_from_identity);
     coffer::cli::main()
 }

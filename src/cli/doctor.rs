@@ -7,7 +7,7 @@ use crate::audit::{AccessLog, Event, Outcome};
 use crate::auth_file::{self, AuthFile};
 use crate::backend;
 use crate::config::Backend;
-use crate::os::keychain::Keychain;
+use crate::os::keychain::{Keychain, Unusable};
 use crate::paths::Paths;
 use crate::pending_erase::PendingErases;
 use crate::protocol::PROGRAM;
@@ -154,61 +154,70 @@ fn check_plaintext(report: &mut Report) {
 /// Which store serves and why, whether this context reaches it, and entries split across the
 /// item store and the file vault, with the one command that merges them.
 fn check_store(report: &mut Report, paths: &Paths) -> Option<Backend> {
-    let (used, origin) = match backend::configured(paths) {
+    let (asked, origin) = match backend::configured(paths) {
         Ok(setting) => setting,
         Err(error) => {
             report.problem(&error.to_string(), "fix the setting named above");
             return None;
         }
     };
-    // A recorded vault is opened without the keychain; an item store or no choice yet needs it.
-    let keychain = Keychain::open();
-    let vault_entries = vault_entries(paths);
-    let used = match used {
-        Backend::Auto if vault_entries.is_some() => {
-            report.note(
-                "a vault of an earlier coffer exists: the next call records backend = \"file\"",
-            );
-            Backend::File
-        }
-        other => other,
-    };
+    let used = backend::settled(paths, asked);
+    if used != asked {
+        report
+            .note("a vault of an earlier coffer exists: the next call records backend = \"file\"");
+    }
     report.ok(&format!(
         "store in use: {}",
         backend::Choice { used, origin }.explain()
     ));
-    let items = match &keychain {
+    // A recorded vault is opened without the keychain; an item store or no choice yet needs it.
+    let items = match Keychain::open() {
         Ok(keychain) => {
-            let store = KeychainStore::new(keychain.clone(), paths);
+            let store = KeychainStore::new(keychain, paths);
             check_items(report, &store);
             store.list().map(|list| list.len()).unwrap_or(0)
         }
         Err(why) => {
-            match used {
-                Backend::Keychain => report.problem(
-                    &format!(
-                        "the store in use is the OS keychain, which cannot be reached here: {why}"
-                    ),
-                    why.fix(),
-                ),
-                Backend::Auto if !why.absent() => report.problem(
-                    &format!("the first entry cannot choose a store while the OS keychain {why}"),
-                    why.fix(),
-                ),
-                Backend::Auto if passphrase::available_source().is_none() => report.problem(
-                    &format!(
-                        "no OS keychain here ({why}) and no passphrase source, so the first \
-                         docker login cannot create a vault"
-                    ),
-                    "set COFFER_PASSPHRASE_FILE, or run `coffer init` in a terminal",
-                ),
-                _ => report.note(&format!("no OS keychain here: {why}")),
-            }
+            check_no_keychain(report, used, &why);
             0
         }
     };
-    // Split: both stores hold entries, and only one of them is served.
-    let in_vault = vault_entries.unwrap_or(0);
+    check_split(
+        report,
+        paths,
+        used,
+        items,
+        vault_entries(paths).unwrap_or(0),
+    );
+    Some(used)
+}
+
+/// What a missing keychain means for the store in use, by the backend's own rules.
+fn check_no_keychain(report: &mut Report, used: Backend, why: &Unusable) {
+    let first_entry = backend::seals_with_keychain(&Err(why.clone()));
+    match (used, first_entry) {
+        (Backend::Keychain, _) => report.problem(
+            &format!("the store in use is the OS keychain, which cannot be reached here: {why}"),
+            why.fix(),
+        ),
+        (Backend::Auto, Err(_)) => report.problem(
+            &format!("the first entry cannot choose a store while the OS keychain {why}"),
+            why.fix(),
+        ),
+        (Backend::Auto, Ok(false)) if passphrase::available_source().is_none() => report.problem(
+            &format!(
+                "no OS keychain here ({why}) and no passphrase source, so the first \
+                 docker login cannot create a vault"
+            ),
+            "set COFFER_PASSPHRASE_FILE, or run `coffer init` in a terminal",
+        ),
+        _ => report.note(&format!("no OS keychain here: {why}")),
+    }
+}
+
+/// Both stores holding entries, when only one of them serves.
+fn check_split(report: &mut Report, paths: &Paths, used: Backend, items: usize, in_vault: usize) {
+    let merge = "(merges them; where both hold a registry, the newer entry serves)";
     if items > 0 && (in_vault > 0 || used == Backend::File) {
         let target = if used == Backend::Keychain {
             "keychain"
@@ -221,7 +230,7 @@ fn check_store(report: &mut Report, paths: &Paths) -> Option<Backend> {
                  {}; only the store in use serves docker",
                 paths.vault().display()
             ),
-            &format!("coffer migrate --to {target}   (merges them; where both hold a registry, the newer entry serves)"),
+            &format!("coffer migrate --to {target}   {merge}"),
         );
     } else if in_vault > 0 && used == Backend::Keychain {
         report.problem(
@@ -229,7 +238,7 @@ fn check_store(report: &mut Report, paths: &Paths) -> Option<Backend> {
                 "{in_vault} entries sit in the file vault at {}, which is not in use",
                 paths.vault().display()
             ),
-            "coffer migrate --to keychain   (merges them; where both hold a registry, the newer entry serves)",
+            &format!("coffer migrate --to keychain   {merge}"),
         );
     } else if items > 0 && used == Backend::Keychain {
         report.note(
@@ -237,7 +246,6 @@ fn check_store(report: &mut Report, paths: &Paths) -> Option<Backend> {
              whose `get` costs a fraction of a keychain item's",
         );
     }
-    Some(used)
 }
 
 /// Items of coffer's keychain service that are not coffer entries, each with its own delete

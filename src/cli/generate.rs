@@ -119,6 +119,17 @@ fn write_page(dir: &Path, command: Command, subcommands: Subcommands) -> std::io
             }
         }
     }
+    after_help_sections(&mut roff, &command);
+    roff.to_writer(&mut out)?;
+    if command.get_version().is_some() {
+        man.render_version_section(&mut out)?;
+    }
+    std::fs::write(dir.join(man.get_filename()), out)
+}
+
+/// The command's after-help as man sections: "Examples:" heads a section of that name; a
+/// block without a heading is a note.
+fn after_help_sections(roff: &mut Roff, command: &Command) {
     let after = command
         .get_after_long_help()
         .or_else(|| command.get_after_help());
@@ -130,7 +141,6 @@ fn write_page(dir: &Path, command: Command, subcommands: Subcommands) -> std::io
         if block.trim().is_empty() {
             continue;
         }
-        // "Examples:" heads a section of that name; a block without a heading is a note.
         let mut lines = block.lines().peekable();
         let heading = match lines.peek().and_then(|line| line.strip_suffix(':')) {
             Some(heading) => {
@@ -147,11 +157,6 @@ fn write_page(dir: &Path, command: Command, subcommands: Subcommands) -> std::io
         }
         roff.control("fi", []);
     }
-    roff.to_writer(&mut out)?;
-    if command.get_version().is_some() {
-        man.render_version_section(&mut out)?;
-    }
-    std::fs::write(dir.join(man.get_filename()), out)
 }
 
 /// docker-credential-coffer parses no options (its one argument is the protocol's action), so

@@ -14,15 +14,18 @@ use clap::Args;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::secret_buffer::SecretBuffer;
 use crate::server_url::ServerUrl;
-use crate::store::now;
-use crate::token::keeper;
+use crate::store::Entry;
+use crate::token::keeper::{self, Handout};
 use crate::token::oauth2::IDENTITY_TOKEN_USERNAME;
-use crate::token::settings::{Mode, RegistrySettings};
+use crate::token::providers;
+use crate::token::settings::Mode;
+use crate::token::state::TokenSummary;
 
 /// Secrets are a password, a key or a JSON key file: a few KiB.
 const MAX_SECRET: usize = 1024 * 1024;
@@ -71,22 +74,11 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         Some(text) => crate::store::description::description(text)?,
         None => None,
     };
-    let secret = match (read_secret(&args)?, &args.username) {
-        (None, Some(_)) => Some(Zeroizing::new(
-            rpassword::prompt_password("Password: ").context(
-                "no terminal to ask for the secret; use --password-stdin or --secret-file",
-            )?,
-        ))
-        .filter(|s| !s.is_empty()),
-        (secret, _) => secret,
-    };
-    if args.username.is_some() && secret.is_none() {
-        bail!("the secret is empty");
-    }
+    let secret = secret_of(&args)?;
     let mut config = Config::load(paths)?;
     if args.mode.is_some() || !args.set.is_empty() {
         let mut settings = keeper::registry(&config, &host);
-        configure(&mut settings, args.mode, &args.set, &[])?;
+        providers::configure(&mut settings, args.mode, &args.set, &[])?;
         config.registries.insert(host.clone(), settings);
         config.save(paths)?;
     }
@@ -94,9 +86,7 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     if secret.is_none() && args.username.is_none() && mode.is_cloud() {
         return chain(paths, &config, &url, mode);
     }
-    if secret.is_none()
-        && crate::token::providers::of(mode).is_none_or(|p| p.hands_out_credential())
-    {
+    if secret.is_none() && providers::of(mode).is_none_or(|p| p.hands_out_credential()) {
         bail!(
             "{host} is in {} mode, which hands out a stored credential: give --username and the secret",
             mode.name()
@@ -115,39 +105,62 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
         .backend()
         .find(&[url.key()])?
         .context("the credential was not stored")?;
+    Ok(said_stored(&stored, mode, &host))
+}
+
+/// The secret from stdin, a file or the terminal; `None` when none is given (chain mode).
+fn secret_of(args: &LoginArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let secret = match (read_secret(args)?, &args.username) {
+        (None, Some(_)) => Some(Zeroizing::new(
+            rpassword::prompt_password("Password: ").context(
+                "no terminal to ask for the secret; use --password-stdin or --secret-file",
+            )?,
+        ))
+        .filter(|s| !s.is_empty()),
+        (secret, _) => secret,
+    };
+    if args.username.is_some() && secret.is_none() {
+        bail!("the secret is empty");
+    }
+    Ok(secret)
+}
+
+/// What clients get now that `stored` is stored: the keeper's one rule, the one `get` follows.
+fn said_stored(stored: &Entry, mode: Mode, host: &str) -> ExitCode {
     let now = now();
     let token = stored.tokens.as_ref().and_then(|t| t.token.as_ref());
-    match crate::token::providers::of(mode) {
-        Some(_) if token.is_some_and(|t| t.username == IDENTITY_TOKEN_USERNAME) => {
+    let summary = stored.tokens.as_ref().map(TokenSummary::from);
+    match keeper::handout(mode, summary.as_ref(), now) {
+        Handout::Token if token.is_some_and(|t| t.username == IDENTITY_TOKEN_USERNAME) => {
             println!(
                 "{}: stored; clients get an identity token derived from it",
                 stored.server_url
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
-        Some(_) if token.is_some() => {
+        Handout::Token => {
             println!(
                 "{}: stored; clients get {}",
                 stored.server_url,
-                super::token::handed_out(&stored, now)
+                super::table::handed_out(stored, now)
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
-        Some(provider) if !provider.hands_out_credential() => {
+        Handout::TokenFirst => {
             // The store already said why on stderr.
             println!(
                 "{}: stored, but no {} token could be minted yet; `coffer refresh {host}` tries again",
                 stored.server_url,
                 mode.name()
             );
-            Ok(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
-        _ => {
+        Handout::Credential => {
             println!(
                 "{}: stored; clients get the stored credential (basic)",
                 stored.server_url
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
     }
 }
@@ -211,89 +224,4 @@ fn read_secret(args: &LoginArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
         bail!("the secret is empty");
     }
     Ok(Some(Zeroizing::new(text.to_owned())))
-}
-
-/// Applies a mode and provider settings to a registry's section. Changing the mode drops the
-/// old provider's settings; the result is checked by the new mode's provider.
-pub(super) fn configure(
-    settings: &mut RegistrySettings,
-    mode: Option<Mode>,
-    set: &[String],
-    unset: &[String],
-) -> anyhow::Result<()> {
-    if let Some(mode) = mode {
-        if mode != settings.mode {
-            settings.options.clear();
-        }
-        settings.mode = mode;
-    }
-    for key in unset {
-        settings.options.remove(key);
-    }
-    for pair in set {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--set takes KEY=VALUE, not `{pair}`"))?;
-        let key = key.trim();
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            bail!("--set: `{key}` is not a setting name");
-        }
-        if matches!(key, "mode" | "ca_file" | "allow_http") {
-            bail!("--set cannot change `{key}`; `coffer mode` has its own option for it");
-        }
-        settings.options.insert(key.to_owned(), value_of(value));
-    }
-    crate::token::providers::check(settings.mode, &settings.options)
-        .map_err(|e| anyhow::anyhow!("{} mode: {e}", settings.mode.name()))
-}
-
-/// A TOML value (`true`, `["gh", "auth", "token"]`, `"quoted"`), else the text itself.
-fn value_of(text: &str) -> toml::Value {
-    toml::from_str::<toml::Table>(&format!("v = {text}"))
-        .ok()
-        .and_then(|mut table| table.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_are_toml_or_text() {
-        assert_eq!(
-            value_of("eu-west-1"),
-            toml::Value::String("eu-west-1".into())
-        );
-        assert_eq!(value_of("true"), toml::Value::Boolean(true));
-        assert_eq!(value_of("\"123\""), toml::Value::String("123".into()));
-        assert_eq!(
-            value_of(r#"["gh", "auth", "token"]"#)
-                .as_array()
-                .map(Vec::len),
-            Some(3)
-        );
-        assert_eq!(value_of("a = b"), toml::Value::String("a = b".into()));
-    }
-
-    #[test]
-    fn a_new_mode_drops_the_old_settings_and_checks_the_new() {
-        let mut settings = RegistrySettings::default();
-        configure(
-            &mut settings,
-            Some(Mode::Ecr),
-            &["region=eu-west-1".into()],
-            &[],
-        )
-        .expect("ecr");
-        assert_eq!(settings.options["region"].as_str(), Some("eu-west-1"));
-        configure(&mut settings, Some(Mode::Ecr), &[], &[]).expect("same mode");
-        assert!(settings.options.contains_key("region"));
-        let error = configure(&mut settings, None, &["regoin=x".into()], &[]).expect_err("typo");
-        assert!(error.to_string().contains("regoin"), "{error}");
-        configure(&mut settings, Some(Mode::Exec), &[], &[]).expect("exec");
-        assert!(settings.options.is_empty());
-        assert!(configure(&mut settings, None, &["mode=basic".into()], &[]).is_err());
-        assert!(configure(&mut settings, None, &["novalue".into()], &[]).is_err());
-    }
 }

@@ -21,11 +21,11 @@ use clap::{Parser, Subcommand};
 
 use std::io::{IsTerminal, Write};
 
+use crate::backend::Sealing;
 use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::store::Summary;
-use crate::store::file::FileStore;
-use crate::unlock::{self, Unlocker};
+use crate::unlock;
 use crate::vault::crypto::KdfParams;
 use crate::{export, files, kubelet};
 
@@ -236,14 +236,6 @@ pub(crate) const FILES: &str = "Files:
   config.json.<time>.bak               a backup made by setup; .plaintext.bak when it holds secrets
   ~/.config/containers/registries.conf.d/coffer.conf  written by `coffer setup podman`";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Sealing {
-    /// The OS keychain where one answers and is unlocked, else a passphrase.
-    Auto,
-    Passphrase,
-    Keychain,
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -299,136 +291,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kdf_memory_mib,
             kdf_iterations,
             sealing,
-        } => {
-            let params = KdfParams {
-                memory_kib: kdf_memory_mib.saturating_mul(1024),
-                iterations: kdf_iterations,
-                parallelism: 1,
-            };
-            if !params.within_bounds() {
-                bail!(
-                    "Argon2id parameters out of bounds: memory {}..={} MiB, iterations {}..={}",
-                    KdfParams::MIN.memory_kib / 1024,
-                    KdfParams::MAX.memory_kib / 1024,
-                    KdfParams::MIN.iterations,
-                    KdfParams::MAX.iterations
-                );
-            }
-            if let (crate::config::Backend::Keychain, origin) = crate::backend::configured(&paths)?
-                && origin != crate::backend::Origin::Environment
-            {
-                bail!(
-                    "the store in use is the OS keychain (backend = \"keychain\" in {}); \
-                     `coffer migrate --to file` moves its entries to a new vault",
-                    paths.config().display()
-                );
-            }
-            let in_keychain = match sealing {
-                Sealing::Keychain => true,
-                Sealing::Passphrase => false,
-                Sealing::Auto => match crate::os::keychain::Keychain::open() {
-                    Ok(_) => true,
-                    Err(why) if why.absent() => false,
-                    Err(why) => bail!(
-                        "the OS keychain {why}; {}, or choose `--sealing passphrase`",
-                        why.fix()
-                    ),
-                },
-            };
-            let store = FileStore::new(
-                paths.clone(),
-                Unlocker {
-                    new_vault_params: Some(params),
-                    new_vault_in_keychain: in_keychain,
-                    ..Unlocker::default()
-                },
-            );
-            store.init()?;
-            // Recorded so that every later call opens this vault without probing anything.
-            crate::backend::record(&paths, crate::config::Backend::File)?;
-            println!(
-                "created the vault at {}, sealed by {}; backend = \"file\" written to {}",
-                paths.vault().display(),
-                if in_keychain {
-                    "a random key kept in the OS keychain (no passphrase)"
-                } else {
-                    "your passphrase"
-                },
-                paths.config().display()
-            );
-        }
-        Command::Ls { json } => {
-            let credentials = Credentials::open(paths.clone())?;
-            let finished = credentials.settle_pending().unwrap_or_default();
-            let list = match credentials.list() {
-                Ok(list) => list,
-                Err(error) => {
-                    // What the person cannot see in a locked vault, they still learn.
-                    for pending in credentials.pending_erases().unwrap_or_default() {
-                        eprintln!("{}", pending_line(&pending));
-                    }
-                    return Err(error.into());
-                }
-            };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
-                print_table(&list);
-            }
-            show_warnings(&credentials);
-            for done in finished {
-                eprintln!(
-                    "erased {}: the logout of {} had failed ({}); finished now",
-                    done.registry,
-                    time(done.at),
-                    done.reason
-                );
-            }
-        }
-        Command::Describe { registry, text } => {
-            let description = crate::store::description::description(&text)?;
-            let credentials = Credentials::open(paths.clone())?;
-            let described = credentials.describe(&registry, description.clone())?;
-            show_warnings(&credentials);
-            match described {
-                Some(url) => match description {
-                    Some(text) => println!("{url}: {text}"),
-                    None => println!("{url}: description removed"),
-                },
-                None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
-            }
-        }
-        Command::Rm { registry } => {
-            let credentials = Credentials::open(paths.clone())?;
-            let removed = credentials.erase(&registry)?;
-            show_warnings(&credentials);
-            match removed {
-                Some(removed) => println!("removed {removed}"),
-                None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
-            }
-        }
+        } => init(&paths, kdf_memory_mib, kdf_iterations, sealing)?,
+        Command::Ls { json } => ls(&paths, json)?,
+        Command::Describe { registry, text } => describe(&paths, &registry, &text)?,
+        Command::Rm { registry } => rm(&paths, &registry)?,
         Command::Passwd(args) => passwd::run(&paths, args)?,
         Command::Migrate { to } => migrate::run(&paths, to)?,
         Command::Import(source) => import::run(&paths, source)?,
         Command::Doctor => return Ok(doctor::run(&paths)),
-        Command::ForgetPlaintext => {
-            let found = crate::auth_file::plaintext_files(&crate::auth_file::config_dirs());
-            let removed = crate::auth_file::remove_copies(&found)?;
-            for path in &removed {
-                println!("removed {}", path.display());
-            }
-            if removed.is_empty() {
-                println!("no plaintext copy found");
-            }
-            for live in found.iter().filter(|f| f.live) {
-                println!(
-                    "kept {}: tools read it, and it still holds {}: {}",
-                    live.path.display(),
-                    plural(live.logins, "plaintext login", "plaintext logins"),
-                    live.advice()
-                );
-            }
-        }
+        Command::ForgetPlaintext => forget_plaintext()?,
         Command::Export {
             format,
             registries,
@@ -438,61 +309,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             path,
             annotate_description,
         } => {
-            if annotate_description && format != export::Format::K8sSecret {
-                bail!("--annotate-description applies to k8s-secret only");
-            }
-            let credentials = Credentials::open(paths)?;
-            let chosen = export::select(&credentials, &registries)?;
-            show_warnings(&credentials);
-            if chosen.is_empty() {
-                bail!(
-                    "no credentials stored; nothing to export (`docker login` or `coffer login` \
-                     stores some)"
-                );
-            }
-            let output = export::render(
-                format,
-                &chosen,
-                &export::Options {
-                    name,
-                    namespace,
-                    path,
-                    annotate_description,
-                },
-            )?;
-            write_export(output, out.as_deref())?;
-            match export::earliest_expiry(&chosen) {
-                Some(at) => eprintln!(
-                    "exported {}; the earliest token expires at {} (in {}): export again before then",
-                    plural(chosen.len(), "credential", "credentials"),
-                    time(at),
-                    humantime::format_duration(Duration::from_secs(
-                        at.saturating_sub(crate::store::now())
-                    ))
-                ),
-                None => eprintln!(
-                    "exported {}; none of them expires",
-                    plural(chosen.len(), "credential", "credentials")
-                ),
-            }
+            let options = export::Options {
+                name,
+                namespace,
+                path,
+                annotate_description,
+            };
+            export_to(paths, format, &registries, out.as_deref(), options)?;
         }
-        Command::KubeletCredentialProvider => {
-            let config = crate::config::Config::load(&paths)?;
-            let log = crate::audit::AccessLog::new(paths.access_log());
-            let answer = kubelet::answer(std::io::stdin().lock(), &config, &log, || {
-                Credentials::open(paths)
-            })?;
-            std::io::stdout().write_all(&answer.response)?;
-            for warning in &answer.warnings {
-                eprintln!("coffer: {warning}");
-            }
-            if let Some(notice) = &answer.notice {
-                eprintln!("coffer: {notice}");
-            }
-            if answer.refused {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
+        Command::KubeletCredentialProvider => return kubelet_provider(paths),
         Command::Setup { tool, undo } => setup::run(&paths, tool, undo)?,
         Command::Generate { .. } => unreachable!("generate runs before the paths are looked up"),
         Command::Mode(args) => return token::mode(&paths, args),
@@ -506,6 +331,155 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(_) => unreachable!("the agent starts before the paths are looked up"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `coffer init`: the library decides and creates; this says what it made.
+fn init(paths: &Paths, memory_mib: u32, iterations: u32, sealing: Sealing) -> anyhow::Result<()> {
+    let in_keychain = crate::backend::create_vault(paths, memory_mib, iterations, sealing)?;
+    println!(
+        "created the vault at {}, sealed by {}; backend = \"file\" written to {}",
+        paths.vault().display(),
+        if in_keychain {
+            "a random key kept in the OS keychain (no passphrase)"
+        } else {
+            "your passphrase"
+        },
+        paths.config().display()
+    );
+    Ok(())
+}
+
+/// `coffer ls`: the table (or JSON) of what is stored, and erases finished meanwhile.
+fn ls(paths: &Paths, json: bool) -> anyhow::Result<()> {
+    let credentials = Credentials::open(paths.clone())?;
+    let finished = credentials.settle_pending().unwrap_or_default();
+    let list = match credentials.list() {
+        Ok(list) => list,
+        Err(error) => {
+            // What the person cannot see in a locked vault, they still learn.
+            for pending in credentials.pending_erases().unwrap_or_default() {
+                eprintln!("{}", pending_line(&pending));
+            }
+            return Err(error.into());
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        print_table(&list);
+    }
+    show_warnings(&credentials);
+    for done in finished {
+        eprintln!(
+            "erased {}: the logout of {} had failed ({}); finished now",
+            done.registry,
+            time(done.at),
+            done.reason
+        );
+    }
+    Ok(())
+}
+
+fn describe(paths: &Paths, registry: &str, text: &str) -> anyhow::Result<()> {
+    let description = crate::store::description::description(text)?;
+    let credentials = Credentials::open(paths.clone())?;
+    let described = credentials.describe(registry, description.clone())?;
+    show_warnings(&credentials);
+    match described {
+        Some(url) => match description {
+            Some(text) => println!("{url}: {text}"),
+            None => println!("{url}: description removed"),
+        },
+        None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
+    }
+    Ok(())
+}
+
+fn rm(paths: &Paths, registry: &str) -> anyhow::Result<()> {
+    let credentials = Credentials::open(paths.clone())?;
+    let removed = credentials.erase(registry)?;
+    show_warnings(&credentials);
+    match removed {
+        Some(removed) => println!("removed {removed}"),
+        None => bail!("nothing is stored for {registry}; `coffer ls` shows what is"),
+    }
+    Ok(())
+}
+
+fn forget_plaintext() -> anyhow::Result<()> {
+    let found = crate::auth_file::plaintext_files(&crate::auth_file::config_dirs());
+    let removed = crate::auth_file::remove_copies(&found)?;
+    for path in &removed {
+        println!("removed {}", path.display());
+    }
+    if removed.is_empty() {
+        println!("no plaintext copy found");
+    }
+    for live in found.iter().filter(|f| f.live) {
+        println!(
+            "kept {}: tools read it, and it still holds {}: {}",
+            live.path.display(),
+            plural(live.logins, "plaintext login", "plaintext logins"),
+            live.advice()
+        );
+    }
+    Ok(())
+}
+
+/// `coffer export`: the chosen credentials in a format, to a file, a folder or stdout.
+fn export_to(
+    paths: Paths,
+    format: export::Format,
+    registries: &[String],
+    out: Option<&Path>,
+    options: export::Options,
+) -> anyhow::Result<()> {
+    if options.annotate_description && format != export::Format::K8sSecret {
+        bail!("--annotate-description applies to k8s-secret only");
+    }
+    let credentials = Credentials::open(paths)?;
+    let chosen = export::select(&credentials, registries)?;
+    show_warnings(&credentials);
+    if chosen.is_empty() {
+        bail!(
+            "no credentials stored; nothing to export (`docker login` or `coffer login` \
+             stores some)"
+        );
+    }
+    let output = export::render(format, &chosen, &options)?;
+    write_export(output, out)?;
+    let count = plural(chosen.len(), "credential", "credentials");
+    match export::earliest_expiry(&chosen) {
+        Some(at) => eprintln!(
+            "exported {count}; the earliest token expires at {} (in {}): export again before then",
+            time(at),
+            humantime::format_duration(Duration::from_secs(at.saturating_sub(crate::clock::now())))
+        ),
+        None => eprintln!("exported {count}; none of them expires"),
+    }
+    Ok(())
+}
+
+/// `coffer kubelet-credential-provider`: the kubelet's request on stdin, the answer on stdout,
+/// warnings on stderr (the kubelet's log).
+fn kubelet_provider(paths: Paths) -> anyhow::Result<ExitCode> {
+    let config = crate::config::Config::load(&paths)?;
+    let log = crate::audit::AccessLog::new(paths.access_log());
+    let answer = kubelet::answer(std::io::stdin().lock(), &config, &log, || {
+        Credentials::open(paths)
+    })?;
+    std::io::stdout().write_all(&answer.response)?;
+    for warning in &answer.warnings {
+        eprintln!("coffer: {warning}");
+    }
+    if let Some(notice) = &answer.notice {
+        eprintln!("coffer: {notice}");
+    }
+    Ok(if answer.refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Exports go to a 0600 file written atomically, a 0700 folder of such files, or stdout.

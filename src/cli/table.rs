@@ -1,6 +1,11 @@
 //! Tables for people: every cell escaped and bounded before it reaches a terminal, so a stored
 //! name can neither forge rows (newlines, escape sequences) nor blow up the layout.
 
+use std::time::Duration;
+
+use crate::store::Entry;
+use crate::token::state::TokenSummary;
+
 /// A cell longer than this is cut, with an ellipsis.
 const MAX_CELL: usize = 200;
 
@@ -48,6 +53,30 @@ pub fn print<const N: usize>(rows: &[[String; N]]) {
         }
         println!("{line}");
     }
+}
+
+/// What clients get from `entry`, in words: its token and when it expires, or the credential.
+pub(super) fn handed_out(entry: &Entry, now: u64) -> String {
+    match entry.tokens.as_ref().map(TokenSummary::from) {
+        Some(TokenSummary {
+            provider: Some(provider),
+            expires_at,
+            ..
+        }) => format!("a token from {provider}, {}", expiry(expires_at, now)),
+        _ => "the stored credential (basic)".to_owned(),
+    }
+}
+
+pub(super) fn expiry(expires_at: Option<u64>, now: u64) -> String {
+    match expires_at {
+        None => "no expiry stated".to_owned(),
+        Some(at) if at > now => format!("expires in {}", duration(at - now)),
+        Some(at) => format!("expired {} ago", duration(now - at)),
+    }
+}
+
+pub(super) fn duration(seconds: u64) -> String {
+    humantime::format_duration(Duration::from_secs(seconds)).to_string()
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::table::{duration, expiry, handed_out};
+use crate::clock::now;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
-use crate::store::{Entry, Summary, now};
-use crate::token::keeper::{self, Handout, Keeper, Renewal, When};
+use crate::store::{Entry, Summary};
+use crate::token::keeper::{self, Applied, Handout, Keeper, Renewal, When};
 use crate::token::settings::{Mode, RegistrySettings};
 use crate::token::state::{Failure, TokenSummary};
 
@@ -105,7 +107,7 @@ pub fn identities(config: &Config) -> Vec<(String, Result<String, String>)> {
 fn identity(request: &crate::token::chain::Request) -> Result<String, String> {
     let mut request = request.clone();
     request.host = sample_host(&request.host, request.registry.mode);
-    crate::token::cloud::describe(&request).map_err(|e| e.to_string())
+    crate::token::providers::describe_identity(&request).map_err(|e| e.to_string())
 }
 
 /// A host a pattern covers, to describe the pattern's identity: `*` as an account number and
@@ -158,17 +160,7 @@ pub struct RefreshArgs {
 
 pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
     let pattern = args.registry.contains('*');
-    let host = if pattern {
-        if !crate::token::settings::valid_pattern(&args.registry) {
-            bail!(
-                "`{}` is not a registry pattern: `*` stands for one whole label of a host name, as in `*.dkr.ecr.*.amazonaws.com`",
-                args.registry
-            );
-        }
-        args.registry.to_ascii_lowercase()
-    } else {
-        ServerUrl::parse(&args.registry)?.host().to_owned()
-    };
+    let host = section_of(&args.registry)?;
     let mut config = Config::load(paths)?;
     let mut settings = keeper::registry(&config, &host);
     let changed = args.mode.is_some()
@@ -178,7 +170,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         || args.https_only
         || !args.set.is_empty()
         || !args.unset.is_empty();
-    super::login::configure(&mut settings, args.mode, &args.set, &args.unset)?;
+    crate::token::providers::configure(&mut settings, args.mode, &args.set, &args.unset)?;
     if let Some(path) = args.ca_file {
         let path = std::path::absolute(&path)
             .with_context(|| format!("cannot resolve {}", path.display()))?;
@@ -212,20 +204,31 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for summary in entries_of(&credentials, &host)? {
         let key = ServerUrl::parse(&summary.server_url)?.key();
-        if settings.mode == Mode::Basic {
-            keeper.forget(credentials.backend(), &key)?;
-            println!(
+        match keeper.apply_mode(credentials.backend(), &key, settings.mode, &config)? {
+            Applied::HandsOutCredential => println!(
                 "{}: hands out the stored credential",
                 super::table::printable(&summary.server_url)
-            );
-            continue;
+            ),
+            Applied::Exchanged(renewal) => {
+                failed |= report(&summary.server_url, *renewal, settings.mode);
+            }
         }
-        // New settings deserve a new exchange now, whatever the last one's outcome was.
-        let renewal = keeper.renew(credentials.backend(), &key, &config, When::Always)?;
-        failed |= report(&summary.server_url, renewal, settings.mode);
     }
     super::show_warnings(&credentials);
     Ok(exit(failed))
+}
+
+/// The `[registries."..."]` key a registry or a pattern is kept under.
+fn section_of(registry: &str) -> anyhow::Result<String> {
+    if !registry.contains('*') {
+        return Ok(ServerUrl::parse(registry)?.host().to_owned());
+    }
+    if !crate::token::settings::valid_pattern(registry) {
+        bail!(
+            "`{registry}` is not a registry pattern: `*` stands for one whole label of a host name, as in `*.dkr.ecr.*.amazonaws.com`"
+        );
+    }
+    Ok(registry.to_ascii_lowercase())
 }
 
 pub fn status(paths: &Paths, json: bool) -> anyhow::Result<()> {
@@ -387,29 +390,6 @@ fn report(server_url: &str, renewal: Option<Renewal>, mode: Mode) -> bool {
 
 fn token_of(entry: &Entry) -> Option<TokenSummary> {
     entry.tokens.as_ref().map(TokenSummary::from)
-}
-
-pub(super) fn handed_out(entry: &Entry, now: u64) -> String {
-    match token_of(entry) {
-        Some(TokenSummary {
-            provider: Some(provider),
-            expires_at,
-            ..
-        }) => format!("a token from {provider}, {}", expiry(expires_at, now)),
-        _ => "the stored credential (basic)".to_owned(),
-    }
-}
-
-fn expiry(expires_at: Option<u64>, now: u64) -> String {
-    match expires_at {
-        None => "no expiry stated".to_owned(),
-        Some(at) if at > now => format!("expires in {}", duration(at - now)),
-        Some(at) => format!("expired {} ago", duration(now - at)),
-    }
-}
-
-fn duration(seconds: u64) -> String {
-    humantime::format_duration(Duration::from_secs(seconds)).to_string()
 }
 
 fn exit(failed: bool) -> ExitCode {

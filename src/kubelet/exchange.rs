@@ -14,7 +14,7 @@ use crate::token::provider::Minted;
 #[cfg(feature = "cloud")]
 use crate::token::settings::RegistrySettings;
 use crate::token::settings::{Mode, TokenSettings};
-use crate::token::shared::SettingsError;
+use crate::token::settings::SettingsError;
 
 /// What Google STS is told the subject token is.
 #[cfg(feature = "cloud")]
@@ -106,7 +106,7 @@ pub fn exchange(
     }
 }
 
-/// The cloud exchanges, through the clouds' SDKs (see [`crate::token::cloud`]).
+/// The cloud exchanges, through the clouds' SDKs (see `crate::token::identity`).
 #[cfg(feature = "cloud")]
 fn cloud(
     registry: &str,
@@ -115,7 +115,7 @@ fn cloud(
     token: &ServiceAccountToken,
     tokens: &TokenSettings,
 ) -> Result<Minted, TokenError> {
-    use crate::token::cloud;
+    use crate::token::{aws, azure, google};
     let (own, mut shared) = split(settings.exchange, &settings.options);
     let unusable = |problem: SettingsError| problem.in_mode(settings.exchange.name());
     // The policy has made sure that an exchange that needs an identity has one.
@@ -134,7 +134,7 @@ fn cloud(
         ..RegistrySettings::default()
     };
     match settings.exchange {
-        Exchange::Aws => cloud::aws::ecr_token_for_web_identity(
+        Exchange::Aws => aws::identity::ecr_token_for_web_identity(
             registry,
             &as_registry(shared),
             tokens,
@@ -146,7 +146,7 @@ fn cloud(
             if let Some(account) = identity {
                 shared.insert("impersonate".into(), account.into());
             }
-            cloud::google::google_token_for_subject_token(
+            google::identity::google_token_for_subject_token(
                 registry,
                 &as_registry(shared),
                 tokens,
@@ -158,7 +158,7 @@ fn cloud(
         }
         Exchange::Azure => {
             let tenant = tenant(&shared).map_err(unusable)?.to_owned();
-            cloud::azure::acr_token_for_client_assertion(
+            azure::identity::acr_token_for_client_assertion(
                 registry,
                 &as_registry(shared),
                 tokens,

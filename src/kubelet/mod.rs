@@ -22,12 +22,12 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::audit::{AccessLog, Action, Event, Outcome};
+use crate::clock::now;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::export::IDENTITY_TOKEN_USER;
 use crate::server_url::ServerUrl;
-use crate::store::now;
 use crate::warning::Warning;
 use service_account::ServiceAccountToken;
 use settings::{Fallback, PodExchange};

@@ -132,5 +132,3 @@ impl<S: Store + ?Sized> Store for Box<S> {
         (**self).update(key, change)
     }
 }
-
-pub use crate::clock::now;

@@ -67,17 +67,36 @@ impl Http {
     /// A client whose requests, together, end within `tokens.timeout` from now.
     pub fn new(tokens: &TokenSettings, registry: &RegistrySettings) -> Result<Http, TokenError> {
         let allow_http = registry.allow_http;
+        // Checked when the settings were read; an entry that does not parse allows nothing.
+        let elsewhere: Vec<url::Origin> = registry
+            .redirect_origins
+            .iter()
+            .filter_map(|origin| super::settings::origin_of(origin).ok())
+            .collect();
         let mut builder = Client::builder()
             .connect_timeout(tokens.connect_timeout)
             .timeout(tokens.timeout)
             .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
             .redirect(redirect::Policy::custom(move |attempt| {
+                // A redirect keeps the method and body (307, 308): the password form, a
+                // signed call. Only the request's own origin, or one the settings name, gets
+                // it again; reqwest drops the Authorization header on its own.
+                let origin = attempt.url().origin();
+                let own = attempt
+                    .previous()
+                    .first()
+                    .is_some_and(|first| first.origin() == origin);
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     attempt.error("too many redirects")
-                } else if permitted(attempt.url(), allow_http) {
-                    attempt.follow()
-                } else {
+                } else if !permitted(attempt.url(), allow_http) {
                     attempt.error("redirected to plain HTTP")
+                } else if !own && !elsewhere.contains(&origin) {
+                    let to = attempt.url().origin().ascii_serialization();
+                    attempt.error(format!(
+                        "redirected to another origin ({to}); add it to the registry's `redirect_origins` if it is the registry's token server"
+                    ))
+                } else {
+                    attempt.follow()
                 }
             }));
         if let Some(path) = &registry.ca_file {

@@ -18,12 +18,13 @@ use super::provider::{LongLived, Target};
 use super::providers;
 use super::settings::{Mode, RegistrySettings};
 use super::state::{self, Derived, Failure, TokenState, TokenSummary, Unsaved};
+use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files::{self, FileError};
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
-use crate::store::{Entry, Store, now};
+use crate::store::{Entry, Store};
 use crate::warning::{Warning, Warnings};
 
 /// When a renewal is wanted.
@@ -357,6 +358,24 @@ impl Keeper {
         }
     }
 
+    /// A registry's mode, just changed (`coffer mode`), applied to an entry stored now rather
+    /// than at its next login: `basic` forgets the derived token; any other mode exchanges at
+    /// once, whatever the last exchange's outcome was (new settings deserve a new one).
+    pub fn apply_mode(
+        &self,
+        store: &dyn Store,
+        key: &str,
+        mode: Mode,
+        config: &Config,
+    ) -> Result<Applied> {
+        if mode == Mode::Basic {
+            self.forget(store, key)?;
+            return Ok(Applied::HandsOutCredential);
+        }
+        let renewal = self.renew(store, key, config, When::Always)?;
+        Ok(Applied::Exchanged(Box::new(renewal)))
+    }
+
     /// Drops the derived tokens of the entry under `key` (switching a registry to `basic`).
     pub fn forget(&self, store: &dyn Store, key: &str) -> Result<()> {
         store.update(key, &mut |slot| match slot {
@@ -390,6 +409,15 @@ impl Handout {
             Handout::TokenFirst => "no token",
         }
     }
+}
+
+/// What [`Keeper::apply_mode`] did to a stored entry.
+#[derive(Debug)]
+pub enum Applied {
+    /// Basic mode: its token is forgotten; `get` hands out the stored credential.
+    HandsOutCredential,
+    /// A token mode: the exchange's outcome (`None`: nothing is stored there any more).
+    Exchanged(Box<Option<Renewal>>),
 }
 
 /// The one rule for what a registry hands out: [`Keeper::answer`] follows it, and

@@ -2,28 +2,30 @@
 //! from it, renewed before it runs out.
 //!
 //! - [`settings`]: the per-registry mode (`basic`, `oauth2`, `auto`) and the margins and
-//!   timeouts, as spelled in `config.toml`.
-//! - [`provider`]: the one trait a token source implements (a leaf); [`providers`]: the list of
-//!   them; [`shared`]: what they share. [`oauth2`] is registry OAuth2, [`ecr`], [`google`] and
-//!   [`azure`] are the cloud registries, [`exec`] runs a command.
+//!   timeouts, as spelled in `config.toml`: data only.
+//! - [`provider`]: the one trait a token source implements (a leaf); [`providers`]: the one
+//!   place that names them all (and dispatches chain mode); [`shared`]: what they share.
+//!   [`oauth2`] is registry OAuth2, [`exec`] runs a command, and each cloud has a folder holding
+//!   its registry mode and its identity chain: [`aws`], [`google`], [`azure`].
 //! - [`challenge`]: `WWW-Authenticate` parsing; [`jwt`]: the times inside a token;
 //!   [`http`]: the HTTP client every exchange uses.
 //! - [`state`]: what is kept beside the credential in its sealed record.
 //! - [`keeper`]: store, get and refresh with tokens: when to exchange, one process at a time.
-//! - [`chain`]: cloud registries through the machine's own identity (chain mode), cached in
-//!   the kernel keyring ([`cache`]) where there is no vault; `cloud` holds the SDK flows (only
-//!   with the `cloud` feature, only linked by the `coffer` binary).
+//! - [`chain`]: cloud registries through the machine's own identity (chain mode), minted by the
+//!   clouds' SDKs (only with the `cloud` feature, only linked by the `coffer` binary; `identity`
+//!   is what the three chains share) and cached in the [`secret_cache`](crate::secret_cache)
+//!   ([`cache`]) where there is no vault.
 
+pub mod aws;
 pub mod azure;
 pub mod cache;
 pub mod chain;
 pub mod challenge;
-#[cfg(feature = "cloud")]
-pub mod cloud;
-pub mod ecr;
 pub mod exec;
 pub mod google;
 pub mod http;
+#[cfg(feature = "cloud")]
+pub mod identity;
 pub mod jwt;
 pub mod keeper;
 pub mod oauth2;
@@ -112,7 +114,7 @@ pub enum TokenError {
     Settings {
         mode: &'static str,
         #[source]
-        problem: shared::SettingsError,
+        problem: settings::SettingsError,
     },
     #[error("the stored credential is unusable: {0}; store it again with `coffer login`")]
     Credential(&'static str),

@@ -11,16 +11,20 @@
 //! mode = "oauth2"               # basic | oauth2 | auto
 //! ca_file = "/etc/ssl/private-ca.pem"
 //! allow_http = false            # plain HTTP beyond loopback
+//! redirect_origins = []         # other origins a token request may be redirected to
 //!
 //! [registries."123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
 //! mode = "ecr"                  # a cloud provider: ecr | google | azure | exec
 //! profile = "dev"               # any further keys are the provider's own settings
 //! ```
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::TokenError;
 
 /// How coffer answers `get` for a registry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -76,11 +80,33 @@ pub struct RegistrySettings {
     /// Plain HTTP to a registry or token server that is not on loopback.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_http: bool,
+    /// Origins (`https://auth.example:8443`) besides the request's own that a token request
+    /// may be redirected to; any other redirect to another origin is refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirect_origins: Vec<String>,
     /// The provider's own settings (an ECR region, an exec command...), checked by the mode's
     /// provider when `config.toml` is read ([`super::providers::check`]), so that a misspelt
     /// key is refused like any other.
     #[serde(flatten)]
     pub options: toml::Table,
+}
+
+/// The origin (scheme, host and port) a `redirect_origins` entry names.
+pub fn origin_of(text: &str) -> Result<url::Origin, SettingsError> {
+    let refused = || {
+        SettingsError::invalid(format!(
+            "`redirect_origins`: `{text}` is not an origin like \"https://auth.example\""
+        ))
+    };
+    let url = url::Url::parse(text).map_err(|_| refused())?;
+    let bare = matches!(url.scheme(), "https" | "http")
+        && url.username().is_empty()
+        && url.path().trim_end_matches('/').is_empty()
+        && url.query().is_none();
+    if !bare {
+        return Err(refused());
+    }
+    Ok(url.origin())
 }
 
 /// A registry's section: its literal `[registries."host"]` first, else the most specific
@@ -175,6 +201,35 @@ mod human {
         humantime::parse_duration(&text).map_err(|e| {
             serde::de::Error::custom(format!("{e} (write a duration like \"10m\" or \"30s\")"))
         })
+    }
+}
+
+/// What is wrong with a registry's or a pod exchange's own settings in `config.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A key the mode does not take.
+    #[error("unknown field `{0}`")]
+    Unknown(String),
+    /// A key of the wrong type, or a missing one: the deserializer's words, without its quote
+    /// of the file.
+    #[error("{}", .0.message())]
+    Shape(Box<toml::de::Error>),
+    /// A value that cannot work, or settings that cannot work together: which, and what to give.
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+}
+
+impl SettingsError {
+    pub fn invalid(why: impl Into<Cow<'static, str>>) -> SettingsError {
+        SettingsError::Invalid(why.into())
+    }
+
+    /// The same problem met while minting in `mode`.
+    pub fn in_mode(self, mode: &'static str) -> TokenError {
+        TokenError::Settings {
+            mode,
+            problem: self,
+        }
     }
 }
 

@@ -1,42 +1,13 @@
 //! What the providers share: their settings as typed structs, an issuer's refusal as an error,
 //! and the loopback rule for hosts.
 
-use std::borrow::Cow;
 
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
 use super::TokenError;
+use super::settings::SettingsError;
 use super::http::{display, is_loopback};
-
-/// What is wrong with a registry's or a pod exchange's own settings in `config.toml`.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    /// A key the mode does not take.
-    #[error("unknown field `{0}`")]
-    Unknown(String),
-    /// A key of the wrong type, or a missing one: the deserializer's words, without its quote
-    /// of the file.
-    #[error("{}", .0.message())]
-    Shape(toml::de::Error),
-    /// A value that cannot work, or settings that cannot work together: which, and what to give.
-    #[error("{0}")]
-    Invalid(Cow<'static, str>),
-}
-
-impl SettingsError {
-    pub fn invalid(why: impl Into<Cow<'static, str>>) -> SettingsError {
-        SettingsError::Invalid(why.into())
-    }
-
-    /// The same problem met while minting in `mode`.
-    pub fn in_mode(self, mode: &'static str) -> TokenError {
-        TokenError::Settings {
-            mode,
-            problem: self,
-        }
-    }
-}
 
 /// For modes without settings of their own.
 pub fn no_options(options: &toml::Table) -> Result<(), SettingsError> {
@@ -48,7 +19,7 @@ pub fn no_options(options: &toml::Table) -> Result<(), SettingsError> {
 
 /// A provider's settings as its own type (`#[serde(deny_unknown_fields)]` refuses misspellings).
 pub fn options<T: DeserializeOwned>(options: &toml::Table) -> Result<T, SettingsError> {
-    T::deserialize(toml::Value::Table(options.clone())).map_err(SettingsError::Shape)
+    T::deserialize(toml::Value::Table(options.clone())).map_err(|e| SettingsError::Shape(Box::new(e)))
 }
 
 /// The check of a provider whose settings are the type `T`: they parse.

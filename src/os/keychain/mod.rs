@@ -12,7 +12,28 @@ use std::sync::Arc;
 use keyring_core::{CredentialStore, Entry};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+/// What went wrong with the keychain, with what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum KeychainError {
+    #[error("{0}; {fix}", fix = .0.fix())]
+    Unusable(#[from] Unusable),
+    #[error("the keychain refused access ({0}); {fix}", fix = Unusable::Locked.fix())]
+    Refused(#[source] keyring_core::Error),
+    #[error(
+        "{count} keychain items are named {service}/{user} where coffer keeps one; delete them \
+         with `{command}` and store that credential again"
+    )]
+    Ambiguous {
+        count: usize,
+        service: String,
+        user: String,
+        command: String,
+    },
+    #[error("the keychain failed: {0}")]
+    Failed(#[source] keyring_core::Error),
+}
+
+type Result<T, E = KeychainError> = std::result::Result<T, E>;
 
 #[cfg(all(
     unix,
@@ -70,6 +91,8 @@ impl std::fmt::Display for Unusable {
     }
 }
 
+impl std::error::Error for Unusable {}
+
 impl Unusable {
     /// The one command that makes the keychain usable here. Never "use another store": a
     /// store that was chosen is not silently replaced (`coffer migrate` moves entries).
@@ -95,12 +118,6 @@ impl Unusable {
     /// failing): where coffer decides on a store, such a context gets the passphrase vault.
     pub fn absent(&self) -> bool {
         matches!(self, Unusable::NoSession | Unusable::NoService(_))
-    }
-}
-
-impl From<Unusable> for Error {
-    fn from(why: Unusable) -> Self {
-        Error::Keychain(format!("{why}; {}", why.fix()))
     }
 }
 
@@ -201,18 +218,15 @@ pub(super) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-fn failure(error: keyring_core::Error, service: &str, user: &str) -> Error {
+fn failure(error: keyring_core::Error, service: &str, user: &str) -> KeychainError {
     match error {
-        keyring_core::Error::NoStorageAccess(detail) => Error::Keychain(format!(
-            "the keychain refused access ({detail}); {}",
-            Unusable::Locked.fix()
-        )),
-        keyring_core::Error::Ambiguous(items) => Error::Keychain(format!(
-            "{} keychain items are named {service}/{user} where coffer keeps one; delete them \
-             with `{}` and store that credential again",
-            items.len(),
-            delete_command(service, user)
-        )),
-        other => Error::Keychain(format!("the keychain failed: {other}")),
+        keyring_core::Error::NoStorageAccess(_) => KeychainError::Refused(error),
+        keyring_core::Error::Ambiguous(items) => KeychainError::Ambiguous {
+            count: items.len(),
+            service: service.to_owned(),
+            user: user.to_owned(),
+            command: delete_command(service, user),
+        },
+        other => KeychainError::Failed(other),
     }
 }

@@ -23,7 +23,7 @@ pub mod server;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -129,9 +129,9 @@ fn socket_path(slot: &Slot) -> PathBuf {
 /// Refuses a socket folder that is a link, someone else's, or open to others: a socket in it
 /// could be anyone's.
 fn check_private_dir(dir: &Path) -> Result<(), Unavailable> {
-    let metadata = fs::symlink_metadata(dir)
+    let private = crate::files::is_own_private_dir(dir)
         .map_err(|e| Unavailable(format!("cannot inspect {}: {e}", dir.display())))?;
-    if !metadata.is_dir() || metadata.uid() != uid() || metadata.mode() & 0o077 != 0 {
+    if !private {
         return Err(Unavailable(format!(
             "{} must be a folder of yours that only you can open (0700); remove it and unlock again",
             dir.display()

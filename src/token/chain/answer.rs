@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use super::{Request, identity_key, mint};
+use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files::{self, FileError};
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
-use crate::store::{Entry, now};
+use crate::store::Entry;
 use crate::token::TokenError;
 use crate::token::cache;
 use crate::token::settings::lookup;

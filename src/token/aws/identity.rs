@@ -26,10 +26,10 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Budget;
+use super::registry::{self as ecr, Api, Settings};
 use crate::causes::one_line;
 use crate::token::TokenError;
-use crate::token::ecr::{self, Api, Settings};
+use crate::token::identity::{Budget, block_on};
 use crate::token::provider::Minted;
 use crate::token::settings::{RegistrySettings, TokenSettings};
 
@@ -127,7 +127,7 @@ pub fn ecr_token_for_web_identity(
     role_arn: &str,
     web_identity_token: &SecretString,
 ) -> Result<Minted, TokenError> {
-    super::block_on(async {
+    block_on(async {
         let settings = Settings::of(registry)?;
         let api = ecr::api_for(host, &settings)?;
         let budget = Budget::start();
@@ -281,7 +281,7 @@ async fn authorization_token(
     credentials: Credentials,
 ) -> Result<Minted, TokenError> {
     let config = sdk.config(Some(credentials)).await;
-    let issued_at = crate::store::now();
+    let issued_at = crate::clock::now();
     let endpoint = settings
         .endpoint
         .clone()

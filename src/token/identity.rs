@@ -1,4 +1,5 @@
-//! The clouds' own SDKs, for chain mode: `aws-config` with `aws-sdk-ecr`/`-ecrpublic`/`-sts`,
+//! What the three identity chains share (each cloud's own is `<cloud>/identity.rs`; the
+//! dispatch by mode is in [`super::providers`]). The clouds' own SDKs, for chain mode: `aws-config` with `aws-sdk-ecr`/`-ecrpublic`/`-sts`,
 //! `google-cloud-auth`, `azure_identity`. Each flow runs on a current-thread tokio runtime
 //! made for that one mint, so nothing async exists until a token is due.
 //!
@@ -7,16 +8,9 @@
 //! accepts connections and never answers, gets its error within two seconds; the exchanges
 //! after it have the `[tokens]` timeouts.
 
-pub mod aws;
-pub mod azure;
-pub mod google;
-
 use std::time::{Duration, Instant};
 
 use super::TokenError;
-use super::chain::Request;
-use super::provider::Minted;
-use super::settings::Mode;
 
 /// The time to find an identity, all sources together.
 pub const IDENTITY_BUDGET: Duration = Duration::from_millis(1500);
@@ -60,29 +54,4 @@ pub fn block_on<T>(flow: impl Future<Output = Result<T, TokenError>>) -> Result<
         .build()
         .map_err(TokenError::Runtime)?
         .block_on(flow)
-}
-
-/// The chain-mode minter of the `coffer` binary (see [`super::chain::mint_in_process`]).
-pub fn mint(request: &Request) -> Result<Minted, TokenError> {
-    match request.registry.mode {
-        Mode::Ecr => block_on(aws::mint(request)),
-        Mode::Google => block_on(google::mint(request)),
-        Mode::Azure => azure::mint(request),
-        other => Err(no_identity(other)),
-    }
-}
-
-fn no_identity(mode: Mode) -> TokenError {
-    super::shared::SettingsError::invalid("this mode has no machine identity").in_mode(mode.name())
-}
-
-/// Which identity a chain-mode registry would use here, and why, for `coffer doctor` and
-/// `coffer token status`; the error says what was tried.
-pub fn describe(request: &Request) -> Result<String, TokenError> {
-    match request.registry.mode {
-        Mode::Ecr => block_on(aws::describe(request)),
-        Mode::Google => block_on(google::describe(request)),
-        Mode::Azure => azure::describe(request),
-        other => Err(no_identity(other)),
-    }
 }

@@ -24,11 +24,11 @@ use google_cloud_auth::credentials::{
 use google_cloud_auth::errors::SubjectTokenProviderError;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Budget;
+use super::registry::{self as stored, Settings};
 use crate::causes::one_line;
 use crate::token::TokenError;
 use crate::token::chain::Request;
-use crate::token::google::{self as stored, Settings};
+use crate::token::identity::{Budget, block_on};
 use crate::token::provider::Minted;
 use crate::token::settings::{RegistrySettings, TokenSettings};
 
@@ -149,7 +149,7 @@ async fn token(
         all.push(format!("{described}{outcome}"));
         all.join(", ")
     };
-    let issued_at = crate::store::now();
+    let issued_at = crate::clock::now();
     match tokio::time::timeout(within, credentials.fetch()).await {
         Ok(Ok(token)) if !token.is_empty() => Ok(Minted {
             username: stored::USERNAME.to_owned(),
@@ -257,7 +257,7 @@ pub fn google_token_for_subject_token(
 ) -> Result<Minted, TokenError> {
     stored::check_host(host)?;
     let settings = Settings::of(registry)?;
-    super::block_on(async {
+    block_on(async {
         let mut builder = ProgrammaticBuilder::new(Arc::new(Held(subject_token.clone())))
             .with_audience(audience)
             .with_subject_token_type(subject_token_type)

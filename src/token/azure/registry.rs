@@ -21,11 +21,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::TokenError;
-use super::http::{Reply, display, is_loopback};
-use super::jwt;
-use super::provider::{LongLived, Minted, Provider, Target};
-use super::shared;
+use crate::token::TokenError;
+use crate::token::http::{Reply, display, is_loopback};
+use crate::token::jwt;
+use crate::token::provider::{LongLived, Minted, Provider, Target};
+use crate::token::shared;
 
 /// The username that tells ACR the password is one of its refresh tokens.
 pub const USERNAME: &str = "00000000-0000-0000-0000-000000000000";
@@ -52,7 +52,9 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn of(registry: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
+    pub(crate) fn of(
+        registry: &crate::token::settings::RegistrySettings,
+    ) -> Result<Settings, TokenError> {
         shared::options(&registry.options).map_err(|e| e.in_mode("azure"))
     }
 }
@@ -74,7 +76,7 @@ impl Provider for Azure {
         "azure"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), shared::SettingsError> {
+    fn check(&self, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
         shared::check::<Settings>(options)
     }
 
@@ -93,7 +95,7 @@ impl Provider for Azure {
 
 /// Trades an AAD access token for an ACR refresh token at the registry's `/oauth2/exchange`.
 pub(crate) fn exchange(
-    http: &super::http::Http,
+    http: &crate::token::http::Http,
     host: &str,
     settings: &Settings,
     aad_token: &str,
@@ -120,7 +122,7 @@ pub(crate) fn exchange(
 }
 
 fn settings_error(why: &'static str) -> TokenError {
-    shared::SettingsError::invalid(why).in_mode("azure")
+    crate::token::settings::SettingsError::invalid(why).in_mode("azure")
 }
 
 /// `<name>.azurecr.io` and the other clouds' suffixes, and loopback for tests.

@@ -23,10 +23,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::TokenError;
-use super::http::{Reply, display, is_loopback, unix};
-use super::provider::{LongLived, Minted, Provider, Target};
-use super::shared;
+use crate::token::TokenError;
+use crate::token::http::{Reply, display, is_loopback, unix};
+use crate::token::provider::{LongLived, Minted, Provider, Target};
+use crate::token::shared;
 
 pub const USERNAME: &str = "oauth2accesstoken";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -47,7 +47,9 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn of(registry: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
+    pub(crate) fn of(
+        registry: &crate::token::settings::RegistrySettings,
+    ) -> Result<Settings, TokenError> {
         shared::options(&registry.options).map_err(|e| e.in_mode("google"))
     }
 }
@@ -88,7 +90,7 @@ impl Provider for Google {
         "google"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), shared::SettingsError> {
+    fn check(&self, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
         shared::check::<Settings>(options)
     }
 
@@ -96,7 +98,7 @@ impl Provider for Google {
         let host = target.url.host();
         check_host(host)?;
         if Settings::of(target.settings)?.impersonate.is_some() {
-            return super::chain::mint(&super::chain::Request::new(host, target));
+            return crate::token::chain::mint(&crate::token::chain::Request::new(host, target));
         }
         let key: Key = serde_json::from_str(credential.secret.expose_secret()).map_err(|_| {
             TokenError::Credential(

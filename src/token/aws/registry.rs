@@ -5,7 +5,7 @@
 //! The stored credential: username = the access key id, secret = the secret access key, or the
 //! secret access key and a session token on a second line (temporary keys). Without a stored key,
 //! or with `profile` or `role_arn` in the settings, the machine's or workload's own AWS identity
-//! is used through the AWS SDK (chain mode, [`super::chain`] and `cloud::aws`): environment,
+//! is used through the AWS SDK (chain mode, [`crate::token::chain`] and [`super::identity`]): environment,
 //! profiles with SSO and `credential_process`, web identity, container credentials, instance
 //! metadata; `role_arn` assumes a role on top.
 //!
@@ -38,10 +38,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::TokenError;
-use super::http::{Reply, display};
-use super::provider::{LongLived, Minted, Provider, Target};
-use super::shared;
+use crate::token::TokenError;
+use crate::token::http::{Reply, display};
+use crate::token::provider::{LongLived, Minted, Provider, Target};
+use crate::token::shared;
 
 /// ECR documents 12 hours; used only when an answer states an expiry that has already passed
 /// (moto's fixed 2015 date), which no real token has.
@@ -65,7 +65,9 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn of(target: &super::settings::RegistrySettings) -> Result<Settings, TokenError> {
+    pub(crate) fn of(
+        target: &crate::token::settings::RegistrySettings,
+    ) -> Result<Settings, TokenError> {
         shared::options(&target.options).map_err(|e| e.in_mode("ecr"))
     }
 
@@ -111,7 +113,7 @@ impl Provider for Ecr {
         "ecr"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), shared::SettingsError> {
+    fn check(&self, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
         shared::check::<Settings>(options)
     }
 
@@ -119,7 +121,10 @@ impl Provider for Ecr {
         let settings = Settings::of(target.settings)?;
         let api = api_for(target.url.host(), &settings)?;
         if settings.wants_chain() {
-            return super::chain::mint(&super::chain::Request::new(target.url.host(), target));
+            return crate::token::chain::mint(&crate::token::chain::Request::new(
+                target.url.host(),
+                target,
+            ));
         }
         let key = AccessKey::from_vault(credential)?;
         let url =
@@ -134,7 +139,7 @@ impl Provider for Ecr {
 }
 
 fn settings_error(why: &'static str) -> TokenError {
-    shared::SettingsError::invalid(why).in_mode("ecr")
+    crate::token::settings::SettingsError::invalid(why).in_mode("ecr")
 }
 
 /// The API for a registry host: inferred from a real ECR host name, or given in the settings
@@ -399,7 +404,7 @@ fn token_from(reply: &Reply, url: &Url) -> Result<Minted, TokenError> {
 }
 
 /// An `authorizationToken` (base64 of `user:password`) as handed out, expiring when stated or
-/// after the documented 12 hours. Shared with the SDK path (`cloud::aws`).
+/// after the documented 12 hours. Shared with the SDK path (`super::identity`).
 pub(crate) fn decode(
     token: &str,
     stated_expiry: Option<u64>,

@@ -24,12 +24,12 @@ use azure_identity::{
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use super::Budget;
+use super::registry::{self as stored, Settings};
 use crate::causes::one_line;
 use crate::token::TokenError;
-use crate::token::azure::{self as stored, Settings};
 use crate::token::chain::Request;
 use crate::token::http::Http;
+use crate::token::identity::{Budget, block_on};
 use crate::token::provider::Minted;
 use crate::token::settings::{RegistrySettings, TokenSettings};
 
@@ -56,7 +56,8 @@ struct Chosen {
     name: String,
     /// The sources before it in the chain that are not set up here, and why.
     passed: Vec<&'static str>,
-    /// Instance metadata: a probe within the identity budget rather than an exchange.
+    /// A managed identity (App Service's `IDENTITY_ENDPOINT` or instance metadata): a probe
+    /// within the identity budget rather than an exchange.
     probes_metadata: bool,
     credential: Arc<dyn TokenCredential>,
 }
@@ -143,7 +144,7 @@ fn credential(settings: &Settings) -> Result<Chosen, TokenError> {
     Ok(Chosen {
         name: format!("{which} {place}"),
         passed,
-        probes_metadata: endpoint.is_none(),
+        probes_metadata: true,
         credential,
     })
 }
@@ -177,13 +178,14 @@ pub fn mint(request: &Request) -> Result<Minted, TokenError> {
     stored::check_host(&request.host)?;
     let settings = Settings::of(&request.registry)?;
     let chosen = credential(&settings)?;
-    // Only instance metadata is probed within the identity budget; the others are exchanges.
+    // A managed identity's endpoint is probed within the identity budget; the others are
+    // exchanges.
     let within = if chosen.probes_metadata {
         Budget::start().total
     } else {
         request.tokens.timeout
     };
-    let aad = super::block_on(aad_token(&chosen, within))?;
+    let aad = block_on(aad_token(&chosen, within))?;
     let http = Http::new(&request.tokens, &request.registry)?;
     stored::exchange(&http, &request.host, &settings, &aad)
 }
@@ -192,7 +194,7 @@ pub fn mint(request: &Request) -> Result<Minted, TokenError> {
 pub fn describe(request: &Request) -> Result<String, TokenError> {
     let settings = Settings::of(&request.registry)?;
     let chosen = credential(&settings)?;
-    super::block_on(aad_token(&chosen, Budget::start().total))?;
+    block_on(aad_token(&chosen, Budget::start().total))?;
     Ok(format!("Azure {}", chosen.name))
 }
 
@@ -243,7 +245,7 @@ pub fn acr_token_for_client_assertion(
         probes_metadata: false,
         credential,
     };
-    let aad = super::block_on(aad_token(&chosen, tokens.timeout))?;
+    let aad = block_on(aad_token(&chosen, tokens.timeout))?;
     let http = Http::new(tokens, registry)?;
     stored::exchange(&http, host, &settings, &aad)
 }
