@@ -1,6 +1,7 @@
 //! `config.toml`: coffer's non-secret settings, next to the vault (or in the platform's config
 //! directory). A missing file means every default.
 
+use crate::token::settings::SettingsError;
 use serde::{Deserialize, Serialize};
 
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ pub enum Problem {
     Settings {
         section: String,
         #[source]
-        problem: crate::token::settings::SettingsError,
+        problem: SettingsError,
     },
     #[error("default_description: {0}")]
     Description(#[source] DescriptionError),

@@ -22,13 +22,15 @@
 //!   [`ownership`]: root never writes into a user's home.
 //! - [`setup`]: pointing docker and podman at coffer, reversibly.
 //! - [`warning`]: what an action that went through still has to tell the person.
-//! - [`cli`]: the `coffer` command for people.
+//! - [`causes`]: an error's chain of causes, on one line.
+//!
+//! The `coffer` command for people (`src/bin/coffer/`) and the helper
+//! (`src/bin/docker-credential-coffer.rs`) are thin binaries over this library.
 
 pub mod audit;
 pub mod auth_file;
 pub mod backend;
 pub mod causes;
-pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;

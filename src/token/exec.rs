@@ -19,6 +19,7 @@
 //! 64 KiB (`MAX_OUTPUT`), one trailing newline dropped. Its stderr is discarded unless
 //! `show_stderr` is set, and neither output ever reaches an error message.
 
+use crate::token::settings::SettingsError;
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -77,7 +78,7 @@ impl Provider for Exec {
         "exec"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
+    fn check(&self, options: &toml::Table) -> Result<(), SettingsError> {
         shared::check::<Settings>(options)
     }
 
@@ -113,21 +114,20 @@ impl Job {
         self.timeout
     }
 
-    pub(crate) fn from_options(options: &toml::Table) -> Result<Job, crate::token::settings::SettingsError> {
+    pub(crate) fn from_options(options: &toml::Table) -> Result<Job, SettingsError> {
         let settings: Settings = shared::options(options)?;
         let mut command = settings.command.into_iter();
-        let program =
-            command
-                .next()
-                .filter(|p| !p.is_empty())
-                .ok_or(crate::token::settings::SettingsError::invalid(
-                    "`command` must name a program, e.g. command = [\"gh\", \"auth\", \"token\"]",
-                ))?;
+        let program = command
+            .next()
+            .filter(|p| !p.is_empty())
+            .ok_or(SettingsError::invalid(
+                "`command` must name a program, e.g. command = [\"gh\", \"auth\", \"token\"]",
+            ))?;
         let username =
             settings
                 .username
                 .filter(|u| !u.is_empty())
-                .ok_or(crate::token::settings::SettingsError::invalid(
+                .ok_or(SettingsError::invalid(
                     "`username` is missing: the name clients present with the secret",
                 ))?;
         let duration = |name: &str, text: &str| {
@@ -135,7 +135,7 @@ impl Job {
                 .ok()
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
-                    crate::token::settings::SettingsError::invalid(format!(
+                    SettingsError::invalid(format!(
                         "`{name}` must be a duration like \"1h\" or \"30s\""
                     ))
                 })
@@ -145,7 +145,7 @@ impl Job {
             None => DEFAULT_LIFETIME,
         };
         if lifetime < MIN_LIFETIME {
-            return Err(crate::token::settings::SettingsError::invalid(format!(
+            return Err(SettingsError::invalid(format!(
                 "`lifetime` must be at least {}: a shorter one would run the command on every pull",
                 humantime::format_duration(MIN_LIFETIME)
             )));

@@ -11,6 +11,7 @@ use super::settings::{Mode, RegistrySettings};
 use super::shared;
 #[cfg(feature = "cloud")]
 use super::{TokenError, aws, azure, chain::Request, google, identity::block_on, provider::Minted};
+use crate::token::settings::SettingsError;
 
 /// Every provider, found by the name stored with its tokens and used as its mode's name.
 const PROVIDERS: [&dyn Provider; 5] = [&OAuth2, &Ecr, &Google, &Azure, &Exec];
@@ -27,7 +28,7 @@ pub fn of(mode: Mode) -> Option<&'static dyn Provider> {
 
 /// Refuses settings `mode` does not know in a registry's section, as `deny_unknown_fields`
 /// would.
-pub fn check(mode: Mode, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
+pub fn check(mode: Mode, options: &toml::Table) -> Result<(), SettingsError> {
     match of(mode) {
         Some(provider) if mode != Mode::Auto => provider.check(options),
         _ => shared::no_options(options),
@@ -46,7 +47,7 @@ pub enum ConfigureError {
     #[error("{mode} mode: {problem}")]
     Refused {
         mode: &'static str,
-        problem: crate::token::settings::SettingsError,
+        problem: SettingsError,
     },
 }
 
@@ -112,7 +113,7 @@ pub fn mint_from_identity(request: &Request) -> Result<Minted, TokenError> {
 
 #[cfg(feature = "cloud")]
 fn no_identity(mode: Mode) -> TokenError {
-    crate::token::settings::SettingsError::invalid("this mode has no machine identity").in_mode(mode.name())
+    SettingsError::invalid("this mode has no machine identity").in_mode(mode.name())
 }
 
 /// Which identity a chain-mode registry would use here, and why, for `coffer doctor` and

@@ -26,6 +26,7 @@
 //! role_arn = "arn:aws:iam::123456789012:role/pull"   # chain mode, assuming this role
 //! ```
 
+use crate::token::settings::SettingsError;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -113,7 +114,7 @@ impl Provider for Ecr {
         "ecr"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
+    fn check(&self, options: &toml::Table) -> Result<(), SettingsError> {
         shared::check::<Settings>(options)
     }
 
@@ -139,7 +140,7 @@ impl Provider for Ecr {
 }
 
 fn settings_error(why: &'static str) -> TokenError {
-    crate::token::settings::SettingsError::invalid(why).in_mode("ecr")
+    SettingsError::invalid(why).in_mode("ecr")
 }
 
 /// The API for a registry host: inferred from a real ECR host name, or given in the settings

@@ -16,6 +16,7 @@
 //! endpoint = "https://myregistry.azurecr.io"        # where /oauth2/exchange is (tests)
 //! ```
 
+use crate::token::settings::SettingsError;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -76,7 +77,7 @@ impl Provider for Azure {
         "azure"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
+    fn check(&self, options: &toml::Table) -> Result<(), SettingsError> {
         shared::check::<Settings>(options)
     }
 
@@ -122,7 +123,7 @@ pub(crate) fn exchange(
 }
 
 fn settings_error(why: &'static str) -> TokenError {
-    crate::token::settings::SettingsError::invalid(why).in_mode("azure")
+    SettingsError::invalid(why).in_mode("azure")
 }
 
 /// `<name>.azurecr.io` and the other clouds' suffixes, and loopback for tests.

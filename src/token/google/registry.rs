@@ -13,6 +13,7 @@
 //! Google's registry hosts (`*-docker.pkg.dev`, `gcr.io`, `*.gcr.io`) and to loopback: a Google
 //! token is good for far more than pulling images, so no other host ever gets one.
 
+use crate::token::settings::SettingsError;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use reqwest::Url;
 use ring::rand::SystemRandom;
@@ -90,7 +91,7 @@ impl Provider for Google {
         "google"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
+    fn check(&self, options: &toml::Table) -> Result<(), SettingsError> {
         shared::check::<Settings>(options)
     }
 

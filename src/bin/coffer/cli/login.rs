@@ -14,18 +14,18 @@ use clap::Args;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::clock::now;
-use crate::config::Config;
-use crate::credentials::Credentials;
-use crate::paths::Paths;
-use crate::secret_buffer::SecretBuffer;
-use crate::server_url::ServerUrl;
-use crate::store::Entry;
-use crate::token::keeper::{self, Handout};
-use crate::token::oauth2::IDENTITY_TOKEN_USERNAME;
-use crate::token::providers;
-use crate::token::settings::Mode;
-use crate::token::state::TokenSummary;
+use coffer::clock::now;
+use coffer::config::Config;
+use coffer::credentials::Credentials;
+use coffer::paths::Paths;
+use coffer::secret_buffer::SecretBuffer;
+use coffer::server_url::ServerUrl;
+use coffer::store::Entry;
+use coffer::token::keeper::{self, Handout};
+use coffer::token::oauth2::IDENTITY_TOKEN_USERNAME;
+use coffer::token::providers;
+use coffer::token::settings::Mode;
+use coffer::token::state::TokenSummary;
 
 /// Secrets are a password, a key or a JSON key file: a few KiB.
 const MAX_SECRET: usize = 1024 * 1024;
@@ -71,7 +71,7 @@ pub fn run(paths: &Paths, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let url = ServerUrl::parse(&args.registry)?;
     let host = url.host().to_owned();
     let description = match &args.description {
-        Some(text) => crate::store::description::description(text)?,
+        Some(text) => coffer::store::description::description(text)?,
         None => None,
     };
     let secret = secret_of(&args)?;
@@ -176,8 +176,8 @@ fn chain(paths: &Paths, config: &Config, url: &ServerUrl, mode: Mode) -> anyhow:
         config.registries.insert(host.to_owned(), settings);
         config.save(paths)?;
     }
-    let warnings = crate::warning::Warnings::default();
-    let answer = crate::token::chain::answer::answer(paths, url, &warnings);
+    let warnings = coffer::warning::Warnings::default();
+    let answer = coffer::token::chain::answer::answer(paths, url, &warnings);
     for warning in warnings.take() {
         eprintln!("coffer: {warning}");
     }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::store::Entry;
-use crate::token::state::TokenSummary;
+use coffer::store::Entry;
+use coffer::token::state::TokenSummary;
 
 /// A cell longer than this is cut, with an ellipsis.
 const MAX_CELL: usize = 200;

@@ -3,17 +3,17 @@
 
 use anyhow::Context;
 
-use crate::backend::{self, Origin};
-use crate::config::Backend;
-use crate::migrate::migrate;
-use crate::os::keychain::Keychain;
-use crate::paths::Paths;
-use crate::store::Store;
-use crate::store::keychain_items::KeychainStore;
+use coffer::backend::{self, Origin};
+use coffer::config::Backend;
+use coffer::migrate::migrate;
+use coffer::os::keychain::Keychain;
+use coffer::paths::Paths;
+use coffer::store::Store;
+use coffer::store::keychain_items::KeychainStore;
 
 pub fn run(paths: &Paths, to: Backend) -> anyhow::Result<()> {
     let opened = Keychain::open();
-    let keychain = KeychainStore::new(opened.clone().map_err(crate::Error::from)?, paths);
+    let keychain = KeychainStore::new(opened.clone().map_err(coffer::Error::from)?, paths);
     // A vault this creates is sealed by the keychain, which is usable here: the desktop default.
     let file = backend::new_vault_store(paths, &opened)?;
     let (from, target, from_name, to_name): (&dyn Store, &dyn Store, _, _) = match to {

@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::bail;
 use clap::ValueEnum;
 
-use crate::auth_file::{self, PlaintextFile};
-use crate::paths::Paths;
-use crate::protocol::PROGRAM;
-use crate::setup::{Change, docker, podman};
+use coffer::auth_file::{self, PlaintextFile};
+use coffer::paths::Paths;
+use coffer::protocol::PROGRAM;
+use coffer::setup::{Change, docker, podman};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Tool {

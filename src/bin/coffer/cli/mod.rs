@@ -21,13 +21,13 @@ use clap::{Parser, Subcommand};
 
 use std::io::{IsTerminal, Write};
 
-use crate::backend::Sealing;
-use crate::credentials::Credentials;
-use crate::paths::Paths;
-use crate::store::Summary;
-use crate::unlock;
-use crate::vault::crypto::KdfParams;
-use crate::{export, files, kubelet};
+use coffer::backend::Sealing;
+use coffer::credentials::Credentials;
+use coffer::paths::Paths;
+use coffer::store::Summary;
+use coffer::unlock;
+use coffer::vault::crypto::KdfParams;
+use coffer::{export, files, kubelet};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,7 +95,7 @@ enum Command {
     #[command(after_help = "Examples:\n  coffer migrate --to keychain\n  coffer migrate --to file")]
     Migrate {
         #[arg(long, value_enum)]
-        to: crate::config::Backend,
+        to: coffer::config::Backend,
     },
     /// Import credentials from docker's config.json, podman's auth.json or another helper.
     #[command(
@@ -268,7 +268,7 @@ fn one_message(error: &anyhow::Error) -> String {
             }
             text.push_str(&said);
         }
-        if cause.is::<crate::Error>() {
+        if cause.is::<coffer::Error>() {
             break;
         }
     }
@@ -335,7 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// `coffer init`: the library decides and creates; this says what it made.
 fn init(paths: &Paths, memory_mib: u32, iterations: u32, sealing: Sealing) -> anyhow::Result<()> {
-    let in_keychain = crate::backend::create_vault(paths, memory_mib, iterations, sealing)?;
+    let in_keychain = coffer::backend::create_vault(paths, memory_mib, iterations, sealing)?;
     println!(
         "created the vault at {}, sealed by {}; backend = \"file\" written to {}",
         paths.vault().display(),
@@ -381,7 +381,7 @@ fn ls(paths: &Paths, json: bool) -> anyhow::Result<()> {
 }
 
 fn describe(paths: &Paths, registry: &str, text: &str) -> anyhow::Result<()> {
-    let description = crate::store::description::description(text)?;
+    let description = coffer::store::description::description(text)?;
     let credentials = Credentials::open(paths.clone())?;
     let described = credentials.describe(registry, description.clone())?;
     show_warnings(&credentials);
@@ -407,8 +407,8 @@ fn rm(paths: &Paths, registry: &str) -> anyhow::Result<()> {
 }
 
 fn forget_plaintext() -> anyhow::Result<()> {
-    let found = crate::auth_file::plaintext_files(&crate::auth_file::config_dirs());
-    let removed = crate::auth_file::remove_copies(&found)?;
+    let found = coffer::auth_file::plaintext_files(&coffer::auth_file::config_dirs());
+    let removed = coffer::auth_file::remove_copies(&found)?;
     for path in &removed {
         println!("removed {}", path.display());
     }
@@ -453,7 +453,9 @@ fn export_to(
         Some(at) => eprintln!(
             "exported {count}; the earliest token expires at {} (in {}): export again before then",
             time(at),
-            humantime::format_duration(Duration::from_secs(at.saturating_sub(crate::clock::now())))
+            humantime::format_duration(Duration::from_secs(
+                at.saturating_sub(coffer::clock::now())
+            ))
         ),
         None => eprintln!("exported {count}; none of them expires"),
     }
@@ -463,8 +465,8 @@ fn export_to(
 /// `coffer kubelet-credential-provider`: the kubelet's request on stdin, the answer on stdout,
 /// warnings on stderr (the kubelet's log).
 fn kubelet_provider(paths: Paths) -> anyhow::Result<ExitCode> {
-    let config = crate::config::Config::load(&paths)?;
-    let log = crate::audit::AccessLog::new(paths.access_log());
+    let config = coffer::config::Config::load(&paths)?;
+    let log = coffer::audit::AccessLog::new(paths.access_log());
     let answer = kubelet::answer(std::io::stdin().lock(), &config, &log, || {
         Credentials::open(paths)
     })?;
@@ -534,7 +536,7 @@ fn print_table(list: &[Summary]) {
 }
 
 /// "ghcr.io: logout failed (vault locked) at 2026-...; still stored".
-pub(crate) fn pending_line(pending: &crate::pending_erase::Pending) -> String {
+pub(crate) fn pending_line(pending: &coffer::pending_erase::Pending) -> String {
     format!(
         "{}: logout failed ({}) at {}; still stored until a coffer command opens the vault \
          (`coffer unlock` finishes it)",
@@ -554,7 +556,7 @@ pub(crate) fn plural(count: usize, one: &str, many: &str) -> String {
 }
 
 fn time(unix: u64) -> String {
-    crate::clock::rfc3339(unix)
+    coffer::clock::rfc3339(unix)
 }
 
 #[cfg(test)]

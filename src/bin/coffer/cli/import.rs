@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use crate::auth_file::{self, AuthFile, PlaintextFile, Route};
-use crate::credentials::Credentials;
-use crate::import::{self, Found};
-use crate::paths::Paths;
+use coffer::auth_file::{self, AuthFile, PlaintextFile, Route};
+use coffer::credentials::Credentials;
+use coffer::import::{self, Found};
+use coffer::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum Source {
@@ -50,7 +50,7 @@ pub fn run(paths: &Paths, source: Source) -> anyhow::Result<()> {
         Source::Docker { file, scrub } => {
             let path = match file {
                 Some(file) => file,
-                None => crate::setup::docker::config_path()?,
+                None => coffer::setup::docker::config_path()?,
             };
             from_file(paths, &path, scrub, Route::CredsStore)
         }

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 
-use crate::audit::{AccessLog, Event};
-use crate::paths::Paths;
+use coffer::audit::{AccessLog, Event};
+use coffer::paths::Paths;
 
 pub fn run(paths: &Paths, tail: Option<usize>, json: bool) -> anyhow::Result<()> {
     let log = AccessLog::new(paths.access_log());

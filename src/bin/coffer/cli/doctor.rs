@@ -3,20 +3,20 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::audit::{AccessLog, Event, Outcome};
-use crate::auth_file::{self, AuthFile};
-use crate::backend;
-use crate::config::Backend;
-use crate::os::keychain::{Keychain, Unusable};
-use crate::paths::Paths;
-use crate::pending_erase::PendingErases;
-use crate::protocol::PROGRAM;
-use crate::secret_cache::{MECHANISM_VAR, State};
-use crate::store::Store;
-use crate::store::file::FileStore;
-use crate::store::keychain_items::KeychainStore;
-use crate::unlock::cache;
-use crate::unlock::{Unlocker, passphrase};
+use coffer::audit::{AccessLog, Event, Outcome};
+use coffer::auth_file::{self, AuthFile};
+use coffer::backend;
+use coffer::config::Backend;
+use coffer::os::keychain::{Keychain, Unusable};
+use coffer::paths::Paths;
+use coffer::pending_erase::PendingErases;
+use coffer::protocol::PROGRAM;
+use coffer::secret_cache::{MECHANISM_VAR, State};
+use coffer::store::Store;
+use coffer::store::file::FileStore;
+use coffer::store::keychain_items::KeychainStore;
+use coffer::unlock::cache;
+use coffer::unlock::{Unlocker, passphrase};
 
 struct Report {
     problems: usize,
@@ -39,7 +39,7 @@ impl Report {
 
 pub fn run(paths: &Paths) -> ExitCode {
     let mut report = Report { problems: 0 };
-    println!("{}", crate::protocol::version());
+    println!("{}", coffer::protocol::version());
 
     println!("docker:");
     check_docker_config(&mut report);
@@ -82,7 +82,7 @@ pub fn run(paths: &Paths) -> ExitCode {
 }
 
 fn check_docker_config(report: &mut Report) {
-    let Ok(path) = crate::setup::docker::config_path() else {
+    let Ok(path) = coffer::setup::docker::config_path() else {
         report.problem(
             "cannot tell where docker's config.json is",
             "set DOCKER_CONFIG or HOME",
@@ -275,7 +275,7 @@ fn check_items(report: &mut Report, store: &KeychainStore) {
 fn vault_entries(paths: &Paths) -> Option<usize> {
     let bytes = std::fs::read(paths.vault()).ok()?;
     Some(
-        crate::vault::format::Layout::parse(&bytes)
+        coffer::vault::format::Layout::parse(&bytes)
             .map(|layout| layout.rows().len())
             .unwrap_or(0),
     )
@@ -300,8 +300,8 @@ fn check_vault(report: &mut Report, paths: &Paths) {
     report.ok(&format!("vault at {}", vault.display()));
     let keychain_sealed = std::fs::read(&vault)
         .ok()
-        .and_then(|bytes| crate::vault::key_header(&bytes).ok())
-        .is_some_and(|header| header.sealing == crate::vault::format::Sealing::Keychain);
+        .and_then(|bytes| coffer::vault::key_header(&bytes).ok())
+        .is_some_and(|header| header.sealing == coffer::vault::format::Sealing::Keychain);
     let unlocked = check_unlock(report, &store);
     match passphrase::available_source() {
         _ if keychain_sealed => report.ok("sealed by a key in the OS keychain (no passphrase)"),
@@ -332,7 +332,7 @@ fn check_vault(report: &mut Report, paths: &Paths) {
 /// Each cloud registry without a stored key: the identity `get` would use here, or what was
 /// tried and the setting that fixes it.
 fn check_identities(report: &mut Report, paths: &Paths) {
-    let Ok(config) = crate::config::Config::load(paths) else {
+    let Ok(config) = coffer::config::Config::load(paths) else {
         return;
     };
     let identities = super::token::identities(&config);
@@ -421,7 +421,7 @@ fn check_unlock(report: &mut Report, store: &FileStore) -> bool {
                         "until {} ({} left)",
                         super::time(*at),
                         humantime::format_duration(std::time::Duration::from_secs(
-                            at.saturating_sub(crate::clock::now())
+                            at.saturating_sub(coffer::clock::now())
                         ))
                     ),
                     None => "until `coffer lock` or logout".to_owned(),
@@ -509,11 +509,11 @@ fn check_recent_failures(report: &mut Report, paths: &Paths) {
 fn check_ownership(report: &mut Report, paths: &Paths) {
     let mut places = vec![paths.home().to_path_buf()];
     places.extend(paths.config().parent().map(Path::to_path_buf));
-    if let Ok(config) = crate::setup::docker::config_path() {
+    if let Ok(config) = coffer::setup::docker::config_path() {
         places.extend(config.parent().map(Path::to_path_buf));
     }
     places.dedup();
-    for foreign in crate::ownership::foreign_files(&places) {
+    for foreign in coffer::ownership::foreign_files(&places) {
         report.problem(
             &format!(
                 "{} belongs to {}, not to you: docker and coffer cannot replace it",

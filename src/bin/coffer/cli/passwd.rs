@@ -6,12 +6,12 @@ use anyhow::bail;
 use secrecy::ExposeSecret;
 
 use super::plural;
-use crate::error::Error;
-use crate::files;
-use crate::paths::Paths;
-use crate::store::file::FileStore;
-use crate::unlock::{self, Unlocker, cache, passphrase};
-use crate::vault::crypto::KdfParams;
+use coffer::error::Error;
+use coffer::files;
+use coffer::paths::Paths;
+use coffer::store::file::FileStore;
+use coffer::unlock::{self, Unlocker, cache, passphrase};
+use coffer::vault::crypto::KdfParams;
 
 #[derive(Debug, clap::Args)]
 pub struct PasswdArgs {

@@ -9,15 +9,15 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::table::{duration, expiry, handed_out};
-use crate::clock::now;
-use crate::config::Config;
-use crate::credentials::Credentials;
-use crate::paths::Paths;
-use crate::server_url::ServerUrl;
-use crate::store::{Entry, Summary};
-use crate::token::keeper::{self, Applied, Handout, Keeper, Renewal, When};
-use crate::token::settings::{Mode, RegistrySettings};
-use crate::token::state::{Failure, TokenSummary};
+use coffer::clock::now;
+use coffer::config::Config;
+use coffer::credentials::Credentials;
+use coffer::paths::Paths;
+use coffer::server_url::ServerUrl;
+use coffer::store::{Entry, Summary};
+use coffer::token::keeper::{self, Applied, Handout, Keeper, Renewal, When};
+use coffer::token::settings::{Mode, RegistrySettings};
+use coffer::token::state::{Failure, TokenSummary};
 
 #[derive(Debug, Args)]
 #[command(
@@ -77,7 +77,7 @@ pub fn mint() -> anyhow::Result<ExitCode> {
             "`coffer token mint` writes a token for docker-credential-coffer; it will not print one on a terminal"
         );
     }
-    match crate::token::chain::serve_mint(std::io::stdin().lock(), std::io::stdout().lock()) {
+    match coffer::token::chain::serve_mint(std::io::stdin().lock(), std::io::stdout().lock()) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(message) => {
             eprintln!("coffer: {message}");
@@ -93,7 +93,7 @@ pub fn identities(config: &Config) -> Vec<(String, Result<String, String>)> {
         .iter()
         .filter(|(_, settings)| settings.mode.is_cloud())
         .map(|(host, settings)| {
-            let request = crate::token::chain::Request {
+            let request = coffer::token::chain::Request {
                 host: host.clone(),
                 registry: settings.clone(),
                 tokens: config.tokens.clone(),
@@ -104,10 +104,10 @@ pub fn identities(config: &Config) -> Vec<(String, Result<String, String>)> {
 }
 
 #[cfg(feature = "cloud")]
-fn identity(request: &crate::token::chain::Request) -> Result<String, String> {
+fn identity(request: &coffer::token::chain::Request) -> Result<String, String> {
     let mut request = request.clone();
     request.host = sample_host(&request.host, request.registry.mode);
-    crate::token::providers::describe_identity(&request).map_err(|e| e.to_string())
+    coffer::token::providers::describe_identity(&request).map_err(|e| e.to_string())
 }
 
 /// A host a pattern covers, to describe the pattern's identity: `*` as an account number and
@@ -137,7 +137,7 @@ fn sample_host(pattern: &str, mode: Mode) -> String {
 }
 
 #[cfg(not(feature = "cloud"))]
-fn identity(_: &crate::token::chain::Request) -> Result<String, String> {
+fn identity(_: &coffer::token::chain::Request) -> Result<String, String> {
     Err("this coffer was built without the `cloud` feature".to_owned())
 }
 
@@ -170,7 +170,7 @@ pub fn mode(paths: &Paths, args: ModeArgs) -> anyhow::Result<ExitCode> {
         || args.https_only
         || !args.set.is_empty()
         || !args.unset.is_empty();
-    crate::token::providers::configure(&mut settings, args.mode, &args.set, &args.unset)?;
+    coffer::token::providers::configure(&mut settings, args.mode, &args.set, &args.unset)?;
     if let Some(path) = args.ca_file {
         let path = std::path::absolute(&path)
             .with_context(|| format!("cannot resolve {}", path.display()))?;
@@ -223,7 +223,7 @@ fn section_of(registry: &str) -> anyhow::Result<String> {
     if !registry.contains('*') {
         return Ok(ServerUrl::parse(registry)?.host().to_owned());
     }
-    if !crate::token::settings::valid_pattern(registry) {
+    if !coffer::token::settings::valid_pattern(registry) {
         bail!(
             "`{registry}` is not a registry pattern: `*` stands for one whole label of a host name, as in `*.dkr.ecr.*.amazonaws.com`"
         );
@@ -489,7 +489,7 @@ pub(super) fn print_identities(identities: &[(String, Result<String, String>)]) 
     }
     println!(
         "  tokens without a vault entry are cached in {}",
-        crate::token::cache::place()
+        coffer::token::cache::place()
     );
 }
 

@@ -9,7 +9,7 @@ use clap::{Arg, ArgAction, Command, CommandFactory, ValueEnum};
 use clap_complete::Shell;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use crate::protocol::PROGRAM;
+use coffer::protocol::PROGRAM;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum What {
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn helper_page_names_exactly_the_protocols_actions() {
-        let usage = crate::protocol::usage();
+        let usage = coffer::protocol::usage();
         let listed = usage
             .split_once('<')
             .and_then(|(_, rest)| rest.strip_suffix('>'))

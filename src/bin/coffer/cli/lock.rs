@@ -6,13 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 
-use crate::config::Config;
-use crate::error::Error;
-use crate::paths::Paths;
-use crate::secret_cache::agent;
-use crate::store::file::FileStore;
-use crate::unlock::cache::{self, Timeout};
-use crate::unlock::{Unlocker, passphrase};
+use coffer::config::Config;
+use coffer::error::Error;
+use coffer::paths::Paths;
+use coffer::secret_cache::agent;
+use coffer::store::file::FileStore;
+use coffer::unlock::cache::{self, Timeout};
+use coffer::unlock::{Unlocker, passphrase};
 
 pub fn unlock(paths: &Paths, timeout: Option<Timeout>) -> anyhow::Result<()> {
     // Read before the slow part, so a broken config.toml fails at once.
@@ -51,7 +51,7 @@ pub fn unlock(paths: &Paths, timeout: Option<Timeout>) -> anyhow::Result<()> {
         stored.mechanism
     );
     // Logouts that failed while the vault was locked are finished now that it opens.
-    for done in crate::credentials::Credentials::open(paths.clone())?.settle_pending()? {
+    for done in coffer::credentials::Credentials::open(paths.clone())?.settle_pending()? {
         println!(
             "erased {}: its logout at {} had failed ({})",
             done.registry,
