@@ -86,9 +86,10 @@ fn setting(config: &Config) -> Result<(Backend, Origin)> {
             "keychain" => return Ok((Backend::Keychain, Origin::Environment)),
             "file" => return Ok((Backend::File, Origin::Environment)),
             _ => {
-                return Err(Error::Setting(format!(
-                    "{ENV} must be auto, keychain or file, not {value:?}"
-                )));
+                return Err(Error::UnknownBackend {
+                    variable: ENV,
+                    value: value.into_owned(),
+                });
             }
         }
     }

@@ -180,8 +180,13 @@ pub enum Error {
         #[source]
         why: Unusable,
     },
-    #[error("{0}")]
-    Setting(String),
+    #[error("{variable} must be auto, keychain or file, not {value:?}")]
+    UnknownBackend {
+        variable: &'static str,
+        value: String,
+    },
+    #[error("{0} did not read back from the target store; it was left in the source")]
+    NotReadBack(String),
     #[error(transparent)]
     Description(#[from] crate::store::description::DescriptionError),
     #[error(transparent)]

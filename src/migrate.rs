@@ -35,10 +35,7 @@ pub fn migrate(from: &dyn Store, to: &dyn Store) -> Result<Moved> {
                 to.put(&key, entry)?;
                 let copied = to.find(&keys)?;
                 if copied.is_none_or(|c| c.secret.expose_secret() != secret) {
-                    return Err(Error::Setting(format!(
-                        "{} did not read back from the target store; it was left in the source",
-                        summary.server_url
-                    )));
+                    return Err(Error::NotReadBack(summary.server_url.clone()));
                 }
                 outcome.moved += 1;
             }

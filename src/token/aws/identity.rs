@@ -287,39 +287,9 @@ async fn authorization_token(
         .clone()
         .unwrap_or_else(|| api.endpoint.clone());
     let (token, expires) = if api.service == "ecr-public" {
-        let client = aws_sdk_ecrpublic::Client::from_conf(
-            aws_sdk_ecrpublic::config::Builder::from(&config)
-                .endpoint_url(endpoint)
-                .build(),
-        );
-        let answer = client
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| identity_error("the ECR Public API", &e))?;
-        let data = answer.authorization_data();
-        (
-            data.and_then(|d| d.authorization_token())
-                .map(str::to_owned),
-            data.and_then(|d| d.expires_at()).map(|t| t.secs()),
-        )
+        ecr_public_token(&config, endpoint).await?
     } else {
-        let client = aws_sdk_ecr::Client::from_conf(
-            aws_sdk_ecr::config::Builder::from(&config)
-                .endpoint_url(endpoint)
-                .build(),
-        );
-        let answer = client
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| identity_error("the ECR API", &e))?;
-        let data = answer.authorization_data().first();
-        (
-            data.and_then(|d| d.authorization_token())
-                .map(str::to_owned),
-            data.and_then(|d| d.expires_at()).map(|t| t.secs()),
-        )
+        ecr_token(&config, endpoint).await?
     };
     let token = zeroize::Zeroizing::new(token.ok_or_else(|| {
         TokenError::Identity("the ECR API answered without an authorization token".into())
@@ -327,6 +297,47 @@ async fn authorization_token(
     let stated = expires.and_then(|s| u64::try_from(s).ok());
     ecr::decode(&token, stated, issued_at)
         .map_err(|why| TokenError::Identity(format!("the ECR API's answer is unusable: {why}")))
+}
+
+/// What `GetAuthorizationToken` answered: the token and when it expires. The two APIs are
+/// separate SDK crates with the same call; ECR's answer is a list, ECR Public's a single item.
+type Answer = (Option<String>, Option<i64>);
+
+async fn ecr_token(config: &aws_types::SdkConfig, endpoint: String) -> Result<Answer, TokenError> {
+    let config = aws_sdk_ecr::config::Builder::from(config)
+        .endpoint_url(endpoint)
+        .build();
+    let answer = aws_sdk_ecr::Client::from_conf(config)
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| identity_error("the ECR API", &e))?;
+    let data = answer.authorization_data().first();
+    Ok((
+        data.and_then(|d| d.authorization_token())
+            .map(str::to_owned),
+        data.and_then(|d| d.expires_at()).map(|t| t.secs()),
+    ))
+}
+
+async fn ecr_public_token(
+    config: &aws_types::SdkConfig,
+    endpoint: String,
+) -> Result<Answer, TokenError> {
+    let config = aws_sdk_ecrpublic::config::Builder::from(config)
+        .endpoint_url(endpoint)
+        .build();
+    let answer = aws_sdk_ecrpublic::Client::from_conf(config)
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| identity_error("the ECR Public API", &e))?;
+    let data = answer.authorization_data();
+    Ok((
+        data.and_then(|d| d.authorization_token())
+            .map(str::to_owned),
+        data.and_then(|d| d.expires_at()).map(|t| t.secs()),
+    ))
 }
 
 fn identity_error(what: &str, error: &(dyn std::error::Error + 'static)) -> TokenError {
