@@ -24,15 +24,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::files::FileError;
+
+/// docker's config.json or a containers auth.json that coffer cannot read or edit.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFileError {
+    #[error("{} {message}; coffer reads and edits only regular JSON files it can read: fix it, then run this again", path.display())]
+    Refused { path: PathBuf, message: String },
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+type Result<T> = std::result::Result<T, AuthFileError>;
 use crate::files;
 use crate::import::Found;
 
 /// Larger files are refused: a config with a thousand logins is some 200 KB.
 pub const MAX_LEN: usize = 4 << 20;
 
-fn refused(path: &Path, message: impl Into<String>) -> Error {
-    Error::AuthFile {
+fn refused(path: &Path, message: impl Into<String>) -> AuthFileError {
+    AuthFileError::Refused {
         path: path.to_path_buf(),
         message: message.into(),
     }
@@ -54,9 +65,9 @@ pub fn read_bounded(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
                 "cannot be read (permission denied): `ls -l` shows who owns it",
             ));
         }
-        Err(e) => return Err(Error::io("open", path)(e)),
+        Err(e) => return Err(FileError::io("open", path)(e).into()),
     };
-    let metadata = file.metadata().map_err(Error::io("inspect", path))?;
+    let metadata = file.metadata().map_err(FileError::io("inspect", path))?;
     if !metadata.is_file() {
         return Err(refused(
             path,
@@ -72,7 +83,7 @@ pub fn read_bounded(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
     (&file)
         .take(MAX_LEN as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(Error::io("read", path))?;
+        .map_err(FileError::io("read", path))?;
     if bytes.len() > MAX_LEN {
         return Err(refused(
             path,
@@ -84,7 +95,7 @@ pub fn read_bounded(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
 
 /// A JSON object read from a file, with what it takes to write it back faithfully: key order
 /// (serde_json's `preserve_order`), the file's permissions, and a link left a link.
-#[derive(Debug)]
+/// Its `Debug` names the file and its top-level keys only: `auths` holds base64 passwords.
 pub struct AuthFile {
     /// The file itself, symlinks resolved, so a write replaces the target and not the link.
     pub path: PathBuf,
@@ -92,6 +103,16 @@ pub struct AuthFile {
     original: Option<Zeroizing<Vec<u8>>>,
     mode: u32,
     pub object: Map<String, Value>,
+}
+
+impl std::fmt::Debug for AuthFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("keys", &self.object.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a write did: the old file, if there was one, is kept at `backup`.
@@ -113,7 +134,7 @@ impl AuthFile {
             });
         };
         let mode = fs::metadata(&path)
-            .map_err(Error::io("read the permissions of", &path))?
+            .map_err(FileError::io("read the permissions of", &path))?
             .permissions()
             .mode()
             & 0o7777;
@@ -176,9 +197,10 @@ fn resolve(path: &Path) -> Result<PathBuf> {
     match fs::canonicalize(path) {
         Ok(real) => Ok(real),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            std::path::absolute(path).map_err(Error::io("find the absolute path of", path))
+            Ok(std::path::absolute(path)
+                .map_err(FileError::io("find the absolute path of", path))?)
         }
-        Err(source) => Err(Error::io("resolve", path)(source)),
+        Err(source) => Err(FileError::io("resolve", path)(source).into()),
     }
 }
 
@@ -202,7 +224,7 @@ fn to_bytes(path: &Path, object: &Map<String, Value>) -> Result<Vec<u8>> {
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
     object
         .serialize(&mut serializer)
-        .map_err(|e| Error::io("encode", path)(e.into()))?;
+        .map_err(|e| FileError::io("encode", path)(e.into()))?;
     out.push(b'\n');
     Ok(out)
 }
@@ -238,11 +260,13 @@ fn backup(path: &Path, bytes: &[u8], mode: u32, plaintext: bool) -> Result<PathB
                 file.set_permissions(fs::Permissions::from_mode(mode))
                     .and_then(|()| file.write_all(bytes))
                     .and_then(|()| file.sync_all())
-                    .map_err(Error::io("write the backup", &candidate))?;
+                    .map_err(FileError::io("write the backup", &candidate))?;
                 return Ok(candidate);
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => attempt += 1,
-            Err(source) => return Err(Error::io("create the backup", &candidate)(source)),
+            Err(source) => {
+                return Err(FileError::io("create the backup", &candidate)(source).into());
+            }
         }
     }
 }
@@ -367,7 +391,7 @@ pub fn scrub(path: &Path, registries: &[String], route: Route) -> Result<Scrubbe
     let path = resolve(path)?;
     let bytes = read_bounded(&path)?.ok_or_else(|| refused(&path, "does not exist"))?;
     let mode = fs::metadata(&path)
-        .map_err(Error::io("read the permissions of", &path))?
+        .map_err(FileError::io("read the permissions of", &path))?
         .permissions()
         .mode()
         & 0o7777;
@@ -532,6 +556,17 @@ pub fn plaintext_files(dirs: &[PathBuf]) -> Vec<PlaintextFile> {
     found
 }
 
+/// `$DOCKER_CONFIG/config.json`, or `~/.docker/config.json`: where docker reads it (`None`
+/// without a home directory).
+pub fn docker_config() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
+        None => {
+            directories::BaseDirs::new().map(|dirs| dirs.home_dir().join(".docker/config.json"))
+        }
+    }
+}
+
 /// Where docker and podman keep their configuration: the folders searched for plaintext.
 pub fn config_dirs() -> Vec<PathBuf> {
     let var = |name: &str| {
@@ -541,7 +576,7 @@ pub fn config_dirs() -> Vec<PathBuf> {
     };
     let home = var("HOME");
     let mut dirs = Vec::new();
-    if let Ok(config) = crate::setup::docker::config_path()
+    if let Ok(config) = docker_config().ok_or(())
         && let Some(dir) = config.parent()
     {
         dirs.push(dir.to_path_buf());
@@ -568,7 +603,7 @@ pub fn config_dirs() -> Vec<PathBuf> {
 pub fn remove_copies(found: &[PlaintextFile]) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for copy in found.iter().filter(|f| !f.live) {
-        fs::remove_file(&copy.path).map_err(Error::io("remove", &copy.path))?;
+        fs::remove_file(&copy.path).map_err(FileError::io("remove", &copy.path))?;
         removed.push(copy.path.clone());
     }
     if let Some(dir) = removed.first().and_then(|p| p.parent()) {
@@ -615,7 +650,7 @@ mod tests {
         assert!(parse_object(path, b" \n").expect("empty").is_empty());
         for bad in [&b"[1]"[..], b"{\"a\": ", b"nul"] {
             let error = parse_object(path, bad).expect_err("refused");
-            assert!(matches!(error, Error::AuthFile { .. }), "{error}");
+            assert!(matches!(error, AuthFileError::Refused { .. }), "{error}");
         }
     }
 

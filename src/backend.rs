@@ -21,9 +21,7 @@
 
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::error::{Error, Result};
 use crate::os::keychain::{Keychain, Unusable};
 use crate::paths::Paths;
@@ -33,33 +31,9 @@ use crate::store::openbao::OpenBaoStore;
 use crate::store::{Entry, Store, Summary};
 use crate::unlock::Unlocker;
 use crate::unlock::cache::Timeout;
+use crate::vault::crypto::KdfParams;
 
 pub const ENV: &str = "COFFER_BACKEND";
-
-/// What the user asked for, or what was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// Not chosen yet: the first entry chooses.
-    Auto,
-    Keychain,
-    File,
-    /// The central store: KV entries in OpenBao or HashiCorp Vault (`[openbao]`).
-    #[value(name = "openbao")]
-    #[serde(rename = "openbao")]
-    OpenBao,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Auto => "auto",
-            Backend::Keychain => "keychain",
-            Backend::File => "file",
-            Backend::OpenBao => "openbao",
-        }
-    }
-}
 
 /// Where the setting came from, for `coffer doctor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,9 +90,10 @@ fn setting(config: &Config) -> Result<(Backend, Origin)> {
             "file" => return Ok((Backend::File, Origin::Environment)),
             "openbao" => return Ok((Backend::OpenBao, Origin::Environment)),
             _ => {
-                return Err(Error::Setting(format!(
-                    "{ENV} must be auto, keychain, file or openbao, not {value:?}"
-                )));
+                return Err(Error::UnknownBackend {
+                    variable: ENV,
+                    value: value.into_owned(),
+                });
             }
         }
     }
@@ -137,7 +112,7 @@ pub fn open(paths: &Paths) -> Result<(Box<dyn Store>, Choice)> {
         Backend::Keychain => Box::new(item_store(paths, origin)?),
         Backend::OpenBao => Box::new(OpenBaoStore::new(paths, &config.openbao.resolved())?),
         // A vault of an earlier coffer settles it without asking the keychain.
-        Backend::Auto if paths.vault().exists() => {
+        Backend::Auto if settled(paths, asked) == Backend::File => {
             // Best effort: a read-only home still serves, and the vault decides again next time.
             let _ = record(paths, Backend::File);
             return Ok((
@@ -163,13 +138,13 @@ pub fn open(paths: &Paths) -> Result<(Box<dyn Store>, Choice)> {
 }
 
 /// The file vault, its keychain-sealed key kept in the unlock cache for the unlock window.
-pub fn file_store(paths: &Paths) -> Result<FileStore> {
-    Ok(vault_store(paths, &Config::load(paths)?))
-}
-
 /// The central store that config.toml and the `BAO_*`/`VAULT_*` environment describe.
 pub fn central_store(paths: &Paths) -> Result<OpenBaoStore> {
     OpenBaoStore::new(paths, &Config::load(paths)?.openbao.resolved())
+}
+
+pub fn file_store(paths: &Paths) -> Result<FileStore> {
+    Ok(vault_store(paths, &Config::load(paths)?))
 }
 
 fn vault_store(paths: &Paths, config: &Config) -> FileStore {
@@ -182,6 +157,29 @@ fn vault_store(paths: &Paths, config: &Config) -> FileStore {
     )
 }
 
+/// The one rule for sealing a new vault where nothing was asked: by a key in the OS keychain
+/// where it answers and is unlocked, by a passphrase where there is none at all; a keychain
+/// that is there but locked or failing decides nothing (`Err`): a passing state never makes a
+/// lasting choice.
+pub fn seals_with_keychain(
+    keychain: &std::result::Result<Keychain, Unusable>,
+) -> std::result::Result<bool, Unusable> {
+    match keychain {
+        Ok(_) => Ok(true),
+        Err(why) if why.absent() => Ok(false),
+        Err(why) => Err(why.clone()),
+    }
+}
+
+/// What `auto` means here now: an earlier coffer's vault settles it as `file` (the next call
+/// records that); otherwise it stays undecided until the first entry.
+pub fn settled(paths: &Paths, asked: Backend) -> Backend {
+    match asked {
+        Backend::Auto if paths.vault().exists() => Backend::File,
+        other => other,
+    }
+}
+
 /// The file vault for a command that may create it (the first entry, `coffer init`,
 /// `coffer migrate --to file`): a new vault is sealed by the OS keychain when `keychain` is
 /// usable, by a passphrase when there is none, and not created while it is locked or failing.
@@ -191,11 +189,7 @@ pub fn new_vault_store(
 ) -> Result<FileStore> {
     let mut store = file_store(paths)?;
     if !paths.vault().exists() {
-        let in_keychain = match keychain {
-            Ok(_) => true,
-            Err(why) if why.absent() => false,
-            Err(why) => return Err(undecidable(why)),
-        };
+        let in_keychain = seals_with_keychain(keychain).map_err(|why| undecidable(&why))?;
         store = FileStore::new(
             paths.clone(),
             Unlocker {
@@ -235,27 +229,13 @@ fn item_store(paths: &Paths, origin: Origin) -> Result<KeychainStore> {
             Origin::Environment => format!("{ENV}=keychain"),
             _ => format!("backend = \"keychain\" in {}", paths.config().display()),
         };
-        let fix = match why {
-            Unusable::NoSession | Unusable::NoService(_) => {
-                "use coffer from your desktop session, or there run `coffer migrate --to file` \
-                 (a vault sealed by the keychain, open to every session of yours while unlocked)"
-            }
-            _ => why.fix(),
-        };
-        Error::Keychain(format!(
-            "coffer's credentials are in the OS keychain ({by}), which cannot be reached here: \
-             {why}; {fix}"
-        ))
+        Error::KeychainStoreUnreachable { by, why }
     })?;
     Ok(KeychainStore::new(keychain, paths))
 }
 
 fn undecidable(why: &Unusable) -> Error {
-    Error::Keychain(format!(
-        "coffer has not chosen where to keep credentials yet, and the OS keychain {why}; {}, or \
-         choose a passphrase-sealed vault with `coffer init --sealing passphrase`",
-        why.fix()
-    ))
+    Error::Undecidable { why: why.clone() }
 }
 
 /// The store before any is chosen: reads find nothing (or an earlier coffer's keychain items),
@@ -356,4 +336,56 @@ impl Store for Undecided {
     fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
         self.for_writing()?.update(key, change)
     }
+}
+
+/// What seals a new vault: `coffer init --sealing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sealing {
+    /// The OS keychain where one answers and is unlocked, else a passphrase.
+    Auto,
+    Passphrase,
+    Keychain,
+}
+
+/// `coffer init`: a new vault with these Argon2id parameters (MiB of memory, iterations),
+/// sealed as asked, recorded as the store in use so that every later call opens it without
+/// probing anything. Returns whether its key is kept in the OS keychain.
+pub fn create_vault(
+    paths: &Paths,
+    memory_mib: u32,
+    iterations: u32,
+    sealing: Sealing,
+) -> Result<bool> {
+    let params = KdfParams {
+        memory_kib: memory_mib.saturating_mul(1024),
+        iterations,
+        parallelism: 1,
+    };
+    if !params.within_bounds() {
+        return Err(Error::KdfOutOfBounds);
+    }
+    if let (Backend::Keychain, origin) = configured(paths)?
+        && origin != Origin::Environment
+    {
+        return Err(Error::VaultBesideKeychain {
+            config: paths.config(),
+        });
+    }
+    let in_keychain = match sealing {
+        Sealing::Keychain => true,
+        Sealing::Passphrase => false,
+        Sealing::Auto => seals_with_keychain(&Keychain::open())
+            .map_err(|why| Error::SealingUndecidable { why })?,
+    };
+    let store = FileStore::new(
+        paths.clone(),
+        Unlocker {
+            new_vault_params: Some(params),
+            new_vault_in_keychain: in_keychain,
+            ..Unlocker::default()
+        },
+    );
+    store.init()?;
+    record(paths, Backend::File)?;
+    Ok(in_keychain)
 }

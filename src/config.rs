@@ -1,24 +1,73 @@
 //! `config.toml`: coffer's non-secret settings, next to the vault (or in the platform's config
 //! directory). A missing file means every default.
 
+use crate::token::settings::SettingsError;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::files;
+use std::path::PathBuf;
+
+use crate::files::{self, FileError};
+use crate::kubelet::exchange as pod_exchange;
 use crate::paths::Paths;
+use crate::store::description::{DescriptionError, description};
+use crate::token::providers;
+use crate::token::settings::origin_of;
+
+/// `config.toml` that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}; fix or remove the file", path.display())]
+    Invalid { path: PathBuf, source: Problem },
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// What is wrong with `config.toml`, for a caller to match; shown in a few safe words.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum Problem {
     #[error("it is not UTF-8 text")]
     NotText(#[source] std::string::FromUtf8Error),
     /// The parser's message without its quote of the file.
     #[error("{}", .0.message())]
     Syntax(#[source] toml::de::Error),
+    /// A registry's or a pod exchange's own settings, as its provider checked them.
+    #[error("{section}: {problem}")]
+    Settings {
+        section: String,
+        #[source]
+        problem: SettingsError,
+    },
     #[error("default_description: {0}")]
-    Description(#[source] Box<Error>),
+    Description(#[source] DescriptionError),
     #[error("it cannot be written: {0}")]
     Encode(#[source] toml::ser::Error),
+}
+
+/// What the user asked for, or what was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Not chosen yet: the first entry chooses.
+    Auto,
+    Keychain,
+    File,
+    /// The central store: KV entries in OpenBao or HashiCorp Vault (`[openbao]`).
+    #[value(name = "openbao")]
+    #[serde(rename = "openbao")]
+    OpenBao,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Keychain => "keychain",
+            Backend::File => "file",
+            Backend::OpenBao => "openbao",
+        }
+    }
 }
 
 /// A settings file is a few hundred bytes; a larger one is a mistake, never read whole.
@@ -33,9 +82,9 @@ pub struct Config {
     /// `[registries."host:port"]`: each registry's token mode and HTTP settings.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub registries: std::collections::BTreeMap<String, crate::token::settings::RegistrySettings>,
-    /// Which store serves: auto (the default), keychain or file. `COFFER_BACKEND` overrides it.
+    /// Which store serves: auto (the default), keychain, file or openbao. `COFFER_BACKEND` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub backend: Option<crate::backend::Backend>,
+    pub backend: Option<Backend>,
     /// The description an entry stored without one gets (`docker login` gives none): whose
     /// credentials this machine's are, e.g. "ci-runner-7, team payments".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,15 +107,41 @@ impl Config {
         let Some(bytes) = files::read_trusted(&path, MAX_SIZE)? else {
             return Ok(Config::default());
         };
-        let invalid = |source| Error::Config {
+        let invalid = |source| ConfigError::Invalid {
             path: path.clone(),
             source,
         };
-        let text = String::from_utf8(bytes).map_err(|e| invalid(ConfigError::NotText(e)))?;
-        let config: Config = toml::from_str(&text).map_err(|e| invalid(ConfigError::Syntax(e)))?;
+        let text = String::from_utf8(bytes).map_err(|e| invalid(Problem::NotText(e)))?;
+        Config::parse(&text).map_err(invalid)
+    }
+
+    /// The file's text as settings: TOML of the known keys, each registry's and pod exchange's
+    /// settings as its provider takes them, a one-line description.
+    pub fn parse(text: &str) -> Result<Config, Problem> {
+        let config: Config = toml::from_str(text).map_err(Problem::Syntax)?;
+        for (host, registry) in &config.registries {
+            let problem = |problem| Problem::Settings {
+                section: format!("[registries.{host:?}] mode {}", registry.mode.name()),
+                problem,
+            };
+            providers::check(registry.mode, &registry.options).map_err(problem)?;
+            for origin in &registry.redirect_origins {
+                origin_of(origin).map_err(problem)?;
+            }
+        }
+        for (host, pod) in &config.kubelet.registries {
+            pod_exchange::check(pod.exchange, &pod.options).map_err(|problem| {
+                Problem::Settings {
+                    section: format!(
+                        "[kubelet.registries.{host:?}] {} exchange",
+                        pod.exchange.name()
+                    ),
+                    problem,
+                }
+            })?;
+        }
         if let Some(text) = &config.default_description {
-            crate::store::description(text)
-                .map_err(|e| invalid(ConfigError::Description(Box::new(e))))?;
+            description(text).map_err(Problem::Description)?;
         }
         Ok(config)
     }
@@ -77,11 +152,11 @@ impl Config {
         if let Some(dir) = path.parent() {
             files::ensure_private_dir(dir)?;
         }
-        let text = toml::to_string_pretty(self).map_err(|e| Error::Config {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
             path: path.clone(),
-            source: ConfigError::Encode(e),
+            source: Problem::Encode(e),
         })?;
-        files::write_atomic(&path, text.as_bytes())
+        Ok(files::write_atomic(&path, text.as_bytes())?)
     }
 }
 
@@ -100,8 +175,8 @@ mod tests {
         // A caller can tell what is wrong, and the typed cause is kept.
         assert!(matches!(
             &error,
-            Error::Config {
-                source: ConfigError::Syntax(_),
+            ConfigError::Invalid {
+                source: Problem::Syntax(_),
                 ..
             }
         ));

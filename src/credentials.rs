@@ -4,16 +4,15 @@
 use secrecy::SecretString;
 
 use crate::audit::AccessLog;
+use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 use crate::pending_erase::{self, Pending, PendingErases};
 use crate::server_url::ServerUrl;
 use crate::store::audited::Audited;
-use crate::store::{Entry, Store, Summary, now};
+use crate::store::{Entry, MAX_USERNAME, Store, Summary};
 use crate::token::keeper::Keeper;
-
-/// The longest username coffer stores (registries' are far shorter).
-pub const MAX_USERNAME: usize = 4096;
+use crate::warning::{Warning, Warnings};
 
 #[derive(Debug)]
 pub struct Credentials {
@@ -22,6 +21,8 @@ pub struct Credentials {
     keeper: Option<Keeper>,
     /// Erases asked for while the vault could not be opened, finished by the next action.
     pending: Option<PendingErases>,
+    /// What the actions so far have to tell the person besides their results.
+    warnings: Warnings,
 }
 
 impl Credentials {
@@ -35,10 +36,14 @@ impl Credentials {
     pub fn open(paths: Paths) -> Result<Self> {
         let (store, _) = crate::backend::open(&paths)?;
         let log = AccessLog::new(paths.access_log());
+        let warnings = Warnings::default();
+        let audited = Audited::new(store, log, warnings.clone());
         Ok(Credentials {
             pending: Some(PendingErases::new(&paths)),
-            ..Credentials::new(Audited::new(store, log)).with_tokens(Keeper::new(paths))
-        })
+            warnings,
+            ..Credentials::new(audited)
+        }
+        .with_tokens(Keeper::new(paths)))
     }
 
     pub fn new(store: impl Store + 'static) -> Self {
@@ -46,15 +51,22 @@ impl Credentials {
             store: Box::new(store),
             keeper: None,
             pending: None,
+            warnings: Warnings::default(),
         }
     }
 
     /// Derives, caches and renews tokens where a registry's mode asks for it.
     pub fn with_tokens(self, keeper: Keeper) -> Self {
         Credentials {
-            keeper: Some(keeper),
+            keeper: Some(keeper.warning_into(self.warnings.clone())),
             ..self
         }
+    }
+
+    /// What the actions so far have to tell the person (a stale token served, an access log
+    /// that cannot be written); the list is left empty. The binaries show them.
+    pub fn warnings(&self) -> Vec<Warning> {
+        self.warnings.take()
     }
 
     /// The store itself, for commands that manage entries one by one (`coffer refresh`).

@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
+use crate::files::FileError;
+use crate::os::keychain::{KeychainError, Unusable};
+use crate::paths::PathsError;
 use crate::server_url::UrlError;
 use crate::token::TokenError;
 use crate::vault::VaultError;
+use crate::vault::crypto::KdfParams;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -12,6 +16,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(transparent)]
     Url(#[from] UrlError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Paths(#[from] PathsError),
     #[error("{}: {source}", path.display())]
     Vault { path: PathBuf, source: VaultError },
     #[error(
@@ -43,7 +51,11 @@ pub enum Error {
         "{registry} was NOT erased: {cause}; the erase is recorded and the next coffer command \
          that opens the vault finishes it (`coffer unlock` does it now)"
     )]
-    ErasePending { registry: String, cause: Box<Error> },
+    ErasePending {
+        registry: String,
+        #[source]
+        cause: Box<Error>,
+    },
     #[error(
         "the passphrase of {} was changed by another process meanwhile; nothing was changed: \
          run `coffer passwd` again",
@@ -54,75 +66,135 @@ pub enum Error {
     NoVault { path: PathBuf },
     #[error("a vault already exists at {}; use `coffer passwd` to change its passphrase", path.display())]
     VaultExists { path: PathBuf },
-    #[error("{} is accessible by other users; run `chmod {mode:o} {}` and try again", path.display(), path.display())]
-    Permissions { path: PathBuf, mode: u32 },
-    #[error(
-        "{} belongs to another user; coffer takes settings only from your own files or root's",
-        path.display()
-    )]
-    NotOwned { path: PathBuf },
-    #[error("{} is not a regular file; give the path of a file", path.display())]
-    NotRegular { path: PathBuf },
-    #[error(
-        "permission denied reading {}: run coffer as the user who owns the vault, or give it back \
-         to that user (`chown`) with `chmod 600` on the file and `chmod 700` on its folder",
-        path.display()
-    )]
-    Unreadable { path: PathBuf },
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("another coffer process held the vault lock for {0} s; if none is running, try again")]
-    LockTimeout(u64),
     #[error(transparent)]
     Passphrase(#[from] crate::unlock::passphrase::PassphraseError),
     #[error(transparent)]
-    Unlock(crate::unlock::cache::UnlockError),
-    #[error("{}: {source}; fix or remove the file", path.display())]
-    Config {
-        path: PathBuf,
-        source: crate::config::ConfigError,
-    },
+    Unlock(#[from] crate::secret_cache::CacheError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("the {what} is longer than {max} bytes; refusing it")]
     TooLong { what: &'static str, max: usize },
     #[error("nothing is stored for {0}; `coffer ls` shows what is")]
     NothingStored(String),
     #[error("{0}")]
     Unsupported(String),
-    #[error(
-        "invalid profile name {0:?}: use up to 64 letters, digits, '-', '_' or '.', not starting with '.'"
-    )]
-    Profile(String),
-    #[error(
-        "coffer is running as root, but {var} ({}) belongs to {user}: files written there now \
-         would be root's and lock {user} out. Run it as {user} (`sudo -u {sudo_user} coffer ...`), \
-         or with root's own home (`sudo -H coffer ...`)",
-        path.display()
-    )]
-    ForeignHome {
-        var: &'static str,
-        path: PathBuf,
-        user: String,
-        sudo_user: String,
-    },
-    #[error("cannot find a home directory for the vault; set COFFER_HOME")]
-    NoHome,
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
     OpenBao(#[from] crate::store::openbao::error::BaoError),
-    #[error("{0}")]
-    Keychain(String),
-    #[error("{0}")]
-    Setting(String),
-    #[error("{0}")]
-    Import(String),
-    /// docker's config.json or a containers auth.json that coffer cannot read or edit.
-    #[error("{} {message}; coffer reads and edits only regular JSON files it can read: fix it, then run this again", path.display())]
-    AuthFile { path: PathBuf, message: String },
+    #[error(transparent)]
+    Keychain(#[from] KeychainError),
+    /// A keychain-sealed vault whose keychain cannot be reached here: where the credentials
+    /// are, and that `coffer unlock` in the desktop session opens them for every session.
+    #[error(
+        "coffer's credentials are in {}, sealed by a key in the OS keychain, which cannot be \
+         reached here: {why}; {}",
+        path.display(),
+        if why.absent() {
+            "run `coffer unlock` in your desktop session: it opens the vault for every \
+             session of yours (ssh, cron) until the unlock timeout"
+        } else {
+            why.fix()
+        }
+    )]
+    SealedVaultKeychainUnreachable {
+        path: PathBuf,
+        #[source]
+        why: Unusable,
+    },
+    #[error(
+        "this vault is sealed by a key in the OS keychain, and the keychain has none for it \
+         (service {service}, account {account}); restore that keychain, or the vault cannot be opened"
+    )]
+    NoSealingKey {
+        service: &'static str,
+        account: String,
+    },
+    #[error(
+        "the keychain item {service}/{account} is not a 256-bit key; it was changed outside coffer"
+    )]
+    BadSealingKey {
+        service: &'static str,
+        account: String,
+    },
+    /// A keychain item under coffer's service that does not decode as an entry.
+    #[error(
+        "the keychain item (service {service}, account {account}) is not a coffer entry \
+         ({reason}); delete that one item with `{delete_command}`, then store the credential again"
+    )]
+    NotAnEntry {
+        service: String,
+        account: String,
+        reason: String,
+        delete_command: String,
+    },
+    #[error(
+        "the keychain entry for {server_url} says its secret is in {}, which lacks it; log in \
+         to that registry again",
+        vault.display()
+    )]
+    OverflowMissing { server_url: String, vault: PathBuf },
+    /// The recorded item store, in a context that cannot reach the keychain.
+    #[error(
+        "coffer's credentials are in the OS keychain ({by}), which cannot be reached here: \
+         {why}; {}",
+        if why.absent() {
+            "use coffer from your desktop session, or there run `coffer migrate --to file` \
+             (a vault sealed by the keychain, open to every session of yours while unlocked)"
+        } else {
+            why.fix()
+        }
+    )]
+    KeychainStoreUnreachable {
+        by: String,
+        #[source]
+        why: Unusable,
+    },
+    #[error(
+        "Argon2id parameters out of bounds: memory {}..={} MiB, iterations {}..={}",
+        KdfParams::MIN.memory_kib / 1024,
+        KdfParams::MAX.memory_kib / 1024,
+        KdfParams::MIN.iterations,
+        KdfParams::MAX.iterations
+    )]
+    KdfOutOfBounds,
+    #[error(
+        "the store in use is the OS keychain (backend = \"keychain\" in {}); `coffer migrate \
+         --to file` moves its entries to a new vault",
+        config.display()
+    )]
+    VaultBesideKeychain { config: PathBuf },
+    #[error(
+        "the OS keychain {why}; {}, or choose `--sealing passphrase`",
+        why.fix()
+    )]
+    SealingUndecidable {
+        #[source]
+        why: Unusable,
+    },
+    /// No store chosen yet, and a keychain that is there but locked or failing.
+    #[error(
+        "coffer has not chosen where to keep credentials yet, and the OS keychain {why}; {}, or \
+         choose a passphrase-sealed vault with `coffer init --sealing passphrase`",
+        why.fix()
+    )]
+    Undecidable {
+        #[source]
+        why: Unusable,
+    },
+    #[error("{variable} must be auto, keychain, file or openbao, not {value:?}")]
+    UnknownBackend {
+        variable: &'static str,
+        value: String,
+    },
+    #[error("{0} did not read back from the target store; it was left in the source")]
+    NotReadBack(String),
+    #[error(transparent)]
+    Description(#[from] crate::store::description::DescriptionError),
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
+    #[error(transparent)]
+    AuthFile(#[from] crate::auth_file::AuthFileError),
     #[error("stored entry is unreadable ({0}); the vault was written by an incompatible coffer")]
     Entry(#[source] EntryError),
 }
@@ -143,21 +215,15 @@ impl std::fmt::Display for EntryError {
 
 impl std::error::Error for EntryError {}
 
+impl From<Unusable> for Error {
+    fn from(why: Unusable) -> Self {
+        Error::Keychain(KeychainError::Unusable(why))
+    }
+}
+
 impl Error {
     /// A stored entry that does not decode or encode.
     pub fn entry(source: serde_json::Error) -> Error {
         Error::Entry(EntryError(source))
-    }
-
-    pub fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Error {
-        let path = path.into();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
     }
 }

@@ -6,7 +6,52 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+/// What went wrong with a file or folder: one line saying which, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{} is accessible by other users; run `chmod {mode:o} {}` and try again", path.display(), path.display())]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error(
+        "{} belongs to another user; coffer takes settings only from your own files or root's",
+        path.display()
+    )]
+    NotOwned { path: PathBuf },
+    #[error("{} is not a regular file; give the path of a file", path.display())]
+    NotRegular { path: PathBuf },
+    #[error(
+        "permission denied reading {}: run coffer as the user who owns the vault, or give it back \
+         to that user (`chown`) with `chmod 600` on the file and `chmod 700` on its folder",
+        path.display()
+    )]
+    Unreadable { path: PathBuf },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another coffer process held the vault lock for {0} s; if none is running, try again")]
+    LockTimeout(u64),
+    #[error("the {what} is longer than {max} bytes; refusing it")]
+    TooLong { what: &'static str, max: usize },
+}
+
+impl FileError {
+    /// `map_err(FileError::io("read", path))`: an I/O failure on `path`, saying what was tried.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> FileError {
+        let path = path.into();
+        move |source| FileError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = FileError> = std::result::Result<T, E>;
 
 const TEMP_MARK: &str = ".tmp-";
 
@@ -16,9 +61,9 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(Error::io("create", dir))?;
+        .map_err(FileError::io("create", dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(Error::io("set permissions on", dir))
+        .map_err(FileError::io("set permissions on", dir))
 }
 
 /// Refuses a file or folder that other users can read or write.
@@ -26,7 +71,7 @@ pub fn check_private(path: &Path, metadata: &fs::Metadata) -> Result<()> {
     let mode = metadata.permissions().mode();
     if mode & 0o077 != 0 {
         let wanted = if metadata.is_dir() { 0o700 } else { 0o600 };
-        return Err(Error::Permissions {
+        return Err(FileError::Permissions {
             path: path.to_path_buf(),
             mode: wanted,
         });
@@ -47,31 +92,31 @@ pub fn read_trusted(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(Error::Io {
+            return Err(FileError::Io {
                 action: "open",
                 path: path.to_path_buf(),
                 source,
             });
         }
     };
-    let metadata = file.metadata().map_err(Error::io("inspect", path))?;
+    let metadata = file.metadata().map_err(FileError::io("inspect", path))?;
     if !metadata.is_file() {
-        return Err(Error::NotRegular {
+        return Err(FileError::NotRegular {
             path: path.to_path_buf(),
         });
     }
     check_trusted(path, &metadata, 0o600)?;
     // Through a link, the folder that matters is the target's.
-    let real = fs::canonicalize(path).map_err(Error::io("resolve", path))?;
+    let real = fs::canonicalize(path).map_err(FileError::io("resolve", path))?;
     if let Some(dir) = real.parent() {
         check_trusted(
             dir,
-            &fs::metadata(dir).map_err(Error::io("inspect", dir))?,
+            &fs::metadata(dir).map_err(FileError::io("inspect", dir))?,
             0o700,
         )?;
     }
     if metadata.len() > max {
-        return Err(Error::TooLong {
+        return Err(FileError::TooLong {
             what: "settings file",
             max: max as usize,
         });
@@ -80,7 +125,7 @@ pub fn read_trusted(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
     (&mut file)
         .take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(Error::io("read", path))?;
+        .map_err(FileError::io("read", path))?;
     Ok(Some(bytes))
 }
 
@@ -89,19 +134,76 @@ pub fn read_trusted(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
 fn check_trusted(path: &Path, metadata: &fs::Metadata, mode: u32) -> Result<()> {
     let owner = metadata.uid();
     if owner != 0 && owner != rustix::process::geteuid().as_raw() {
-        return Err(Error::NotOwned {
+        return Err(FileError::NotOwned {
             path: path.to_path_buf(),
         });
     }
     // A sticky folder (`/tmp`) lets others add files, never replace this one.
     let sticky = metadata.is_dir() && metadata.mode() & 0o1000 != 0;
     if metadata.mode() & 0o022 != 0 && !sticky {
-        return Err(Error::Permissions {
+        return Err(FileError::Permissions {
             path: path.to_path_buf(),
             mode,
         });
     }
     Ok(())
+}
+
+/// Whether `dir` is a folder coffer may keep files in although it is not one of its own
+/// (`$XDG_RUNTIME_DIR`, the unlock agent's folder in a shared temp folder): a folder itself,
+/// not a link, of this user's, that nobody else can open. In any other folder another user
+/// could have put a FIFO, a link or a file of their own where coffer looks.
+pub fn is_own_private_dir(dir: &Path) -> std::io::Result<bool> {
+    let metadata = fs::symlink_metadata(dir)?;
+    Ok(metadata.is_dir()
+        && metadata.uid() == crate::ownership::me()
+        && metadata.mode() & 0o077 == 0)
+}
+
+/// Opens a file coffer keeps outside its own folders, to read it (or to write it, creating it
+/// 0600 and emptying it): only in a folder [`is_own_private_dir`] accepts, never through a link
+/// (`O_NOFOLLOW`), never blocking on a FIFO or a device (`O_NONBLOCK`), and only when it is a
+/// regular file of this user's, with one name, that nobody else can change. `Ok(None)` when
+/// reading a file that is not there.
+pub fn open_own(path: &Path, write: bool) -> std::io::Result<Option<File>> {
+    let refused = |why: &str| std::io::Error::new(ErrorKind::PermissionDenied, why.to_owned());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !is_own_private_dir(dir)? {
+        return Err(refused("its folder is not yours alone"));
+    }
+    let file = match OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .create(write)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound && !write => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let metadata = file.metadata()?;
+    if !metadata.is_file()
+        || metadata.uid() != crate::ownership::me()
+        || metadata.mode() & 0o022 != 0
+        || metadata.nlink() != 1
+    {
+        return Err(refused("not a regular file of yours alone"));
+    }
+    if write {
+        file.set_len(0)?;
+    }
+    Ok(Some(file))
+}
+
+/// Reads at most `max` bytes from `input`; `None` when there were more. The one bound for
+/// what coffer reads from a file or a process it does not control (not for secrets: the
+/// buffer is not wiped).
+pub fn read_at_most(input: impl Read, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    input.take(max + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new file:
@@ -122,18 +224,18 @@ pub fn write_target(path: &Path) -> Result<PathBuf> {
     for _ in 0..MAX_LINKS {
         match fs::symlink_metadata(&path) {
             Ok(metadata) if metadata.file_type().is_symlink() => {
-                let link = fs::read_link(&path).map_err(Error::io("read the link", &path))?;
+                let link = fs::read_link(&path).map_err(FileError::io("read the link", &path))?;
                 path = match path.parent() {
                     Some(dir) => dir.join(link),
                     None => link,
                 };
             }
-            Ok(metadata) if !metadata.is_file() => return Err(Error::NotRegular { path }),
+            Ok(metadata) if !metadata.is_file() => return Err(FileError::NotRegular { path }),
             // A regular file, or nothing there yet (a dangling link is written through).
             _ => return Ok(path),
         }
     }
-    Err(Error::Io {
+    Err(FileError::Io {
         action: "follow the links at",
         path,
         source: std::io::Error::from_raw_os_error(libc::ELOOP),
@@ -160,7 +262,7 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     })();
     result.map_err(|source| {
         let _ = fs::remove_file(&temp);
-        Error::Io {
+        FileError::Io {
             action: "write",
             path: path.to_path_buf(),
             source,
@@ -217,7 +319,7 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<Lock> {
         .truncate(false)
         .mode(0o600)
         .open(path)
-        .map_err(Error::io("open the lock file", path))?;
+        .map_err(FileError::io("open the lock file", path))?;
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
@@ -227,9 +329,11 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<Lock> {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Err(fs::TryLockError::WouldBlock) => return Err(Error::LockTimeout(timeout.as_secs())),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(FileError::LockTimeout(timeout.as_secs()));
+            }
             Err(fs::TryLockError::Error(source)) => {
-                return Err(Error::Io {
+                return Err(FileError::Io {
                     action: "lock",
                     path: path.to_path_buf(),
                     source,
@@ -299,7 +403,7 @@ mod tests {
         std::os::unix::fs::symlink("/dev/full", &full).expect("link");
         for path in [Path::new("/dev/full"), &full, dir.path()] {
             let error = write_atomic(path, b"secret").expect_err("not regular");
-            assert!(matches!(error, Error::NotRegular { .. }), "{error}");
+            assert!(matches!(error, FileError::NotRegular { .. }), "{error}");
         }
         assert!(
             fs::symlink_metadata(&full)
@@ -330,13 +434,16 @@ mod tests {
         let error = read_trusted(&path, 100).expect_err("folder writable by others");
         assert!(error.to_string().contains("chmod 700"), "{error}");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
-        assert!(matches!(read_trusted(&path, 2), Err(Error::TooLong { .. })));
+        assert!(matches!(
+            read_trusted(&path, 2),
+            Err(FileError::TooLong { .. })
+        ));
         let fifo = dir.path().join("fifo");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.expect("mkfifo").success());
         assert!(matches!(
             read_trusted(&fifo, 100),
-            Err(Error::NotRegular { .. })
+            Err(FileError::NotRegular { .. })
         ));
     }
 
@@ -357,7 +464,7 @@ mod tests {
         let held = lock(&path, LOCK_TIMEOUT).expect("first lock");
         assert!(matches!(
             lock(&path, Duration::from_millis(30)),
-            Err(Error::LockTimeout(_))
+            Err(FileError::LockTimeout(_))
         ));
         drop(held);
         lock(&path, Duration::from_millis(30)).expect("free again");

@@ -3,9 +3,14 @@
 
 use secrecy::ExposeSecret;
 
+use crate::backend;
+use crate::config::Backend;
 use crate::error::{Error, Result};
+use crate::os::keychain::Keychain;
+use crate::paths::Paths;
 use crate::server_url::ServerUrl;
-use crate::store::Store;
+use crate::store::keychain_items::KeychainStore;
+use crate::store::{Entry, Store};
 
 /// What a migration did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -31,15 +36,7 @@ pub fn migrate(from: &dyn Store, to: &dyn Store) -> Result<Moved> {
                 continue;
             }
             _ => {
-                let secret = entry.secret.expose_secret().to_owned();
-                to.put(&key, entry)?;
-                let copied = to.find(&keys)?;
-                if copied.is_none_or(|c| c.secret.expose_secret() != secret) {
-                    return Err(Error::Setting(format!(
-                        "{} did not read back from the target store; it was left in the source",
-                        summary.server_url
-                    )));
-                }
+                put_read_back(to, &key, entry, &summary.server_url)?;
                 outcome.moved += 1;
             }
         }
@@ -98,18 +95,64 @@ pub fn copy(from: &dyn Store, to: &dyn Store) -> Result<Vec<(String, Change)>> {
         let Some(entry) = from.peek(&keys)? else {
             continue;
         };
-        let secret = entry.secret.expose_secret().to_owned();
-        to.put(&key, entry)?;
-        if to
-            .peek(&keys)?
-            .is_none_or(|c| c.secret.expose_secret() != secret)
-        {
-            return Err(Error::Setting(format!(
-                "{url} did not read back from the target store"
-            )));
-        }
+        put_read_back(to, &key, entry, url)?;
     }
     Ok(plan)
+}
+
+/// Writes `entry` under `key` in `to` and reads it back: it is there before anything goes on.
+fn put_read_back(to: &dyn Store, key: &str, entry: Entry, url: &str) -> Result<()> {
+    let secret = entry.secret.expose_secret().to_owned();
+    to.put(key, entry)?;
+    let keys = [key.to_owned()];
+    if to
+        .peek(&keys)?
+        .is_none_or(|c| c.secret.expose_secret() != secret)
+    {
+        return Err(Error::NotReadBack(url.to_owned()));
+    }
+    Ok(())
+}
+
+/// What `coffer migrate --to openbao` did (or, dry, would do): from which local store, and
+/// entry by entry.
+#[derive(Debug)]
+pub struct Centralised {
+    pub from: &'static str,
+    pub changes: Vec<(String, Change)>,
+}
+
+impl Centralised {
+    /// How many entries were (or would be) written to the central store.
+    pub fn written(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|(_, c)| matches!(c, Change::Add | Change::Replace))
+            .count()
+    }
+}
+
+/// Copies this machine's entries (the keychain's items if that is the store recorded, else the
+/// file vault's) into the central store that config.toml describes, then records it as the
+/// store in use; with `dry_run`, only says what it would change. The local entries stay.
+pub fn into_central_store(paths: &Paths, dry_run: bool) -> Result<Centralised> {
+    let (recorded, _) = backend::configured(paths)?;
+    let (local, from): (Box<dyn Store>, _) = match recorded {
+        Backend::Keychain => (
+            Box::new(KeychainStore::new(Keychain::open()?, paths)),
+            "the OS keychain",
+        ),
+        _ => (Box::new(backend::file_store(paths)?), "the file vault"),
+    };
+    let central = backend::central_store(paths)?;
+    let changes = if dry_run {
+        plan(&*local, &central)?
+    } else {
+        let changes = copy(&*local, &central)?;
+        backend::record(paths, Backend::OpenBao)?;
+        changes
+    };
+    Ok(Centralised { from, changes })
 }
 
 #[cfg(test)]

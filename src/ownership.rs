@@ -7,7 +7,20 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+/// Root about to write into a user's home.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "coffer is running as root, but {var} ({}) belongs to {user}: files written there now \
+     would be root's and lock {user} out. Run it as {user} (`sudo -u {sudo_user} coffer ...`), \
+     or with root's own home (`sudo -H coffer ...`)",
+    path.display()
+)]
+pub struct ForeignHome {
+    pub var: &'static str,
+    pub path: PathBuf,
+    pub user: String,
+    pub sudo_user: String,
+}
 
 /// The user running this process.
 pub fn me() -> u32 {
@@ -16,7 +29,7 @@ pub fn me() -> u32 {
 
 /// Refuses to run as root against folders that belong to another user: `HOME`, `COFFER_HOME`
 /// and `DOCKER_CONFIG`, as far as they exist (else their nearest existing parent).
-pub fn refuse_foreign_home() -> Result<()> {
+pub fn refuse_foreign_home() -> Result<(), ForeignHome> {
     if me() != 0 {
         return Ok(());
     }
@@ -27,7 +40,7 @@ pub fn refuse_foreign_home() -> Result<()> {
         let path = PathBuf::from(value);
         if let Some(owner) = owner_of_nearest(&path).filter(|&uid| uid != 0) {
             let user = user_name(owner);
-            return Err(Error::ForeignHome {
+            return Err(ForeignHome {
                 var,
                 path,
                 sudo_user: sudo_name(owner, &user),

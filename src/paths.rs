@@ -2,7 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+/// Why coffer cannot tell where its files are.
+#[derive(Debug, thiserror::Error)]
+pub enum PathsError {
+    #[error(
+        "invalid profile name {0:?}: use up to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+    )]
+    Profile(String),
+    #[error("cannot find a home directory for the vault; set COFFER_HOME")]
+    NoHome,
+    #[error(transparent)]
+    ForeignHome(#[from] crate::ownership::ForeignHome),
+}
+
+type Result<T> = std::result::Result<T, PathsError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
@@ -38,7 +51,8 @@ impl Paths {
             if let Some(home) = std::env::var_os("COFFER_HOME").filter(|home| !home.is_empty()) {
                 Paths::new(home)
             } else {
-                let dirs = directories::ProjectDirs::from("", "", "coffer").ok_or(Error::NoHome)?;
+                let dirs =
+                    directories::ProjectDirs::from("", "", "coffer").ok_or(PathsError::NoHome)?;
                 Paths {
                     home: dirs.data_local_dir().to_path_buf(),
                     config_dir: dirs.config_dir().to_path_buf(),
@@ -61,7 +75,7 @@ impl Paths {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !name.starts_with('.');
         if !valid {
-            return Err(Error::Profile(name.to_owned()));
+            return Err(PathsError::Profile(name.to_owned()));
         }
         Ok(Paths {
             profile: Some(name.to_owned()),

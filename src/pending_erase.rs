@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::files;
+use crate::files::FileError;
 use crate::paths::Paths;
 
 /// One erase still to be done.
@@ -51,13 +52,14 @@ impl PendingErases {
     pub fn list(&self) -> Result<Vec<Pending>> {
         match fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::io("read the pending erases in", &self.path)(std::io::Error::new(
+                FileError::io("read the pending erases in", &self.path)(std::io::Error::new(
                     ErrorKind::InvalidData,
                     e,
                 ))
+                .into()
             }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::io("read", &self.path)(e)),
+            Err(e) => Err(FileError::io("read", &self.path)(e).into()),
         }
     }
 
@@ -68,7 +70,7 @@ impl PendingErases {
         if !pending.iter().any(|p| p.registry == registry) {
             pending.push(Pending {
                 registry: registry.to_owned(),
-                at: crate::store::now(),
+                at: crate::clock::now(),
                 reason: reason.to_owned(),
             });
         }
@@ -100,21 +102,21 @@ impl PendingErases {
     }
 
     fn lock(&self) -> Result<files::Lock> {
-        files::lock(&self.lock, files::LOCK_TIMEOUT)
+        Ok(files::lock(&self.lock, files::LOCK_TIMEOUT)?)
     }
 
     fn save(&self, pending: &[Pending]) -> Result<()> {
         if pending.is_empty() {
             return match fs::remove_file(&self.path) {
                 Err(e) if e.kind() != ErrorKind::NotFound => {
-                    Err(Error::io("remove", &self.path)(e))
+                    Err(FileError::io("remove", &self.path)(e).into())
                 }
                 _ => Ok(()),
             };
         }
         let json = serde_json::to_vec_pretty(pending)
-            .map_err(|e| Error::io("encode", &self.path)(e.into()))?;
-        files::write_atomic(&self.path, &json)
+            .map_err(|e| FileError::io("encode", &self.path)(e.into()))?;
+        Ok(files::write_atomic(&self.path, &json)?)
     }
 }
 

@@ -31,13 +31,16 @@ pub fn version() -> String {
     format!("{PROGRAM} (coffer) {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// What a helper run ended with: its exit status, and for a failed action, one line for the
-/// person at the terminal. Docker hides the helper's output (a failed `get` becomes "no basic
-/// auth credentials"), so the binary writes `notice` to `/dev/tty` when there is one.
+/// What a helper run ended with: its exit status, for a failed action one line for the person
+/// at the terminal, and the warnings of an action that went through anyway (a stale token
+/// served). Docker hides the helper's output (a failed `get` becomes "no basic auth
+/// credentials"), so the binary writes `notice` and `warnings` to `/dev/tty` when there is one.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub status: i32,
     pub notice: Option<String>,
+    /// Each one line, `coffer: ` and all.
+    pub warnings: Vec<String>,
 }
 
 /// Runs the helper for `args` (without the program name).
@@ -50,6 +53,7 @@ pub fn serve(
     open: impl FnOnce() -> Result<Credentials>,
 ) -> Outcome {
     let mut notice = None;
+    let mut warnings = Vec::new();
     let answer = match args {
         [flag] if flag == "--help" || flag == "-h" => Ok(Answer::Text(usage())),
         [flag] if flag == "--version" || flag == "-v" || flag == "version" => {
@@ -57,9 +61,15 @@ pub fn serve(
         }
         [action] if matches!(action.as_str(), "store" | "get" | "erase" | "list") => {
             read_input(input).and_then(|request| {
-                let done = open()
-                    .map_err(Failure::from)
-                    .and_then(|c| act(action, &request, &c));
+                let done = open().map_err(Failure::from).and_then(|credentials| {
+                    let done = act(action, &request, &credentials);
+                    warnings = credentials
+                        .warnings()
+                        .iter()
+                        .map(|warning| one_line(&format!("coffer: {warning}")))
+                        .collect();
+                    done
+                });
                 done.map_err(|failure| match failure {
                     Failure::Store(error) => {
                         let message = error.to_string();
@@ -86,7 +96,11 @@ pub fn serve(
         Ok(()) => status,
         Err(_) => 1,
     };
-    Outcome { status, notice }
+    Outcome {
+        status,
+        notice,
+        warnings,
+    }
 }
 
 /// The line for the person: which action failed for which registry, why and what to do (the

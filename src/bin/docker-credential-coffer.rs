@@ -1,6 +1,6 @@
 //! The credential helper docker, podman, skopeo and buildah run: the wire protocol, nothing else.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
 fn main() {
@@ -15,6 +15,14 @@ fn main() {
         &mut std::io::stdout().lock(),
         coffer::credentials::Credentials::from_env,
     );
+    // A warning goes to stderr as well, where a script running the helper reads it; the
+    // terminal hears it once.
+    for warning in &outcome.warnings {
+        eprintln!("{warning}");
+        if !std::io::stderr().is_terminal() {
+            tell_terminal(warning);
+        }
+    }
     if let Some(notice) = outcome.notice {
         tell_terminal(&notice);
     }

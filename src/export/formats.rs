@@ -250,7 +250,7 @@ fn rkt(credentials: &[Credential]) -> Result<Output> {
 /// `.docker/config.json` (0600) in a gzip tar, the archive the Mesos fetcher unpacks.
 fn mesos_archive(config: &[u8]) -> Result<Vec<u8>> {
     let io = |e: std::io::Error| Error::Unsupported(format!("cannot build the archive: {e}"));
-    let mtime = crate::store::now();
+    let mtime = crate::clock::now();
     let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
         flate2::Compression::default(),

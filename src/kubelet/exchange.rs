@@ -13,8 +13,8 @@ use crate::token::exec::Job;
 use crate::token::provider::Minted;
 #[cfg(feature = "cloud")]
 use crate::token::settings::RegistrySettings;
+use crate::token::settings::SettingsError;
 use crate::token::settings::{Mode, TokenSettings};
-use crate::token::shared::options;
 
 /// What Google STS is told the subject token is.
 #[cfg(feature = "cloud")]
@@ -60,30 +60,29 @@ fn split(exchange: Exchange, table: &toml::Table) -> (toml::Table, toml::Table) 
 }
 
 /// Checks an exchange's settings when `config.toml` is read.
-pub(super) fn check(exchange: Exchange, table: &toml::Table) -> Result<(), String> {
+pub fn check(exchange: Exchange, table: &toml::Table) -> Result<(), SettingsError> {
     let Some(mode) = mode(exchange) else {
         return Job::from_options(table).map(|_| ());
     };
     let (own, shared) = split(exchange, table);
     match exchange {
-        Exchange::Google => options::<GoogleSettings>(&own).map(|_| ())?,
+        Exchange::Google => crate::token::shared::check::<GoogleSettings>(&own)?,
         // The azure mode's own `tenant`: here it is required.
         Exchange::Azure => {
             tenant(&shared)?;
         }
         Exchange::Aws | Exchange::Exec => {}
     }
-    mode.check(&shared)
+    crate::token::providers::check(mode, &shared)
 }
 
-fn tenant(settings: &toml::Table) -> Result<&str, String> {
+fn tenant(settings: &toml::Table) -> Result<&str, SettingsError> {
     settings
         .get("tenant")
         .and_then(toml::Value::as_str)
-        .ok_or_else(|| {
-            "`tenant` is missing: the directory whose app registrations trust the cluster's issuer"
-                .to_owned()
-        })
+        .ok_or(SettingsError::invalid(
+            "`tenant` is missing: the directory whose app registrations trust the cluster's issuer",
+        ))
 }
 
 /// The registry credential for `registry` that `token`, as `identity`, is worth.
@@ -94,10 +93,7 @@ pub fn exchange(
     token: &ServiceAccountToken,
     tokens: &TokenSettings,
 ) -> Result<Minted, TokenError> {
-    let unusable = |message: String| TokenError::Settings {
-        mode: settings.exchange.name(),
-        message,
-    };
+    let unusable = |problem: SettingsError| problem.in_mode(settings.exchange.name());
     match settings.exchange {
         Exchange::Exec => {
             let job = Job::from_options(&settings.options).map_err(unusable)?;
@@ -110,7 +106,7 @@ pub fn exchange(
     }
 }
 
-/// The cloud exchanges, through the clouds' SDKs (see [`crate::token::cloud`]).
+/// The cloud exchanges, through the clouds' SDKs (see `crate::token::identity`).
 #[cfg(feature = "cloud")]
 fn cloud(
     registry: &str,
@@ -119,14 +115,17 @@ fn cloud(
     token: &ServiceAccountToken,
     tokens: &TokenSettings,
 ) -> Result<Minted, TokenError> {
-    use crate::token::cloud;
+    use crate::token::{aws, azure, google};
     let (own, mut shared) = split(settings.exchange, &settings.options);
-    let unusable = |message: String| TokenError::Settings {
-        mode: settings.exchange.name(),
-        message,
-    };
+    let unusable = |problem: SettingsError| problem.in_mode(settings.exchange.name());
     // The policy has made sure that an exchange that needs an identity has one.
-    let named = || identity.ok_or_else(|| unusable("no identity for this service account".into()));
+    let named = || {
+        identity.ok_or_else(|| {
+            unusable(SettingsError::invalid(
+                "no identity for this service account",
+            ))
+        })
+    };
     let mode = mode(settings.exchange).expect("a cloud exchange");
     // The exchange runs with the settings of the registry mode of the same cloud.
     let as_registry = |options| RegistrySettings {
@@ -135,7 +134,7 @@ fn cloud(
         ..RegistrySettings::default()
     };
     match settings.exchange {
-        Exchange::Aws => cloud::aws::ecr_token_for_web_identity(
+        Exchange::Aws => aws::identity::ecr_token_for_web_identity(
             registry,
             &as_registry(shared),
             tokens,
@@ -143,11 +142,11 @@ fn cloud(
             token.secret(),
         ),
         Exchange::Google => {
-            let own: GoogleSettings = options(&own).map_err(unusable)?;
+            let own: GoogleSettings = crate::token::shared::options(&own).map_err(unusable)?;
             if let Some(account) = identity {
                 shared.insert("impersonate".into(), account.into());
             }
-            cloud::google::google_token_for_subject_token(
+            google::identity::google_token_for_subject_token(
                 registry,
                 &as_registry(shared),
                 tokens,
@@ -159,7 +158,7 @@ fn cloud(
         }
         Exchange::Azure => {
             let tenant = tenant(&shared).map_err(unusable)?.to_owned();
-            cloud::azure::acr_token_for_client_assertion(
+            azure::identity::acr_token_for_client_assertion(
                 registry,
                 &as_registry(shared),
                 tokens,
@@ -180,8 +179,8 @@ fn cloud(
     _: &ServiceAccountToken,
     _: &TokenSettings,
 ) -> Result<Minted, TokenError> {
-    Err(TokenError::Settings {
-        mode: settings.exchange.name(),
-        message: "this coffer was built without the `cloud` feature".into(),
-    })
+    Err(
+        SettingsError::invalid("this coffer was built without the `cloud` feature")
+            .in_mode(settings.exchange.name()),
+    )
 }

@@ -22,12 +22,13 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::audit::{AccessLog, Action, Event, Outcome};
+use crate::clock::now;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::export::IDENTITY_TOKEN_USER;
 use crate::server_url::ServerUrl;
-use crate::store::now;
+use crate::warning::Warning;
 use service_account::ServiceAccountToken;
 use settings::{Fallback, PodExchange};
 
@@ -54,7 +55,8 @@ struct Request {
     service_account_annotations: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize)]
+/// No `Debug`: it holds the password.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Response<'a> {
     api_version: &'a str,
@@ -64,7 +66,8 @@ struct Response<'a> {
     auth: BTreeMap<String, AuthConfig<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+/// No `Debug`: it holds the password.
+#[derive(Serialize)]
 struct AuthConfig<'a> {
     username: &'a str,
     password: &'a str,
@@ -80,6 +83,8 @@ pub struct Answer {
     /// response carries none, and the provider exits with status 1 so that the kubelet logs
     /// the notice.
     pub refused: bool,
+    /// What the node's own answer has to tell besides (a stale token served), for stderr too.
+    pub warnings: Vec<Warning>,
 }
 
 /// What answers one image.
@@ -91,6 +96,7 @@ struct Decision {
     auth: Option<(String, String, SecretString)>,
     notice: Option<String>,
     refused: bool,
+    warnings: Vec<Warning>,
 }
 
 impl Decision {
@@ -102,6 +108,7 @@ impl Decision {
             auth: None,
             notice: Some(notice),
             refused,
+            warnings: Vec::new(),
         }
     }
 }
@@ -256,6 +263,7 @@ fn pod(
             settings.exchange.name()
         )),
         refused: false,
+        warnings: Vec::new(),
     }
 }
 
@@ -268,6 +276,7 @@ fn from_node(credentials: &Credentials, registry: &str, repository: &str) -> Res
         auth: None,
         notice: None,
         refused: false,
+        warnings: credentials.warnings(),
     };
     // Kubelets pass a username and password on: an identity token is of no use to them.
     let Some(entry) = entry.filter(|e| e.username != IDENTITY_TOKEN_USER) else {
@@ -315,6 +324,7 @@ fn render(api_version: &str, decision: Decision) -> Result<Answer> {
         response: out,
         notice: decision.notice,
         refused: decision.refused,
+        warnings: decision.warnings,
     })
 }
 

@@ -93,10 +93,6 @@ impl Exchange {
     fn identity_optional(self) -> bool {
         matches!(self, Exchange::Google | Exchange::Exec)
     }
-
-    fn check(self, options: &toml::Table) -> Result<(), String> {
-        super::exchange::check(self, options)
-    }
 }
 
 /// One registry's `[kubelet.registries."host"]`.
@@ -130,9 +126,6 @@ impl TryFrom<UncheckedExchange> for PodExchange {
     type Error = String;
 
     fn try_from(raw: UncheckedExchange) -> Result<Self, String> {
-        raw.exchange
-            .check(&raw.options)
-            .map_err(|e| format!("{} exchange: {e}", raw.exchange.name()))?;
         let settings = PodExchange {
             exchange: raw.exchange,
             allowed: raw.allowed,
@@ -276,7 +269,10 @@ mod tests {
 
     #[test]
     fn settings_are_checked_when_read() {
-        let read = |text: &str| toml::from_str::<KubeletSettings>(text);
+        let read = |text: &str| {
+            let text = text.replace("[registries.", "[kubelet.registries.");
+            crate::config::Config::parse(&format!("[kubelet]\n{text}")).map(|config| config.kubelet)
+        };
         let ok = read(
             "[registries.\"r.example\"]\nexchange = \"exec\"\ncommand = [\"/bin/federate\"]\nusername = \"pod\"\n",
         )
@@ -290,9 +286,10 @@ mod tests {
                 .expect_err("default outside allowed");
         assert!(error.to_string().contains("default"), "{error}");
         assert!(read("fallback = \"vault\"\n").is_err());
-        let shipped: crate::config::Config =
-            toml::from_str(include_str!("../../packaging/kubernetes/node-config.toml"))
-                .expect("the shipped node config is valid");
+        let shipped = crate::config::Config::parse(include_str!(
+            "../../packaging/kubernetes/node-config.toml"
+        ))
+        .expect("the shipped node config is valid");
         assert_eq!(shipped.kubelet.registries.len(), 4);
         assert!(read("colour = 1\n").is_err());
     }

@@ -11,7 +11,7 @@
 use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
 use zeroize::Zeroizing;
 
-use crate::unlock::cache::Unavailable;
+use super::Unavailable;
 
 /// The most a kernel `user` key holds.
 const MAX_PAYLOAD: usize = 32 * 1024;

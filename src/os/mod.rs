@@ -2,8 +2,8 @@
 //! in coffer names a platform:
 //!
 //! - [`keychain`]: the OS keychain as coffer uses it (named items of opaque bytes), over the
-//!   keyring v4 store crates; it dispatches to one platform file:
-//!   - [`secret_service`]: the freedesktop Secret Service over D-Bus (gnome-keyring, KWallet),
+//!   keyring v4 store crates; it dispatches to one platform file of its own:
+//!   - [`keychain::secret_service`]: the freedesktop Secret Service over D-Bus (gnome-keyring, KWallet),
 //!     on Linux and the BSDs. Compiled and tested here.
 //!   - `not_built_here/macos_keychain.rs`: the macOS login Keychain.
 //!   - `not_built_here/windows_credential_manager.rs`: the Windows Credential Manager.
@@ -16,22 +16,18 @@
 //! Everything under `not_built_here/` is compiled only for its own platform, which this
 //! project neither builds nor tests: see the README's "Platforms".
 
+/// Why a mechanism cannot be used here, in words for `coffer doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 pub mod hardening;
 pub mod keychain;
-
-#[cfg(all(
-    unix,
-    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
-))]
-pub mod secret_service;
-
-#[cfg(target_os = "macos")]
-#[path = "not_built_here/macos_keychain.rs"]
-pub mod macos_keychain;
-
-#[cfg(target_os = "windows")]
-#[path = "not_built_here/windows_credential_manager.rs"]
-pub mod windows_credential_manager;
 
 #[cfg(target_os = "linux")]
 pub mod kernel_keyring;

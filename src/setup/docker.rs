@@ -15,10 +15,7 @@ const KEY: &str = "credsStore";
 
 /// `$DOCKER_CONFIG/config.json`, or `~/.docker/config.json`: where docker reads it.
 pub fn config_path() -> Result<PathBuf> {
-    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        Some(dir) => Ok(PathBuf::from(dir).join("config.json")),
-        None => Ok(super::home()?.join(".docker/config.json")),
-    }
+    crate::auth_file::docker_config().ok_or(super::SetupError::NoHome)
 }
 
 #[derive(Debug)]

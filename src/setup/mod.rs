@@ -26,7 +26,9 @@ pub enum SetupError {
     #[error("cannot find your home directory: set HOME")]
     NoHome,
     #[error(transparent)]
-    File(#[from] crate::Error),
+    File(#[from] crate::files::FileError),
+    #[error(transparent)]
+    AuthFile(#[from] crate::auth_file::AuthFileError),
 }
 
 pub type Result<T, E = SetupError> = std::result::Result<T, E>;
@@ -49,6 +51,6 @@ fn home() -> Result<PathBuf> {
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SetupError {
-    let error = crate::Error::io(action, path);
+    let error = crate::files::FileError::io(action, path);
     move |source| SetupError::File(error(source))
 }

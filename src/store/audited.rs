@@ -7,16 +7,23 @@
 use super::{Entry, Store, Summary};
 use crate::audit::{AccessLog, Action, Event, Outcome};
 use crate::error::Result;
+use crate::warning::{Warning, Warnings};
 
 #[derive(Debug)]
 pub struct Audited<S> {
     inner: S,
     log: AccessLog,
+    /// Where a log that cannot be written is told.
+    warnings: Warnings,
 }
 
 impl<S: Store> Audited<S> {
-    pub fn new(inner: S, log: AccessLog) -> Self {
-        Audited { inner, log }
+    pub fn new(inner: S, log: AccessLog, warnings: Warnings) -> Self {
+        Audited {
+            inner,
+            log,
+            warnings,
+        }
     }
 
     /// Logs `action`; `found` tells whether a successful result found what it looked for.
@@ -32,20 +39,24 @@ impl<S: Store> Audited<S> {
             Ok(_) => (Outcome::NotFound, None),
             Err(e) => (Outcome::Failed, Some(e.to_string())),
         };
+        // What the store served that the person should know of: in the log, and on the terminal.
+        let warning = self.inner.warning();
+        if let Some(warning) = &warning {
+            self.warnings.push(Warning::new(warning.clone()));
+        }
         let event = Event {
             error,
-            warning: self.inner.warning(),
+            warning,
             ..Event::now(action, registry, outcome)
         };
         match self.log.append(&event) {
             Ok(()) => {}
             // No vault folder: nothing exists to audit, and the log never creates one.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // stderr, not stdout: the helper's stdout carries only the protocol's answer.
-            Err(e) => eprintln!(
-                "coffer: cannot write the access log {}: {e}",
+            Err(e) => self.warnings.push(Warning::new(format!(
+                "cannot write the access log {}: {e}",
                 self.log.path().display()
-            ),
+            ))),
         }
     }
 }
@@ -146,7 +157,7 @@ mod tests {
     fn every_action_is_logged_once_without_its_secret() {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = AccessLog::new(dir.path().join("access.log"));
-        let store = Audited::new(MemoryStore::default(), log.clone());
+        let store = Audited::new(MemoryStore::default(), log.clone(), Warnings::default());
         let keys = |k: &str| vec![k.to_owned(), "//fallback".to_owned()];
         store
             .put("//ghcr.io", entry("ghcr.io", "hunter2-secret"))
@@ -179,5 +190,24 @@ mod tests {
         );
         let text = std::fs::read_to_string(log.path()).expect("read");
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_is_a_warning_not_a_failure() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A folder where the log file should be: every append fails.
+        let log = AccessLog::new(dir.path().to_owned());
+        let warnings = Warnings::default();
+        let store = Audited::new(MemoryStore::default(), log, warnings.clone());
+        store
+            .put("//ghcr.io", entry("ghcr.io", "hunter2-secret"))
+            .expect("put");
+        let said: Vec<String> = warnings.take().iter().map(ToString::to_string).collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].starts_with("cannot write the access log"),
+            "{said:?}"
+        );
+        assert!(!said[0].contains("hunter2"), "{said:?}");
     }
 }

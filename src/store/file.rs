@@ -16,6 +16,7 @@ use super::used::{self, UsedMarks};
 use super::{Entry, Store, Summary};
 use crate::error::{Error, Result};
 use crate::files;
+use crate::files::FileError;
 use crate::paths::Paths;
 use crate::secret_buffer::SecretBuffer;
 use crate::server_url::ServerUrl;
@@ -130,7 +131,7 @@ impl FileStore {
         let mut bytes = Vec::with_capacity(len);
         (&file)
             .read_to_end(&mut bytes)
-            .map_err(Error::io("read", self.paths.vault()))?;
+            .map_err(FileError::io("read", self.paths.vault()))?;
         Ok(Some(bytes))
     }
 
@@ -152,7 +153,7 @@ impl FileStore {
         file.read_exact_at(into, at as u64)
             .map_err(|e| match e.kind() {
                 ErrorKind::UnexpectedEof => self.damaged(VaultError::Truncated),
-                _ => Error::io("read", self.paths.vault())(e),
+                _ => FileError::io("read", self.paths.vault())(e).into(),
             })
     }
 
@@ -164,22 +165,23 @@ impl FileStore {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                return Err(Error::Unreadable { path });
+                return Err(FileError::Unreadable { path }.into());
             }
             Err(e) => {
-                return Err(Error::Io {
+                return Err(FileError::Io {
                     action: "open",
                     path,
                     source: e,
-                });
+                }
+                .into());
             }
         };
         let home = self.paths.home();
         files::check_private(
             home,
-            &fs::metadata(home).map_err(Error::io("inspect", home))?,
+            &fs::metadata(home).map_err(FileError::io("inspect", home))?,
         )?;
-        let metadata = file.metadata().map_err(Error::io("inspect", &path))?;
+        let metadata = file.metadata().map_err(FileError::io("inspect", &path))?;
         files::check_private(&path, &metadata)?;
         let len = usize::try_from(metadata.len()).map_err(|_| self.damaged(VaultError::Damaged))?;
         Ok(Some((file, len)))
@@ -229,7 +231,7 @@ impl FileStore {
             key,
             plain.iter().map(|(name, json)| (*name, json.as_slice())),
         );
-        files::write_atomic(&self.paths.vault(), &bytes)
+        Ok(files::write_atomic(&self.paths.vault(), &bytes)?)
     }
 
     fn with_lock<T>(&self, action: impl FnOnce() -> Result<T>) -> Result<T> {

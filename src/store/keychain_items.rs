@@ -160,13 +160,12 @@ impl KeychainStore {
                 account: key.to_owned(),
                 reason,
             };
-            Error::Keychain(format!(
-                "the keychain item (service {}, account {key}) is not a coffer entry ({}); delete that one \
-                 item with `{}`, then store the credential again",
-                unreadable.service,
-                unreadable.reason,
-                unreadable.delete_command()
-            ))
+            Error::NotAnEntry {
+                delete_command: unreadable.delete_command(),
+                service: unreadable.service,
+                account: unreadable.account,
+                reason: unreadable.reason,
+            }
         })
     }
 
@@ -180,20 +179,19 @@ impl KeychainStore {
         }
         match self.overflow.find(&[key.to_owned()])? {
             Some(entry) => Ok(Some(entry)),
-            None => Err(Error::Keychain(format!(
-                "the keychain entry for {} says its secret is in {}, which lacks it; \
-                 log in to that registry again",
-                item.entry.server_url,
-                self.overflow.paths().vault().display()
-            ))),
+            None => Err(Error::OverflowMissing {
+                server_url: item.entry.server_url,
+                vault: self.overflow.paths().vault(),
+            }),
         }
     }
 
     fn write(&self, key: &str, server_url: &str, bytes: &[u8]) -> Result<()> {
         let label = format!("coffer: {server_url}");
         let attributes = HashMap::from([("server", server_url)]);
-        self.keychain
-            .write(&self.service, key, &label, &attributes, bytes)
+        Ok(self
+            .keychain
+            .write(&self.service, key, &label, &attributes, bytes)?)
     }
 
     fn fits(&self, bytes: &[u8]) -> bool {

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Entry, Store, Summary, now};
+use super::{Entry, Store, Summary};
+use crate::clock::now;
 use crate::error::Result;
 
 #[derive(Debug, Default)]

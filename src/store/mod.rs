@@ -3,17 +3,21 @@
 //! [`crate::credentials`], once, for every store.
 
 pub mod audited;
+pub mod description;
 pub mod file;
 pub mod keychain_items;
 pub mod memory;
 pub mod openbao;
 pub mod used;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::token::state::{TokenState, TokenSummary};
+
+/// The longest username coffer stores (registries' are far shorter).
+pub const MAX_USERNAME: usize = 4096;
 
 /// One credential with its metadata. Serialized only inside a sealed record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,7 +27,7 @@ pub struct Entry {
     pub server_url: String,
     #[serde(rename = "user")]
     pub username: String,
-    #[serde(serialize_with = "expose")]
+    #[serde(serialize_with = "crate::serde_secret::expose")]
     pub secret: SecretString,
     /// Unix seconds.
     pub created: u64,
@@ -49,32 +53,6 @@ impl Entry {
             None
         }
     }
-}
-
-/// Longer descriptions are a mistake, and would swell every listing.
-pub const MAX_DESCRIPTION_CHARS: usize = 200;
-
-/// A description as given: trimmed, one line of printable text; empty means none.
-pub fn description(text: &str) -> Result<Option<String>> {
-    let text = text.trim();
-    if text.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(Error::Setting(format!(
-            "the description is longer than {MAX_DESCRIPTION_CHARS} characters; say whose credential it is in fewer words"
-        )));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(Error::Setting(
-            "the description holds a control character (a newline, a tab, an escape); use one line of plain text".to_owned(),
-        ));
-    }
-    Ok((!text.is_empty()).then(|| text.to_owned()))
-}
-
-pub(crate) fn expose<S: serde::Serializer>(
-    secret: &SecretString,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(secret.expose_secret())
 }
 
 /// What `list` and `coffer ls` show of an entry: never the secret.
@@ -166,5 +144,3 @@ impl<S: Store + ?Sized> Store for Box<S> {
         (**self).warning()
     }
 }
-
-pub use crate::clock::now;

@@ -1,5 +1,5 @@
-//! The token cache of chain mode where there is no vault: the unlock cache's slots
-//! ([`crate::unlock::cache`]), `token-<identity>` holding the token and its times until the
+//! The token cache of chain mode where there is no vault: slots of the
+//! [`secret_cache`](crate::secret_cache), `token-<identity>` holding the token and its times until the
 //! token expires. That is the Linux kernel's user keyring with a kernel-enforced timeout, or,
 //! where keyctl is forbidden (a container's seccomp filter), a `coffer agent` that wipes the
 //! token and exits at its expiry. Nothing reaches a disk, and a token outlives neither its
@@ -13,9 +13,10 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::state::Derived;
-use crate::error::Result;
-use crate::store::now;
-use crate::unlock::cache::{Slot, State, lookup_slot, store_slot};
+use crate::clock::now;
+use crate::secret_cache::{self, CacheError, Slot, State};
+
+type Result<T> = std::result::Result<T, CacheError>;
 
 /// How long a token that states no expiry is kept.
 const UNSTATED_LIFETIME: u64 = 3600;
@@ -30,7 +31,7 @@ fn failure_slot(identity: &str) -> Slot {
 
 /// The cached token of `identity`; `None` when there is none, or nowhere to keep one.
 pub fn lookup(identity: &str) -> Result<Option<Derived>> {
-    Ok(lookup_slot(&token_slot(identity))?
+    Ok(secret_cache::lookup(&token_slot(identity))?
         .and_then(|held| serde_json::from_slice(&held.secret).ok()))
 }
 
@@ -47,13 +48,13 @@ pub fn store(identity: &str, token: &Derived) -> Result<()> {
     let Ok(payload) = serde_json::to_vec(token).map(Zeroizing::new) else {
         return Ok(());
     };
-    store_slot(&token_slot(identity), &payload, Some(expires_at)).map(|_| ())
+    secret_cache::store(&token_slot(identity), &payload, Some(expires_at)).map(|_| ())
 }
 
 /// Where this process would cache a minted token, in words for `coffer token status`: the first
 /// mechanism that works here, and why the ones before it do not.
 pub fn place() -> String {
-    let states = match crate::unlock::cache::status(None) {
+    let states = match secret_cache::status(None) {
         Ok(states) => states,
         Err(error) => return format!("nowhere: {error}"),
     };
@@ -78,7 +79,7 @@ pub fn place() -> String {
 
 /// The last renewal's failure, while it is younger than `retry_after`.
 pub fn failure(identity: &str) -> Option<String> {
-    let held = lookup_slot(&failure_slot(identity)).ok()??;
+    let held = secret_cache::lookup(&failure_slot(identity)).ok()??;
     String::from_utf8(held.secret.to_vec()).ok()
 }
 
@@ -87,7 +88,7 @@ pub fn store_failure(identity: &str, message: &str, retry_after: Duration) -> Re
         return Ok(());
     }
     let expires_at = now().saturating_add(retry_after.as_secs().max(1));
-    store_slot(
+    secret_cache::store(
         &failure_slot(identity),
         message.as_bytes(),
         Some(expires_at),

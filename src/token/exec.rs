@@ -19,6 +19,7 @@
 //! 64 KiB (`MAX_OUTPUT`), one trailing newline dropped. Its stderr is discarded unless
 //! `show_stderr` is set, and neither output ever reaches an error message.
 
+use crate::token::settings::SettingsError;
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -77,17 +78,12 @@ impl Provider for Exec {
         "exec"
     }
 
-    fn check(&self, options: &toml::Table) -> Result<(), String> {
-        shared::options::<Settings>(options).map(|_| ())
+    fn check(&self, options: &toml::Table) -> Result<(), SettingsError> {
+        shared::check::<Settings>(options)
     }
 
     fn mint(&self, target: &Target<'_>, _: &LongLived<'_>) -> Result<Minted, TokenError> {
-        let job = Job::from_options(&target.settings.options).map_err(|message| {
-            TokenError::Settings {
-                mode: "exec",
-                message,
-            }
-        })?;
+        let job = Job::from_options(&target.settings.options).map_err(|e| e.in_mode("exec"))?;
         let deadline = job
             .timeout
             .map_or(target.http.deadline(), |t| Instant::now() + t);
@@ -118,32 +114,41 @@ impl Job {
         self.timeout
     }
 
-    pub(crate) fn from_options(options: &toml::Table) -> Result<Job, String> {
+    pub(crate) fn from_options(options: &toml::Table) -> Result<Job, SettingsError> {
         let settings: Settings = shared::options(options)?;
         let mut command = settings.command.into_iter();
         let program = command
             .next()
             .filter(|p| !p.is_empty())
-            .ok_or("`command` must name a program, e.g. command = [\"gh\", \"auth\", \"token\"]")?;
-        let username = settings
-            .username
-            .filter(|u| !u.is_empty())
-            .ok_or("`username` is missing: the name clients present with the secret")?;
+            .ok_or(SettingsError::invalid(
+                "`command` must name a program, e.g. command = [\"gh\", \"auth\", \"token\"]",
+            ))?;
+        let username =
+            settings
+                .username
+                .filter(|u| !u.is_empty())
+                .ok_or(SettingsError::invalid(
+                    "`username` is missing: the name clients present with the secret",
+                ))?;
         let duration = |name: &str, text: &str| {
             humantime::parse_duration(text)
                 .ok()
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("`{name}` must be a duration like \"1h\" or \"30s\""))
+                .ok_or_else(|| {
+                    SettingsError::invalid(format!(
+                        "`{name}` must be a duration like \"1h\" or \"30s\""
+                    ))
+                })
         };
         let lifetime = match &settings.lifetime {
             Some(text) => duration("lifetime", text)?,
             None => DEFAULT_LIFETIME,
         };
         if lifetime < MIN_LIFETIME {
-            return Err(format!(
+            return Err(SettingsError::invalid(format!(
                 "`lifetime` must be at least {}: a shorter one would run the command on every pull",
                 humantime::format_duration(MIN_LIFETIME)
-            ));
+            )));
         }
         let timeout = match &settings.timeout {
             Some(text) => Some(duration("timeout", text)?),
@@ -338,14 +343,14 @@ mod tests {
         assert_eq!(job.lifetime, Duration::from_secs(7200));
         assert_eq!(job.timeout, None);
         let error = Job::from_options(&table("username = \"x\"")).expect_err("no command");
-        assert!(error.contains("`command`"), "{error}");
+        assert!(error.to_string().contains("`command`"), "{error}");
         let error = Job::from_options(&table("command = [\"gh\"]")).expect_err("no username");
-        assert!(error.contains("`username`"), "{error}");
+        assert!(error.to_string().contains("`username`"), "{error}");
         let error = Job::from_options(&table(
             "command = [\"gh\"]\nusername = \"x\"\nlifetime = \"soon\"",
         ))
         .expect_err("bad lifetime");
-        assert!(error.contains("`lifetime`"), "{error}");
+        assert!(error.to_string().contains("`lifetime`"), "{error}");
     }
 
     #[test]
@@ -355,7 +360,7 @@ mod tests {
                 "command = [\"gh\"]\nusername = \"x\"\nlifetime = \"{text}\""
             )))
             .expect_err(text);
-            assert!(error.contains("at least 4s"), "{error}");
+            assert!(error.to_string().contains("at least 4s"), "{error}");
         }
         assert!(Exec.check(&table("comand = [\"gh\"]")).is_err());
         assert!(Exec.check(&table("command = \"gh auth token\"")).is_err());

@@ -14,8 +14,8 @@ use reqwest::{Url, redirect};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use super::TokenError;
 use super::settings::{RegistrySettings, TokenSettings};
+use super::{CaFileProblem, TokenError, Transport};
 
 /// Token responses are a few KiB; anything much larger is not one.
 pub(crate) const MAX_BODY: u64 = 256 * 1024;
@@ -67,29 +67,48 @@ impl Http {
     /// A client whose requests, together, end within `tokens.timeout` from now.
     pub fn new(tokens: &TokenSettings, registry: &RegistrySettings) -> Result<Http, TokenError> {
         let allow_http = registry.allow_http;
+        // Checked when the settings were read; an entry that does not parse allows nothing.
+        let elsewhere: Vec<url::Origin> = registry
+            .redirect_origins
+            .iter()
+            .filter_map(|origin| super::settings::origin_of(origin).ok())
+            .collect();
         let mut builder = Client::builder()
             .connect_timeout(tokens.connect_timeout)
             .timeout(tokens.timeout)
             .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
             .redirect(redirect::Policy::custom(move |attempt| {
+                // A redirect keeps the method and body (307, 308): the password form, a
+                // signed call. Only the request's own origin, or one the settings name, gets
+                // it again; reqwest drops the Authorization header on its own.
+                let origin = attempt.url().origin();
+                let own = attempt
+                    .previous()
+                    .first()
+                    .is_some_and(|first| first.origin() == origin);
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     attempt.error("too many redirects")
-                } else if permitted(attempt.url(), allow_http) {
-                    attempt.follow()
-                } else {
+                } else if !permitted(attempt.url(), allow_http) {
                     attempt.error("redirected to plain HTTP")
+                } else if !own && !elsewhere.contains(&origin) {
+                    let to = attempt.url().origin().ascii_serialization();
+                    attempt.error(format!(
+                        "redirected to another origin ({to}); add it to the registry's `redirect_origins` if it is the registry's token server"
+                    ))
+                } else {
+                    attempt.follow()
                 }
             }));
         if let Some(path) = &registry.ca_file {
-            let ca_error = |message: String| TokenError::CaFile {
+            let ca_error = |problem| TokenError::CaFile {
                 path: path.clone(),
-                message,
+                problem,
             };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+            let pem = std::fs::read(path).map_err(|e| ca_error(CaFileProblem::Read(e)))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|_| ca_error("it holds no valid PEM certificate".into()))?;
+                .map_err(|e| ca_error(CaFileProblem::Invalid(e)))?;
             if certificates.is_empty() {
-                return Err(ca_error("it holds no PEM certificate".into()));
+                return Err(ca_error(CaFileProblem::Empty));
             }
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
@@ -97,7 +116,7 @@ impl Http {
         }
         let client = builder
             .build()
-            .map_err(|e| TokenError::Client(root_cause(&e)))?;
+            .map_err(|e| TokenError::Client(Transport::Request(e)))?;
         Ok(Http {
             client,
             allow_http,
@@ -159,7 +178,7 @@ impl Http {
             } else {
                 TokenError::Unreachable {
                     url: display(url),
-                    cause: root_cause(&e),
+                    source: Transport::Request(e),
                 }
             }
         })?;
@@ -186,7 +205,7 @@ impl Http {
                 } else {
                     TokenError::Unreachable {
                         url: display(url),
-                        cause: format!("reading the answer failed: {}", e.kind()),
+                        source: Transport::Read(e),
                     }
                 }
             })?;
@@ -241,15 +260,6 @@ fn host_port(url: &Url) -> String {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
     }
-}
-
-/// The innermost cause of an error, which says what actually went wrong ("Connection refused").
-pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 pub fn unix(time: SystemTime) -> u64 {

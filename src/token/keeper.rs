@@ -15,14 +15,17 @@ use super::TokenError;
 use super::http::Http;
 use super::oauth2::IDENTITY_TOKEN_USERNAME;
 use super::provider::{LongLived, Target};
+use super::providers;
 use super::settings::{Mode, RegistrySettings};
-use super::state::{Derived, Failure, TokenState, TokenSummary, Unsaved};
+use super::state::{self, Derived, Failure, TokenState, TokenSummary, Unsaved};
+use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::files;
+use crate::files::{self, FileError};
 use crate::paths::Paths;
 use crate::server_url::ServerUrl;
-use crate::store::{Entry, Store, now};
+use crate::store::{Entry, Store};
+use crate::warning::{Warning, Warnings};
 
 /// When a renewal is wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,20 +55,30 @@ pub enum Renewal {
 #[derive(Debug, Clone)]
 pub struct Keeper {
     paths: Paths,
+    /// What `answer` and `store` have to tell the person besides their result.
+    warnings: Warnings,
 }
 
 impl Keeper {
     pub fn new(paths: Paths) -> Keeper {
-        Keeper { paths }
+        Keeper {
+            paths,
+            warnings: Warnings::default(),
+        }
+    }
+
+    /// The keeper, leaving its warnings in `warnings` (the action's, shared with its store).
+    pub fn warning_into(self, warnings: Warnings) -> Keeper {
+        Keeper { warnings, ..self }
     }
 
     fn config(&self) -> Result<Config> {
-        Config::load(&self.paths)
+        Ok(Config::load(&self.paths)?)
     }
 
     /// What a client gets for a registry with no stored entry: a chain-mode cloud token.
     pub fn answer_unstored(&self, url: &ServerUrl) -> Result<Option<Entry>> {
-        super::chain::answer(&self.paths, url)
+        super::chain::answer::answer(&self.paths, url, &self.warnings)
     }
 
     /// What a client gets for a stored entry: the credential, or the token derived from it,
@@ -83,7 +96,7 @@ impl Keeper {
         let due = match handout(mode, tokens.as_ref(), now) {
             Handout::Credential => return Ok(entry),
             Handout::Token => derived(&entry).is_some_and(|token| {
-                mode.provider().is_some_and(|p| token.provider != p.name())
+                providers::of(mode).is_some_and(|p| token.provider != p.name())
                     || token.due(now, config.tokens.min_margin)
             }),
             Handout::TokenFirst => true,
@@ -94,14 +107,14 @@ impl Keeper {
         match self.renew(store, &url.key(), &config, When::Due)? {
             Some(Renewal::Fresh(entry) | Renewal::Renewed(entry)) => Ok(with_token(entry)),
             Some(Renewal::Unsaved(entry, error)) => {
-                eprintln!(
-                    "coffer: warning: the renewed token for {} could not be saved ({error}); \
+                self.warnings.push(Warning::new(format!(
+                    "warning: the renewed token for {} could not be saved ({error}); \
                      handing it out anyway",
                     url.host()
-                );
+                )));
                 Ok(with_token(entry))
             }
-            Some(Renewal::Failed(entry, error)) => serve_cached(entry, &url, error),
+            Some(Renewal::Failed(entry, error)) => self.serve_cached(entry, &url, error),
             // Erased while we waited: answer with what was found, as a lookup a moment earlier would.
             None => Ok(with_token(entry)),
         }
@@ -162,15 +175,15 @@ impl Keeper {
             _ => None,
         };
         if let Some(error) = failure {
-            let fallback = match mode.provider() {
+            let fallback = match providers::of(mode) {
                 Some(provider) if !provider.hands_out_credential() => "has no token yet",
                 _ => "stays on basic",
             };
-            eprintln!(
-                "coffer: {} {fallback} ({} mode): {error}",
+            self.warnings.push(Warning::new(format!(
+                "{} {fallback} ({} mode): {error}",
                 url.host(),
                 mode.name()
-            );
+            )));
         }
         Ok(())
     }
@@ -194,13 +207,15 @@ impl Keeper {
         };
         match lock {
             Ok(_held) => self.renew_locked(store, key, entry, config, when).map(Some),
-            Err(Error::LockTimeout(seconds)) => {
+            Err(FileError::LockTimeout(seconds)) => {
                 Ok(Some(Renewal::Failed(entry, TokenError::Busy { seconds })))
             }
             // No lock file can be made (a read-only or full folder): nothing can be saved either,
             // so the renewal goes on unlocked, to serve a valid token and remember the failure.
-            Err(Error::Io { .. }) => self.renew_locked(store, key, entry, config, when).map(Some),
-            Err(error) => Err(error),
+            Err(FileError::Io { .. }) => {
+                self.renew_locked(store, key, entry, config, when).map(Some)
+            }
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -214,7 +229,7 @@ impl Keeper {
     ) -> Result<Renewal> {
         let url = ServerUrl::parse(&entry.server_url)?;
         let settings = registry(config, url.host());
-        let Some(provider) = settings.mode.provider() else {
+        let Some(provider) = providers::of(settings.mode) else {
             return Ok(Renewal::Fresh(entry));
         };
         let state = entry.tokens.clone().unwrap_or_default();
@@ -261,7 +276,7 @@ impl Keeper {
             Err(TokenError::NoCredential)
         } else if let Some(token) = &state.token
             && token.provider != provider.name()
-            && super::providers::by_name(&token.provider).is_none()
+            && providers::by_name(&token.provider).is_none()
         {
             Err(TokenError::UnknownProvider(token.provider.clone()))
         } else {
@@ -326,6 +341,41 @@ impl Keeper {
         }
     }
 
+    /// After a failed renewal: the cached token while it is valid, with a warning; else an
+    /// error.
+    fn serve_cached(&self, entry: Entry, url: &ServerUrl, error: TokenError) -> Result<Entry> {
+        match state::fallback(derived(&entry), url.host(), error, now()) {
+            Ok(warning) => {
+                self.warnings.push(warning);
+                Ok(with_token(entry))
+            }
+            // Its own advice (log in again) is the one that helps.
+            Err(error @ TokenError::Refused { .. }) => Err(Error::Token(error)),
+            Err(error) => Err(Error::Token(TokenError::Expired {
+                registry: url.host().to_owned(),
+                reason: Box::new(error),
+            })),
+        }
+    }
+
+    /// A registry's mode, just changed (`coffer mode`), applied to an entry stored now rather
+    /// than at its next login: `basic` forgets the derived token; any other mode exchanges at
+    /// once, whatever the last exchange's outcome was (new settings deserve a new one).
+    pub fn apply_mode(
+        &self,
+        store: &dyn Store,
+        key: &str,
+        mode: Mode,
+        config: &Config,
+    ) -> Result<Applied> {
+        if mode == Mode::Basic {
+            self.forget(store, key)?;
+            return Ok(Applied::HandsOutCredential);
+        }
+        let renewal = self.renew(store, key, config, When::Always)?;
+        Ok(Applied::Exchanged(Box::new(renewal)))
+    }
+
     /// Drops the derived tokens of the entry under `key` (switching a registry to `basic`).
     pub fn forget(&self, store: &dyn Store, key: &str) -> Result<()> {
         store.update(key, &mut |slot| match slot {
@@ -361,6 +411,15 @@ impl Handout {
     }
 }
 
+/// What [`Keeper::apply_mode`] did to a stored entry.
+#[derive(Debug)]
+pub enum Applied {
+    /// Basic mode: its token is forgotten; `get` hands out the stored credential.
+    HandsOutCredential,
+    /// A token mode: the exchange's outcome (`None`: nothing is stored there any more).
+    Exchanged(Box<Option<Renewal>>),
+}
+
 /// The one rule for what a registry hands out: [`Keeper::answer`] follows it, and
 /// `coffer token status` reports it, so the two cannot disagree.
 pub fn handout(mode: Mode, tokens: Option<&TokenSummary>, now: u64) -> Handout {
@@ -368,7 +427,7 @@ pub fn handout(mode: Mode, tokens: Option<&TokenSummary>, now: u64) -> Handout {
     let Some(tokens) = tokens else {
         return Handout::Credential;
     };
-    let Some(provider) = mode.provider() else {
+    let Some(provider) = providers::of(mode) else {
         return Handout::Credential;
     };
     match (&tokens.provider, tokens.expires_at) {
@@ -398,30 +457,6 @@ fn with_token(mut entry: Entry) -> Entry {
         entry.secret = token.secret.clone();
     }
     entry
-}
-
-/// After a failed renewal: the cached token while it is valid, with a warning; else an error.
-fn serve_cached(entry: Entry, url: &ServerUrl, error: TokenError) -> Result<Entry> {
-    let now = now();
-    match derived(&entry) {
-        Some(token) if token.valid(now) => {
-            let left = token
-                .expires_at
-                .map(|at| format!(", valid for {} s more", at - now))
-                .unwrap_or_default();
-            eprintln!(
-                "coffer: warning: cannot renew the token for {}: {error}; using the cached one{left}",
-                url.host()
-            );
-            Ok(with_token(entry))
-        }
-        // Its own advice (log in again) is the one that helps.
-        _ if matches!(error, TokenError::Refused { .. }) => Err(Error::Token(error)),
-        _ => Err(Error::Token(TokenError::Expired {
-            registry: url.host().to_owned(),
-            reason: error.to_string(),
-        })),
-    }
 }
 
 /// `docker login` without `-u` sends back what `get` gave it: never let that token, or an

@@ -187,9 +187,9 @@ fn schemes_for(scheme: Scheme, host: &str) -> &'static [&'static str] {
 }
 
 fn endpoint_from(reply: &Reply, url: &Url, target: &Target<'_>) -> Result<Endpoint, TokenError> {
-    let not_token_auth = |found: &str| TokenError::NotTokenAuth {
+    let not_token_auth = |found: &'static str| TokenError::NotTokenAuth {
         url: display(url),
-        found: found.to_owned(),
+        found,
     };
     if reply.ok() {
         return Err(not_token_auth("it asks for no authentication at all"));

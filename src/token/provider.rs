@@ -51,7 +51,7 @@ pub trait Provider: std::fmt::Debug + Sync {
 
     /// Checks the provider's own keys in a registry's section of `config.toml` (unknown keys,
     /// wrong types) when the file is read. The default takes none.
-    fn check(&self, options: &toml::Table) -> Result<(), String> {
+    fn check(&self, options: &toml::Table) -> Result<(), super::settings::SettingsError> {
         super::shared::no_options(options)
     }
 

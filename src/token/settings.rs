@@ -11,20 +11,20 @@
 //! mode = "oauth2"               # basic | oauth2 | auto
 //! ca_file = "/etc/ssl/private-ca.pem"
 //! allow_http = false            # plain HTTP beyond loopback
+//! redirect_origins = []         # other origins a token request may be redirected to
 //!
 //! [registries."123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
 //! mode = "ecr"                  # a cloud provider: ecr | google | azure | exec
 //! profile = "dev"               # any further keys are the provider's own settings
 //! ```
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::oauth2::OAuth2;
-use super::provider::Provider;
-use super::{providers, shared};
+use super::TokenError;
 
 /// How coffer answers `get` for a registry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -51,16 +51,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The provider that mints tokens in this mode; `None` hands out the credential itself.
-    pub fn provider(self) -> Option<&'static dyn Provider> {
-        match self {
-            Mode::Basic => None,
-            Mode::Auto => Some(&OAuth2),
-            // Every other mode is named after its provider.
-            other => providers::by_name(other.name()),
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Mode::Basic => "basic",
@@ -77,19 +67,11 @@ impl Mode {
     pub fn is_cloud(self) -> bool {
         matches!(self, Mode::Ecr | Mode::Google | Mode::Azure)
     }
-
-    /// Refuses settings this mode does not know, as `deny_unknown_fields` would.
-    pub fn check(self, options: &toml::Table) -> Result<(), String> {
-        match self.provider() {
-            Some(provider) if self != Mode::Auto => provider.check(options),
-            _ => shared::no_options(options),
-        }
-    }
 }
 
 /// One registry's section, `[registries."host:port"]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "UncheckedSettings")]
+#[serde(default)]
 pub struct RegistrySettings {
     pub mode: Mode,
     /// Extra PEM certificates trusted for this registry and its token server.
@@ -98,36 +80,33 @@ pub struct RegistrySettings {
     /// Plain HTTP to a registry or token server that is not on loopback.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_http: bool,
+    /// Origins (`https://auth.example:8443`) besides the request's own that a token request
+    /// may be redirected to; any other redirect to another origin is refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirect_origins: Vec<String>,
     /// The provider's own settings (an ECR region, an exec command...), checked by the mode's
-    /// provider so that a misspelt key is refused like any other.
+    /// provider when `config.toml` is read ([`super::providers::check`]), so that a misspelt
+    /// key is refused like any other.
     #[serde(flatten)]
     pub options: toml::Table,
 }
 
-/// A registry's section as written, before its mode has checked the provider's settings
-/// (serde cannot deny unknown fields beside a flattened table).
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct UncheckedSettings {
-    mode: Mode,
-    ca_file: Option<PathBuf>,
-    allow_http: bool,
-    #[serde(flatten)]
-    options: toml::Table,
-}
-
-impl TryFrom<UncheckedSettings> for RegistrySettings {
-    type Error = String;
-
-    fn try_from(raw: UncheckedSettings) -> Result<Self, String> {
-        raw.mode.check(&raw.options)?;
-        Ok(RegistrySettings {
-            mode: raw.mode,
-            ca_file: raw.ca_file,
-            allow_http: raw.allow_http,
-            options: raw.options,
-        })
+/// The origin (scheme, host and port) a `redirect_origins` entry names.
+pub fn origin_of(text: &str) -> Result<url::Origin, SettingsError> {
+    let refused = || {
+        SettingsError::invalid(format!(
+            "`redirect_origins`: `{text}` is not an origin like \"https://auth.example\""
+        ))
+    };
+    let url = url::Url::parse(text).map_err(|_| refused())?;
+    let bare = matches!(url.scheme(), "https" | "http")
+        && url.username().is_empty()
+        && url.path().trim_end_matches('/').is_empty()
+        && url.query().is_none();
+    if !bare {
+        return Err(refused());
     }
+    Ok(url.origin())
 }
 
 /// A registry's section: its literal `[registries."host"]` first, else the most specific
@@ -225,6 +204,35 @@ pub(crate) mod human {
     }
 }
 
+/// What is wrong with a registry's or a pod exchange's own settings in `config.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A key the mode does not take.
+    #[error("unknown field `{0}`")]
+    Unknown(String),
+    /// A key of the wrong type, or a missing one: the deserializer's words, without its quote
+    /// of the file.
+    #[error("{}", .0.message())]
+    Shape(Box<toml::de::Error>),
+    /// A value that cannot work, or settings that cannot work together: which, and what to give.
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+}
+
+impl SettingsError {
+    pub fn invalid(why: impl Into<Cow<'static, str>>) -> SettingsError {
+        SettingsError::Invalid(why.into())
+    }
+
+    /// The same problem met while minting in `mode`.
+    pub fn in_mode(self, mode: &'static str) -> TokenError {
+        TokenError::Settings {
+            mode,
+            problem: self,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,12 +268,10 @@ mod tests {
         let error = toml::from_str::<TokenSettings>("min_margin = \"soon\"").expect_err("bad");
         assert!(error.to_string().contains("like \"10m\""), "{error}");
         assert!(toml::from_str::<RegistrySettings>("mode = \"oauth3\"").is_err());
-        assert!(toml::from_str::<RegistrySettings>("colour = 1").is_err());
-        assert!(toml::from_str::<RegistrySettings>("mode = \"auto\"\nregion = \"x\"").is_err());
     }
 
     #[test]
-    fn provider_settings_are_kept_and_checked_by_their_mode() {
+    fn provider_settings_are_kept() {
         let text = "mode = \"ecr\"\nregion = \"eu-west-1\"\nendpoint = \"http://127.0.0.1:1\"\n";
         let settings: RegistrySettings = toml::from_str(text).expect("parse");
         assert_eq!(settings.mode, Mode::Ecr);
@@ -273,9 +279,6 @@ mod tests {
         let again: RegistrySettings =
             toml::from_str(&toml::to_string(&settings).expect("write")).expect("parse");
         assert_eq!(again, settings);
-        let error = toml::from_str::<RegistrySettings>("mode = \"ecr\"\nregoin = \"x\"")
-            .expect_err("misspelt");
-        assert!(error.to_string().contains("regoin"), "{error}");
     }
 
     #[test]
@@ -315,20 +318,5 @@ mod tests {
         ] {
             assert_eq!(mode(host), None, "{host}");
         }
-    }
-
-    #[test]
-    fn every_provider_mode_has_its_provider() {
-        for mode in [
-            Mode::OAuth2,
-            Mode::Auto,
-            Mode::Ecr,
-            Mode::Google,
-            Mode::Azure,
-            Mode::Exec,
-        ] {
-            assert!(mode.provider().is_some(), "{}", mode.name());
-        }
-        assert!(Mode::Basic.provider().is_none());
     }
 }

@@ -6,18 +6,25 @@ use serde::de::DeserializeOwned;
 
 use super::TokenError;
 use super::http::{display, is_loopback};
+use super::settings::SettingsError;
 
 /// For modes without settings of their own.
-pub fn no_options(options: &toml::Table) -> Result<(), String> {
+pub fn no_options(options: &toml::Table) -> Result<(), SettingsError> {
     match options.keys().next() {
-        Some(key) => Err(format!("unknown field `{key}`")),
+        Some(key) => Err(SettingsError::Unknown(key.clone())),
         None => Ok(()),
     }
 }
 
 /// A provider's settings as its own type (`#[serde(deny_unknown_fields)]` refuses misspellings).
-pub fn options<T: DeserializeOwned>(options: &toml::Table) -> Result<T, String> {
-    T::deserialize(toml::Value::Table(options.clone())).map_err(|e| e.message().to_owned())
+pub fn options<T: DeserializeOwned>(options: &toml::Table) -> Result<T, SettingsError> {
+    T::deserialize(toml::Value::Table(options.clone()))
+        .map_err(|e| SettingsError::Shape(Box::new(e)))
+}
+
+/// The check of a provider whose settings are the type `T`: they parse.
+pub fn check<T: DeserializeOwned>(table: &toml::Table) -> Result<(), SettingsError> {
+    options::<T>(table).map(drop)
 }
 
 /// An issuer's refusal. 400, 401 and 403 blame the stored credential, naming the issuer's own
@@ -27,10 +34,12 @@ pub fn refusal(issuer: &'static str, url: &Url, status: u16, code: Option<String
     let code =
         code.filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     match (status, code) {
-        (400 | 401 | 403, Some(code)) => TokenError::Credential(format!(
-            "{issuer} at {} refused it (HTTP {status}, {code})",
-            display(url)
-        )),
+        (400 | 401 | 403, Some(code)) => TokenError::RefusedBy {
+            issuer,
+            url: display(url),
+            status,
+            code,
+        },
         (400 | 401 | 403, None) => TokenError::CredentialRejected {
             url: display(url),
             status,

@@ -2,17 +2,19 @@
 //! and the outcome of the last exchange. It lives inside the entry's sealed record, so it is as
 //! encrypted as the credential; entries without it are plain Basic entries, as before.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::TokenError;
 use super::provider::Minted;
+use crate::files;
 use crate::paths::Paths;
+use crate::warning::Warning;
 use sha2::{Digest, Sha256};
 
 /// How far the clock may step back (an NTP correction) before a token's times are taken to be
@@ -49,7 +51,7 @@ pub struct Derived {
     pub provider: String,
     #[serde(rename = "user")]
     pub username: String,
-    #[serde(serialize_with = "crate::store::expose")]
+    #[serde(serialize_with = "crate::serde_secret::expose")]
     pub secret: SecretString,
     pub issued_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +134,29 @@ impl Derived {
     }
 }
 
+/// After a failed renewal of `host`'s token: the warning that the cached token serves while it
+/// is still valid, else the failure to report. Stored entries and chain-mode tokens both fall
+/// back through here.
+pub fn fallback(
+    cached: Option<&Derived>,
+    host: &str,
+    error: TokenError,
+    now: u64,
+) -> Result<Warning, TokenError> {
+    match cached {
+        Some(token) if token.valid(now) => {
+            let left = token
+                .expires_at
+                .map(|at| format!(", valid for {} s more", at - now))
+                .unwrap_or_default();
+            Ok(Warning::new(format!(
+                "warning: cannot renew the token for {host}: {error}; using the cached one{left}"
+            )))
+        }
+        _ => Err(error),
+    }
+}
+
 impl TokenState {
     /// Did an exchange fail after the last success, less than `retry_after` ago? A failure
     /// dated ahead of the clock (which was since set back) is not waited for.
@@ -148,36 +173,41 @@ impl TokenState {
 /// the next pulls wait `retry_after` instead of renewing again. The record is a small file in
 /// the runtime folder (a tmpfs, apart from the vault's disk) or else beside the vault; its
 /// modification time says when, so even an empty one (no free block needed) does its job.
+/// The runtime folder is not coffer's own: a record there is written and read only through
+/// [`files::open_own`], so a FIFO, a link or another user's file there is passed over.
 #[derive(Debug)]
 pub struct Unsaved {
     places: Vec<PathBuf>,
 }
 
+/// The record's message is one line of this crate; more is not ours.
+const MAX_UNSAVED: u64 = 1024;
+const UNSAVED: &str = "its token could not be saved";
+
 impl Unsaved {
     pub fn new(paths: &Paths) -> Unsaved {
+        let runtime = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+        Unsaved::at(runtime.map(PathBuf::from), paths)
+    }
+
+    fn at(runtime: Option<PathBuf>, paths: &Paths) -> Unsaved {
         let mut places = Vec::new();
-        if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        if let Some(runtime) = runtime {
             let id: String = Sha256::digest(paths.home().as_os_str().as_encoded_bytes())[..8]
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
-            places.push(PathBuf::from(runtime).join(format!("coffer-unsaved-{id}")));
+            places.push(runtime.join(format!("coffer-unsaved-{id}")));
         }
         places.push(paths.home().join("renewal.unsaved"));
         Unsaved { places }
     }
 
     /// Records `error` in the first place that takes it.
-    pub fn record(&self, error: &crate::Error) {
-        let message = format!("its token could not be saved: {error}");
+    pub fn record(&self, error: &dyn std::fmt::Display) {
+        let message = format!("{UNSAVED}: {error}");
         for place in &self.places {
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(place);
-            if let Ok(mut file) = file {
+            if let Ok(Some(mut file)) = files::open_own(place, true) {
                 // The time is the record; the message is a courtesy that may not fit.
                 let _ = file.write_all(message.as_bytes());
                 let _ = file.set_modified(std::time::SystemTime::now());
@@ -189,21 +219,28 @@ impl Unsaved {
     /// The recorded failure's message, while it is less than `retry_after` old.
     pub fn recent(&self, now: u64, retry_after: Duration) -> Option<String> {
         self.places.iter().find_map(|place| {
-            let at = crate::clock::unix(fs::metadata(place).ok()?.modified().ok()?);
+            let file = files::open_own(place, false).ok()??;
+            let at = crate::clock::unix(file.metadata().ok()?.modified().ok()?);
             let recent = at <= now.saturating_add(CLOCK_SLACK)
                 && now < at.saturating_add(retry_after.as_secs());
             recent.then(|| {
-                fs::read_to_string(place)
+                // Only a message of ours is shown: one line of printable text.
+                files::read_at_most(&file, MAX_UNSAVED)
                     .ok()
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| "its token could not be saved".to_owned())
+                    .flatten()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .filter(|m| m.starts_with(UNSAVED) && !m.chars().any(char::is_control))
+                    .unwrap_or_else(|| UNSAVED.to_owned())
             })
         })
     }
 
     pub fn clear(&self) {
         for place in &self.places {
-            let _ = fs::remove_file(place);
+            // Only a record of ours: nothing is removed from a folder that is not ours alone.
+            if files::open_own(place, false).is_ok_and(|file| file.is_some()) {
+                let _ = fs::remove_file(place);
+            }
         }
     }
 }
@@ -223,6 +260,98 @@ mod tests {
     }
 
     const MIN: Duration = Duration::from_secs(600);
+
+    /// An unsaved-renewal record in a runtime folder that another user controls, or beside
+    /// it: the record of every test below, a day's `retry_after`.
+    fn places() -> (tempfile::TempDir, Unsaved, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["runtime", "home"] {
+            files::ensure_private_dir(&dir.path().join(sub)).expect("mkdir");
+        }
+        let unsaved = Unsaved::at(
+            Some(dir.path().join("runtime")),
+            &Paths::new(dir.path().join("home")),
+        );
+        let place = unsaved.places[0].clone();
+        (dir, unsaved, place)
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// `recent`, failing the test instead of hanging it.
+    fn recent_within_a_second(unsaved: &Unsaved) -> Option<String> {
+        let unsaved = Unsaved {
+            places: unsaved.places.clone(),
+        };
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = sender.send(unsaved.recent(crate::clock::now(), DAY));
+        });
+        receiver
+            .recv_timeout(Duration::from_secs(1))
+            .expect("reading the record hung")
+    }
+
+    #[test]
+    fn a_fifo_where_the_unsaved_record_goes_hangs_nothing() {
+        let (dir, unsaved, place) = places();
+        let made = std::process::Command::new("mkfifo").arg(&place).status();
+        assert!(made.expect("mkfifo").success());
+        assert_eq!(recent_within_a_second(&unsaved), None);
+        // The record goes beside the vault instead, without blocking on the FIFO.
+        unsaved.record(&files::FileError::LockTimeout(1));
+        assert!(dir.path().join("home/renewal.unsaved").is_file());
+        let message = recent_within_a_second(&unsaved).expect("recorded beside the vault");
+        assert!(message.starts_with(UNSAVED), "{message}");
+    }
+
+    #[test]
+    fn the_unsaved_record_never_writes_through_a_link() {
+        let (dir, unsaved, place) = places();
+        let victim = dir.path().join("profile");
+        fs::write(&victim, "export PATH\n").expect("write");
+        std::os::unix::fs::symlink(&victim, &place).expect("link");
+        unsaved.record(&files::FileError::LockTimeout(1));
+        assert_eq!(fs::read_to_string(&victim).expect("read"), "export PATH\n");
+        assert!(dir.path().join("home/renewal.unsaved").is_file());
+        unsaved.clear();
+        assert!(place.is_symlink(), "a link that is not ours is left alone");
+    }
+
+    #[test]
+    fn another_users_record_neither_stops_renewals_nor_reaches_the_terminal() {
+        let (dir, unsaved, place) = places();
+        fs::write(&place, "its token could not be saved\u{1b}]0;owned\u{7}").expect("write");
+        let chown = std::os::unix::fs::chown(&place, Some(65534), Some(65534));
+        chown.expect("chown to nobody: run the tests as root, as scripts/test does");
+        assert_eq!(recent_within_a_second(&unsaved), None);
+        // Nor in a runtime folder others can write to, even when the file is ours.
+        let (_other, unsaved, place) = places();
+        fs::write(&place, UNSAVED).expect("write");
+        let runtime = place.parent().expect("runtime");
+        fs::set_permissions(runtime, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod");
+        assert_eq!(recent_within_a_second(&unsaved), None);
+        drop(dir);
+    }
+
+    #[test]
+    fn a_record_of_ours_is_read_and_only_as_one_printable_line() {
+        let (_dir, unsaved, place) = places();
+        unsaved.record(&files::FileError::LockTimeout(1));
+        assert!(place.is_file(), "recorded in the runtime folder");
+        let message = recent_within_a_second(&unsaved);
+        assert!(
+            message
+                .expect("recent")
+                .starts_with("its token could not be saved: ")
+        );
+        fs::write(&place, "its token could not be saved\u{1b}[2J").expect("write");
+        let message = recent_within_a_second(&unsaved);
+        assert_eq!(message.as_deref(), Some(UNSAVED));
+        unsaved.clear();
+        assert!(!place.exists());
+    }
 
     #[test]
     fn long_lifetimes_renew_at_half_time() {

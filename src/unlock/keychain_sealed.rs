@@ -36,35 +36,26 @@ pub fn new_vault_key() -> Result<VaultKey> {
 pub fn kek(path: &Path, header: &KeyHeader) -> Result<crypto::Key> {
     let id = account(&header.vault_id);
     let keychain = Keychain::open().map_err(|why| unreachable(path, &why))?;
-    let bytes = keychain.read(SERVICE, &id)?.ok_or_else(|| {
-        Error::Keychain(format!(
-            "this vault is sealed by a key in the OS keychain, and the keychain has none for it \
-             (service {SERVICE}, account {id}); restore that keychain, or the vault cannot be opened"
-        ))
-    })?;
+    let bytes = keychain
+        .read(SERVICE, &id)?
+        .ok_or_else(|| Error::NoSealingKey {
+            service: SERVICE,
+            account: id.clone(),
+        })?;
     let mut kek = zeroize::Zeroizing::new([0u8; KEY_LEN]);
     if bytes.len() != KEY_LEN {
-        return Err(Error::Keychain(format!(
-            "the keychain item {SERVICE}/{id} is not a 256-bit key; it was changed outside coffer"
-        )));
+        return Err(Error::BadSealingKey {
+            service: SERVICE,
+            account: id,
+        });
     }
     kek.copy_from_slice(&bytes);
     Ok(kek)
 }
 
-/// The one line for a keychain-sealed vault whose keychain cannot be reached: where the
-/// credentials are, and that `coffer unlock` in the desktop session opens them for every session.
 fn unreachable(path: &Path, why: &Unusable) -> Error {
-    Error::Keychain(format!(
-        "coffer's credentials are in {}, sealed by a key in the OS keychain, which cannot be \
-         reached here: {why}; {}",
-        path.display(),
-        match why {
-            Unusable::NoSession | Unusable::NoService(_) => {
-                "run `coffer unlock` in your desktop session: it opens the vault for every \
-                 session of yours (ssh, cron) until the unlock timeout"
-            }
-            _ => why.fix(),
-        }
-    ))
+    Error::SealedVaultKeychainUnreachable {
+        path: path.to_path_buf(),
+        why: why.clone(),
+    }
 }

@@ -1,7 +1,6 @@
 //! Turning a vault's key header into its data key: from an unlock cache when one holds it,
 //! from the OS keychain for a keychain-sealed vault, else from a passphrase.
 
-pub mod agent;
 pub mod cache;
 pub mod keychain_sealed;
 pub mod passphrase;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::{Error, Result};
+use crate::files::FileError;
 
 pub const FILE_VAR: &str = "COFFER_PASSPHRASE_FILE";
 pub const VALUE_VAR: &str = "COFFER_PASSPHRASE";
@@ -33,7 +33,11 @@ pub enum PassphraseError {
     NoTerminal,
     #[error("the new passphrase is empty")]
     NewEmpty,
+    #[error(transparent)]
+    File(#[from] FileError),
 }
+
+type Result<T> = std::result::Result<T, PassphraseError>;
 
 /// Which source a passphrase came from, for `coffer doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,26 +97,27 @@ pub fn read(prompt: &str, confirm: bool) -> Result<Option<(SecretString, Source)
         Source::Terminal => prompt_terminal(prompt, confirm)?,
     };
     if passphrase.expose_secret().is_empty() {
-        return Err(PassphraseError::Empty(source.to_string()).into());
+        return Err(PassphraseError::Empty(source.to_string()));
     }
     Ok(Some((passphrase, source)))
 }
 
 fn first_line(path: &Path, require_private: bool) -> Result<SecretString> {
-    let metadata = fs::metadata(path).map_err(Error::io("read the passphrase file", path))?;
+    let metadata = fs::metadata(path).map_err(FileError::io("read the passphrase file", path))?;
     if require_private && metadata.permissions().mode() & 0o077 != 0 {
-        return Err(Error::Permissions {
+        return Err(FileError::Permissions {
             path: path.to_path_buf(),
             mode: 0o600,
-        });
+        }
+        .into());
     }
     let content = zeroize::Zeroizing::new(
-        fs::read(path).map_err(Error::io("read the passphrase file", path))?,
+        fs::read(path).map_err(FileError::io("read the passphrase file", path))?,
     );
     let line = content.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = std::str::from_utf8(line)
-        .map_err(|_| Error::from(PassphraseError::FileNotText(path.to_path_buf())))?;
+    let text =
+        std::str::from_utf8(line).map_err(|_| PassphraseError::FileNotText(path.to_path_buf()))?;
     Ok(SecretString::from(text))
 }
 
@@ -120,11 +125,11 @@ fn prompt_terminal(prompt: &str, confirm: bool) -> Result<SecretString> {
     let ask = |text: &str| {
         rpassword::prompt_password(text)
             .map(SecretString::from)
-            .map_err(|e| Error::from(PassphraseError::Terminal(e)))
+            .map_err(PassphraseError::Terminal)
     };
     let first = ask(prompt)?;
     if confirm && ask("Repeat the passphrase: ")?.expose_secret() != first.expose_secret() {
-        return Err(PassphraseError::Differ.into());
+        return Err(PassphraseError::Differ);
     }
     Ok(first)
 }
@@ -143,10 +148,10 @@ pub fn read_new() -> Result<SecretString> {
     {
         prompt_terminal("new passphrase: ", true)?
     } else {
-        return Err(PassphraseError::NoTerminal.into());
+        return Err(PassphraseError::NoTerminal);
     };
     if passphrase.expose_secret().is_empty() {
-        return Err(PassphraseError::NewEmpty.into());
+        return Err(PassphraseError::NewEmpty);
     }
     Ok(passphrase)
 }

@@ -72,6 +72,9 @@ impl Env {
             .prefix("coffer-test-")
             .tempdir()
             .expect("temp dir");
+        // The root is also the commands' $XDG_RUNTIME_DIR, which is the user's alone (0700) on
+        // a real system: coffer refuses to keep files in one that others can open.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
         for sub in ["home", "coffer", "docker"] {
             fs::create_dir(dir.path().join(sub)).expect("mkdir");
         }

@@ -99,7 +99,7 @@ fn a_vault_coffer_may_not_read_says_what_to_do() {
     )
     .success();
     fs::set_permissions(env.vault(), fs::Permissions::from_mode(0o000)).expect("chmod");
-    let message = coffer::Error::Unreadable { path: env.vault() }.to_string();
+    let message = coffer::files::FileError::Unreadable { path: env.vault() }.to_string();
     assert!(message.contains("chmod 600"), "{message}");
 
     let helper = Run::of(

@@ -54,6 +54,8 @@ pub struct Behaviour {
     pub delay: Duration,
     /// The server's clock runs this many seconds ahead of ours (its Date header and claims).
     pub skew: i64,
+    /// Every `/token` request is answered with this redirect status and `Location`.
+    pub redirect: Option<(u16, String)>,
 }
 
 impl Default for Behaviour {
@@ -69,6 +71,7 @@ impl Default for Behaviour {
             status: None,
             delay: Duration::ZERO,
             skew: 0,
+            redirect: None,
         }
     }
 }
@@ -267,6 +270,15 @@ impl Shared {
         let behaviour = lock(&self.behaviour).clone();
         std::thread::sleep(behaviour.delay);
         let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(self.now()));
+        if let Some((status, location)) = &behaviour.redirect
+            && request.url().starts_with("/token")
+        {
+            let response = Response::from_string("")
+                .with_status_code(*status)
+                .with_header(header("Location", location));
+            let _ = request.respond(response);
+            return;
+        }
         let (status, body, challenge) = match behaviour.status {
             Some(status) => (status, json!({"errors": "misbehaving"}), None),
             None => self.route(&mut request, &behaviour, port),

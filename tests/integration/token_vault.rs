@@ -687,3 +687,44 @@ fn a_registry_ca_file_is_trusted_for_that_registry() {
     let config = fs::read_to_string(env.coffer_home().join("config.toml")).expect("config");
     assert!(config.contains("ca_file"), "{config}");
 }
+
+#[test]
+fn the_password_never_follows_a_redirect_to_another_origin() {
+    // `localhost` and `127.0.0.1` are different origins on the same loopback.
+    let elsewhere = TokenServer::start(USER, PASSWORD);
+    let location = format!("http://localhost:{}/token", elsewhere.port);
+    for status in [307, 308, 302] {
+        let server = TokenServer::start(USER, PASSWORD);
+        server.set(|b| b.redirect = Some((status, location.clone())));
+        let env = env_with("");
+        env.coffer(&["mode", &server.host(), "oauth2"]).success();
+        let run = store(&env, &server.host(), USER, PASSWORD);
+        run.hides(&[PASSWORD]);
+        assert_eq!(elsewhere.requests(), 0, "{status}: the request went on");
+        let said = format!("{}{}", run.stdout(), run.stderr());
+        assert!(
+            said.contains("redirected to another origin (http://localhost:"),
+            "{status}: {said}"
+        );
+    }
+    // The registry's settings can allow that origin.
+    let server = TokenServer::start(USER, PASSWORD);
+    server.set(|b| b.redirect = Some((307, location.clone())));
+    let env = env_with("");
+    env.coffer(&["mode", &server.host(), "oauth2"]).success();
+    let config = env.coffer_home().join("config.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    let allowed = format!(
+        "[registries.\"{}\"]\nredirect_origins = [\"http://localhost:{}\"]\n",
+        server.host(),
+        elsewhere.port
+    );
+    let text = text.replacen(
+        &format!("[registries.\"{}\"]\n", server.host()),
+        &allowed,
+        1,
+    );
+    fs::write(&config, text).expect("config");
+    store(&env, &server.host(), USER, PASSWORD).success();
+    assert_eq!(elsewhere.credential_exchanges("coffer"), 1);
+}

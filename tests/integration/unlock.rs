@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use coffer::unlock::cache::MECHANISM_VAR;
+use coffer::secret_cache::MECHANISM_VAR;
 use coffer::vault::{self, VaultKey};
 
 use crate::harness::{Env, PASSPHRASE, Run, bin, require};

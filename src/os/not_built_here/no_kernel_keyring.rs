@@ -3,7 +3,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::unlock::cache::Unavailable;
+use super::Unavailable;
 
 fn unavailable() -> Unavailable {
     Unavailable("the kernel keyring exists only on Linux".to_owned())

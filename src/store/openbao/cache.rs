@@ -1,4 +1,4 @@
-//! What a node remembers between `get`s, in the unlock cache's slots ([`crate::unlock::cache`]):
+//! What a node remembers between `get`s, in [`crate::secret_cache`]'s slots:
 //! the kernel keyring with a kernel-enforced expiry, or where keyctl is forbidden a `coffer
 //! agent`. Nothing reaches a disk.
 //!
@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::auth::Session;
-use crate::store::{Entry, now};
-use crate::unlock::cache::{Slot, clear_slot, lookup_slot, store_slot};
+use crate::clock::now;
+use crate::secret_cache::{self, Slot};
+use crate::store::Entry;
 
 /// The longest a failed login keeps the next one waiting.
 const MAX_BACKOFF: u64 = 300;
@@ -84,7 +85,7 @@ impl Cache {
     }
 
     pub fn session(&self) -> Option<Session> {
-        let held = lookup_slot(&self.slot("bao-login")).ok()??;
+        let held = secret_cache::lookup(&self.slot("bao-login")).ok()??;
         serde_json::from_slice(&held.secret).ok()
     }
 
@@ -96,16 +97,16 @@ impl Cache {
             return;
         }
         if let Ok(payload) = serde_json::to_vec(session).map(Zeroizing::new) {
-            let _ = store_slot(&self.slot("bao-login"), &payload, Some(until));
+            let _ = secret_cache::store(&self.slot("bao-login"), &payload, Some(until));
         }
     }
 
     pub fn forget_session(&self) {
-        let _ = clear_slot(&self.slot("bao-login"));
+        let _ = secret_cache::clear(&self.slot("bao-login"));
     }
 
     pub fn entries(&self) -> BTreeMap<String, Cached> {
-        lookup_slot(&self.slot("bao-entries"))
+        secret_cache::lookup(&self.slot("bao-entries"))
             .ok()
             .flatten()
             .and_then(|held| serde_json::from_slice(&held.secret).ok())
@@ -124,24 +125,24 @@ impl Cache {
             return;
         }
         if let Ok(payload) = serde_json::to_vec(&entries).map(Zeroizing::new) {
-            let _ = store_slot(&self.slot("bao-entries"), &payload, Some(at + keep));
+            let _ = secret_cache::store(&self.slot("bao-entries"), &payload, Some(at + keep));
         }
     }
 
     /// Forgets every entry (a denied or revoked node serves nothing it read before).
     pub fn forget_entries(&self) {
-        let _ = clear_slot(&self.slot("bao-entries"));
+        let _ = secret_cache::clear(&self.slot("bao-entries"));
     }
 
     pub fn secret_id(&self) -> Option<SecretString> {
-        let held = lookup_slot(&self.slot("bao-secret-id")).ok()??;
+        let held = secret_cache::lookup(&self.slot("bao-secret-id")).ok()??;
         String::from_utf8(held.secret.to_vec())
             .ok()
             .map(SecretString::from)
     }
 
     pub fn keep_secret_id(&self, secret_id: &SecretString) {
-        let _ = store_slot(
+        let _ = secret_cache::store(
             &self.slot("bao-secret-id"),
             secret_id.expose_secret().as_bytes(),
             None,
@@ -149,7 +150,7 @@ impl Cache {
     }
 
     pub fn state(&self) -> State {
-        lookup_slot(&self.slot("bao-state"))
+        secret_cache::lookup(&self.slot("bao-state"))
             .ok()
             .flatten()
             .and_then(|held| serde_json::from_slice(&held.secret).ok())
@@ -161,14 +162,14 @@ impl Cache {
         let mut state = self.state();
         change(&mut state);
         if let Ok(payload) = serde_json::to_vec(&state) {
-            let _ = store_slot(&self.slot("bao-state"), &payload, Some(now() + 86_400));
+            let _ = secret_cache::store(&self.slot("bao-state"), &payload, Some(now() + 86_400));
         }
     }
 
     /// Forgets everything this identity cached (`coffer logout`-like cleanups and tests).
     pub fn clear(&self) {
         for kind in ["bao-login", "bao-entries", "bao-secret-id", "bao-state"] {
-            let _ = clear_slot(&self.slot(kind));
+            let _ = secret_cache::clear(&self.slot(kind));
         }
     }
 }

@@ -20,7 +20,8 @@ use zeroize::Zeroizing;
 
 use super::error::{BaoError, Unanswered};
 use super::settings::OpenBaoSettings;
-use crate::token::http::{MAX_BODY, display, permitted, root_cause};
+use crate::token::Transport;
+use crate::token::http::{MAX_BODY, display, permitted};
 
 const MAX_REDIRECTS: usize = 3;
 
@@ -240,7 +241,7 @@ impl Client {
                     .header("Content-Type", "application/json")
                     .body(body.to_vec());
             }
-            let response = request.send().map_err(|e| self.transport(&e))?;
+            let response = request.send().map_err(|e| self.transport(e))?;
             let status = response.status().as_u16();
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 let target = response
@@ -264,7 +265,7 @@ impl Client {
                 .read_to_end(&mut body)
                 .map_err(|e| match e.kind() {
                     std::io::ErrorKind::TimedOut => self.timed_out(),
-                    kind => Unanswered::Transport(format!("reading the answer failed: {kind}")),
+                    _ => Unanswered::Transport(Transport::Read(e)),
                 })?;
             if body.len() as u64 > MAX_BODY {
                 return Err(Unanswered::TooLarge(MAX_BODY / 1024));
@@ -294,11 +295,11 @@ impl Client {
         Err(Unanswered::TooManyRedirects)
     }
 
-    fn transport(&self, error: &reqwest::Error) -> Unanswered {
+    fn transport(&self, error: reqwest::Error) -> Unanswered {
         if error.is_timeout() {
             self.timed_out()
         } else {
-            Unanswered::Transport(root_cause(error))
+            Unanswered::Transport(Transport::Request(error))
         }
     }
 

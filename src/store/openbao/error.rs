@@ -6,8 +6,10 @@ use std::path::PathBuf;
 /// One server's failure to answer, kept to say why when none did.
 #[derive(Debug, thiserror::Error)]
 pub enum Unanswered {
+    /// Shown by its innermost cause only ("Connection refused"): reqwest's own message names
+    /// the URL.
     #[error("{0}")]
-    Transport(String),
+    Transport(#[source] crate::token::Transport),
     #[error("no answer within {0:.1} s")]
     TimedOut(f64),
     #[error("sealed")]

@@ -348,10 +348,10 @@ pub fn decode(layout: &Layout, key: &str, fields: &Map<String, Value>) -> Result
     };
     let username = required("username")?;
     let secret = required("secret")?;
-    if username.len() > crate::credentials::MAX_USERNAME {
+    if username.len() > crate::store::MAX_USERNAME {
         return Err(bad(format!(
             "has a `username` longer than {} bytes",
-            crate::credentials::MAX_USERNAME
+            crate::store::MAX_USERNAME
         )));
     }
     Ok(Entry {

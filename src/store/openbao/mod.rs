@@ -33,9 +33,9 @@ use self::kv::{Kv, Layout, Version, Written};
 use self::settings::OpenBaoSettings;
 use super::used::{self, UsedMarks};
 use super::{Entry, Store, Summary};
+use crate::clock::now;
 use crate::error::Result;
 use crate::paths::Paths;
-use crate::store::now;
 
 /// Check-and-set retries before a write gives up.
 const CAS_TRIES: u32 = 50;
@@ -205,7 +205,7 @@ impl OpenBaoStore {
                 // An unwrapped secret-id is kept for the next login: its wrapping token is spent.
                 let wrapped = matches!(
                     self.settings.auth,
-                    auth::AuthSettings::Approle {
+                    settings::AuthSettings::Approle {
                         secret_id_wrapped: true,
                         ..
                     }

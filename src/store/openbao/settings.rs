@@ -23,13 +23,14 @@
 //!
 //! `BAO_ADDR` (or `VAULT_ADDR`) overrides `addresses` and may list several, comma-separated.
 //! No secret is written here: tokens and secret-ids come from files or the environment.
+//!
+//! These are plain data (config.toml embeds them); logging in with them is
+//! [`super::auth`]'s work.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use super::auth::AuthSettings;
 
 /// The `[openbao]` section as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +108,140 @@ impl OpenBaoSettings {
         }
         settings.auth = self.auth.resolved_with(&either);
         settings
+    }
+}
+
+/// Where a pod finds its service-account token by default.
+const POD_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// `[openbao.auth]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthSettings {
+    /// A token for people: `token_file`, else `BAO_TOKEN`/`VAULT_TOKEN`, else `~/.vault-token`.
+    Token {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_file: Option<PathBuf>,
+    },
+    /// `jwt` auth with the JWT in `jwt_file`, read again at every login (it rotates).
+    Jwt {
+        role: String,
+        jwt_file: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mount: Option<String>,
+    },
+    /// `kubernetes` auth: OpenBao asks the cluster (TokenReview) about the pod's token.
+    Kubernetes {
+        role: String,
+        #[serde(default = "pod_token")]
+        jwt_file: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mount: Option<String>,
+    },
+    /// AppRole: the role-id (public) and the secret-id from a file.
+    Approle {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role_id_file: Option<PathBuf>,
+        secret_id_file: PathBuf,
+        /// The file holds a wrapping token; coffer unwraps it once and keeps the secret-id in
+        /// the memory cache, never on disk.
+        #[serde(default)]
+        secret_id_wrapped: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mount: Option<String>,
+    },
+    /// TLS certificate auth (`BAO_CLIENT_CERT`/`BAO_CLIENT_KEY` override the files).
+    Cert {
+        client_cert: PathBuf,
+        client_key: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mount: Option<String>,
+    },
+}
+
+fn pod_token() -> PathBuf {
+    POD_TOKEN.into()
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings::Token { token_file: None }
+    }
+}
+
+impl AuthSettings {
+    pub fn method(&self) -> &'static str {
+        match self {
+            AuthSettings::Token { .. } => "token",
+            AuthSettings::Jwt { .. } => "jwt",
+            AuthSettings::Kubernetes { .. } => "kubernetes",
+            AuthSettings::Approle { .. } => "approle",
+            AuthSettings::Cert { .. } => "cert",
+        }
+    }
+
+    /// Where the method is mounted: `auth/<mount>/login`.
+    pub fn mount(&self) -> String {
+        let mount = match self {
+            AuthSettings::Token { .. } => None,
+            AuthSettings::Jwt { mount, .. }
+            | AuthSettings::Kubernetes { mount, .. }
+            | AuthSettings::Approle { mount, .. }
+            | AuthSettings::Cert { mount, .. } => mount.as_deref(),
+        };
+        mount.unwrap_or(self.method()).trim_matches('/').to_owned()
+    }
+
+    /// Who this node says it is, in words (no secret).
+    pub fn identity(&self) -> String {
+        match self {
+            AuthSettings::Token {
+                token_file: Some(file),
+            } => format!("the token in {}", file.display()),
+            AuthSettings::Token { token_file: None } => "a token".to_owned(),
+            AuthSettings::Jwt { role, jwt_file, .. }
+            | AuthSettings::Kubernetes { role, jwt_file, .. } => {
+                format!("role {role}, JWT {}", jwt_file.display())
+            }
+            AuthSettings::Approle {
+                role_id,
+                role_id_file,
+                ..
+            } => match (role_id, role_id_file) {
+                (Some(id), _) => format!("role-id {id}"),
+                (None, Some(file)) => format!("role-id in {}", file.display()),
+                (None, None) => "an AppRole with no role-id".to_owned(),
+            },
+            AuthSettings::Cert {
+                client_cert, name, ..
+            } => match name {
+                Some(name) => format!("certificate {} for role {name}", client_cert.display()),
+                None => format!("certificate {}", client_cert.display()),
+            },
+        }
+    }
+
+    /// The environment's client certificate over the file's.
+    pub fn resolved_with(&self, either: &dyn Fn(&str) -> Option<String>) -> AuthSettings {
+        let mut auth = self.clone();
+        if let AuthSettings::Cert {
+            client_cert,
+            client_key,
+            ..
+        } = &mut auth
+        {
+            if let Some(path) = either("CLIENT_CERT") {
+                *client_cert = path.into();
+            }
+            if let Some(path) = either("CLIENT_KEY") {
+                *client_key = path.into();
+            }
+        }
+        auth
     }
 }
 

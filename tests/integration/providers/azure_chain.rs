@@ -395,4 +395,23 @@ fn no_identity_and_a_blackholed_metadata_service_fail_within_two_seconds() {
         &named,
         "blackholed metadata service",
     );
+    // App Service's identity endpoint is a metadata probe too: the same bound.
+    let endpoint = format!("{proxy}/msi/token");
+    let app_service = identity(
+        &[
+            ("IDENTITY_ENDPOINT", &endpoint),
+            ("IDENTITY_HEADER", IDENTITY_HEADER),
+        ],
+        None,
+    );
+    assert_fails_fast(
+        &Env::new(),
+        azure,
+        &borrowed(&app_service),
+        &[
+            &format!("system-assigned managed identity at {endpoint} (no answer within"),
+            "coffer login REGISTRY --mode azure",
+        ],
+        "blackholed App Service identity endpoint",
+    );
 }

@@ -664,3 +664,61 @@ fn two_hundred_concurrent_gets_across_a_renewal_make_one_exchange() {
 fn two_hundred_concurrent_gets_across_a_renewal_with_keyctl_forbidden() {
     two_hundred_gets_across_a_renewal(Keyctl::Forbidden);
 }
+
+/// A profile whose `credential_process` runs `script` (a shell script's body).
+fn credential_process_profile(env: &Env, script: &str) -> String {
+    let path = env.root().join("aws-creds.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("script");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    let aws = env.home().join(".aws");
+    std::fs::create_dir_all(&aws).expect("mkdir");
+    env.write_private(
+        &aws.join("config"),
+        &format!(
+            "[profile builder]\ncredential_process = {}\n",
+            path.display()
+        ),
+    );
+    let host = "127.0.0.1:5991";
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        format!(
+            "[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"us-east-1\"\nendpoint = \"http://127.0.0.1:{}\"\nprofile = \"builder\"\n",
+            free_port()
+        ),
+    )
+    .expect("config");
+    host.to_owned()
+}
+
+#[test]
+fn a_failing_credential_process_never_shows_its_stderr() {
+    let started = SystemTime::now();
+    let env = Env::new();
+    let secret = "aws-secret-on-stderr-5c1e";
+    // Written in two halves, so that only its output holds the secret.
+    let host = credential_process_profile(
+        &env,
+        "printf 'token=%s%s\\n' aws-secret-on- stderr-5c1e >&2\nexit 3",
+    );
+    let run = helper_with(&env, &[], "get", &host);
+    run.failure().hides(&[secret]);
+    assert!(
+        run.stdout().contains("its stderr is not shown"),
+        "{}",
+        run.stdout()
+    );
+    for args in [&["token", "status"][..], &["doctor"]] {
+        let run = env.coffer(args);
+        run.hides(&[secret]);
+        assert!(
+            run.stdout().contains("its stderr is not shown"),
+            "{args:?}: {}",
+            run.stdout()
+        );
+    }
+    assert_on_no_disk(&env, started, secret);
+    let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
+    assert!(!log.contains(secret), "{log}");
+}

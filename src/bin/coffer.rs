@@ -1,9 +1,0 @@
-//! `coffer`, the command for people: manage the vault behind docker-credential-coffer.
-
-fn main() -> std::process::ExitCode {
-    coffer::os::hardening::disable_core_dumps();
-    // This binary links the clouds' SDKs: chain-mode tokens are minted here, not delegated.
-    #[cfg(feature = "cloud")]
-    coffer::token::chain::mint_in_process(coffer::token::cloud::mint);
-    coffer::cli::main()
-}

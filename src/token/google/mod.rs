@@ -1,0 +1,9 @@
+//! Google Artifact Registry and Container Registry: the `google` mode.
+//!
+//! - [`registry`]: the provider, with a stored service-account key or refresh token;
+//! - [`identity`]: Application Default Credentials through `google-cloud-auth` (chain mode,
+//!   only with the `cloud` feature).
+
+#[cfg(feature = "cloud")]
+pub mod identity;
+pub mod registry;
