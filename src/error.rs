@@ -199,10 +199,16 @@ pub enum Error {
     Entry(#[source] EntryError),
 }
 
-/// A stored entry's JSON that does not decode (or encode). Shown as its kind and column only:
-/// serde_json's own message may quote the record, secret included.
-#[derive(Debug)]
+/// A stored entry's JSON that does not decode (or encode). Shown as its kind and column only,
+/// in `Display` and `Debug` alike: serde_json's own message may quote the record, secret
+/// included.
 pub struct EntryError(pub serde_json::Error);
+
+impl std::fmt::Debug for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EntryError({self})")
+    }
+}
 
 impl std::fmt::Display for EntryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
