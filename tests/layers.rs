@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 type Module = Vec<String>;
 
-/// The layers, from the ground up, as the README's map shows them: a module belongs to the
+/// The layers, from the ground up, as docs/layers.md's map shows them: a module belongs to the
 /// entry that names the longest prefix of its path, and may use only its own layer and those
 /// below it.
 const LAYERS: [(&str, &[&str]); 7] = [
@@ -86,7 +86,7 @@ fn every_module_uses_only_its_layer_and_those_below() {
         }
         let Some((at, from_layer)) = layer(from) else {
             wrong.push(format!(
-                "{} is in no layer: add it to LAYERS and the README's map",
+                "{} is in no layer: add it to LAYERS and the map in docs/layers.md",
                 name(from)
             ));
             continue;
@@ -134,7 +134,7 @@ fn the_library_has_no_import_cycle() {
         .collect();
     assert!(
         cycles.is_empty(),
-        "{} import cycle(s) in src/ (see the layer map in the README):\n  {}",
+        "{} import cycle(s) in src/ (see the layer map in docs/layers.md):\n  {}",
         cycles.len(),
         shown.join("\n  ")
     );

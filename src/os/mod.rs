@@ -14,7 +14,7 @@
 //! - [`hardening`]: process limits for anything holding a key.
 //!
 //! Everything under `not_built_here/` is compiled only for its own platform, which this
-//! project neither builds nor tests: see the README's "Platforms".
+//! project neither builds nor tests: see docs/storage.md, "Platforms".
 
 /// Why a mechanism cannot be used here, in words for `coffer doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]

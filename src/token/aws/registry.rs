@@ -11,7 +11,7 @@
 //!
 //! A stored key is still signed here with the SDK's own signer (`aws-sigv4`) over the shared
 //! blocking client rather than through `aws-sdk-ecr`: that path runs inside the lean helper,
-//! which must not load an async runtime (README, Cloud registries).
+//! which must not load an async runtime (docs/cloud.md, "Off the hot path").
 //!
 //! ```toml
 //! [registries."123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
