@@ -13,8 +13,8 @@ use crate::token::exec::Job;
 use crate::token::provider::Minted;
 #[cfg(feature = "cloud")]
 use crate::token::settings::RegistrySettings;
-use crate::token::settings::{Mode, TokenSettings};
 use crate::token::settings::SettingsError;
+use crate::token::settings::{Mode, TokenSettings};
 
 /// What Google STS is told the subject token is.
 #[cfg(feature = "cloud")]

@@ -113,23 +113,21 @@ impl Job {
         self.timeout
     }
 
-    pub(crate) fn from_options(options: &toml::Table) -> Result<Job, crate::token::settings::SettingsError> {
+    pub(crate) fn from_options(
+        options: &toml::Table,
+    ) -> Result<Job, crate::token::settings::SettingsError> {
         let settings: Settings = shared::options(options)?;
         let mut command = settings.command.into_iter();
-        let program =
-            command
-                .next()
-                .filter(|p| !p.is_empty())
-                .ok_or(crate::token::settings::SettingsError::invalid(
-                    "`command` must name a program, e.g. command = [\"gh\", \"auth\", \"token\"]",
-                ))?;
-        let username =
-            settings
-                .username
-                .filter(|u| !u.is_empty())
-                .ok_or(crate::token::settings::SettingsError::invalid(
-                    "`username` is missing: the name clients present with the secret",
-                ))?;
+        let program = command.next().filter(|p| !p.is_empty()).ok_or(
+            crate::token::settings::SettingsError::invalid(
+                "`command` must name a program, e.g. command = [\"gh\", \"auth\", \"token\"]",
+            ),
+        )?;
+        let username = settings.username.filter(|u| !u.is_empty()).ok_or(
+            crate::token::settings::SettingsError::invalid(
+                "`username` is missing: the name clients present with the secret",
+            ),
+        )?;
         let duration = |name: &str, text: &str| {
             humantime::parse_duration(text)
                 .ok()

@@ -76,6 +76,12 @@ pub enum TokenError {
         "the token server at {url} refused the stored credentials (HTTP {status}); log in again"
     )]
     CredentialRejected { url: String, status: u16 },
+    #[error("{url}: {source}")]
+    TooLarge {
+        url: String,
+        #[source]
+        source: http::TooLarge,
+    },
     #[error("the answer from {url} is unusable: {why}")]
     BadAnswer { url: String, why: &'static str },
     #[error("{url} does not use token authentication: {found}; keep this registry on `basic`")]

@@ -27,7 +27,10 @@ pub fn of(mode: Mode) -> Option<&'static dyn Provider> {
 
 /// Refuses settings `mode` does not know in a registry's section, as `deny_unknown_fields`
 /// would.
-pub fn check(mode: Mode, options: &toml::Table) -> Result<(), crate::token::settings::SettingsError> {
+pub fn check(
+    mode: Mode,
+    options: &toml::Table,
+) -> Result<(), crate::token::settings::SettingsError> {
     match of(mode) {
         Some(provider) if mode != Mode::Auto => provider.check(options),
         _ => shared::no_options(options),
@@ -112,7 +115,8 @@ pub fn mint_from_identity(request: &Request) -> Result<Minted, TokenError> {
 
 #[cfg(feature = "cloud")]
 fn no_identity(mode: Mode) -> TokenError {
-    crate::token::settings::SettingsError::invalid("this mode has no machine identity").in_mode(mode.name())
+    crate::token::settings::SettingsError::invalid("this mode has no machine identity")
+        .in_mode(mode.name())
 }
 
 /// Which identity a chain-mode registry would use here, and why, for `coffer doctor` and

@@ -1,13 +1,12 @@
 //! What the providers share: their settings as typed structs, an issuer's refusal as an error,
 //! and the loopback rule for hosts.
 
-
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
 use super::TokenError;
-use super::settings::SettingsError;
 use super::http::{display, is_loopback};
+use super::settings::SettingsError;
 
 /// For modes without settings of their own.
 pub fn no_options(options: &toml::Table) -> Result<(), SettingsError> {
@@ -19,7 +18,8 @@ pub fn no_options(options: &toml::Table) -> Result<(), SettingsError> {
 
 /// A provider's settings as its own type (`#[serde(deny_unknown_fields)]` refuses misspellings).
 pub fn options<T: DeserializeOwned>(options: &toml::Table) -> Result<T, SettingsError> {
-    T::deserialize(toml::Value::Table(options.clone())).map_err(|e| SettingsError::Shape(Box::new(e)))
+    T::deserialize(toml::Value::Table(options.clone()))
+        .map_err(|e| SettingsError::Shape(Box::new(e)))
 }
 
 /// The check of a provider whose settings are the type `T`: they parse.

@@ -728,3 +728,21 @@ fn the_password_never_follows_a_redirect_to_another_origin() {
     store(&env, &server.host(), USER, PASSWORD).success();
     assert_eq!(elsewhere.credential_exchanges("coffer"), 1);
 }
+
+#[test]
+fn a_registry_answer_larger_than_256_kib_is_refused_not_cut() {
+    // Every path answers 200 and 200 MiB: the store-time proof's first request already.
+    let huge = crate::providers::fixture::HugeAnswers::start(200 << 20);
+    let host = format!("127.0.0.1:{}", huge.port);
+    let env = env_with("");
+    env.coffer(&["mode", &host, "oauth2"]).success();
+    let stored = store(&env, &host, USER, PASSWORD);
+    assert!(
+        stored.success().stderr().contains(&format!(
+            "http://{host}/v2: the answer is larger than 256 KiB"
+        )),
+        "{}",
+        stored.stderr()
+    );
+    assert!(huge.served() >= 1);
+}

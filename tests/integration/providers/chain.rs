@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::ecr::{ECR_TARGET, MOTO_PASSWORD, Moto, ecr_fixture};
-use super::fixture::Fixture;
+use super::fixture::{Fixture, HugeAnswers};
 use super::push_and_inspect_through_coffer;
 use crate::e2e_docker::write_docker_config;
 use crate::engine::engine;
@@ -721,4 +721,79 @@ fn a_failing_credential_process_never_shows_its_stderr() {
     assert_on_no_disk(&env, started, secret);
     let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
     assert!(!log.contains(secret), "{log}");
+}
+
+/// What a hostile metadata endpoint sends: far more than any credential.
+const HUGE: usize = 200 << 20;
+
+#[test]
+fn a_huge_metadata_answer_is_cut_at_256_kib_and_said_in_one_line() {
+    let huge = HugeAnswers::start(HUGE);
+    let url = huge.url();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    // The registries' APIs at a closed port: no answer gets that far.
+    let ecr = &format!("mode = \"ecr\"\nregion = \"us-east-1\"\nendpoint = \"{closed}\"\n");
+    let azure = &format!("mode = \"azure\"\nendpoint = \"{closed}\"\n");
+    let google = "mode = \"google\"\n";
+    let (container, app_service) = (format!("{url}/credentials"), format!("{url}/msi/token"));
+    // What the source is, the registry's settings, and the environment that points at it.
+    type Source<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let sources: [Source; 5] = [
+        (
+            "AWS container credentials",
+            ecr,
+            vec![("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container)],
+        ),
+        (
+            "AWS instance metadata",
+            ecr,
+            vec![("AWS_EC2_METADATA_SERVICE_ENDPOINT", &url)],
+        ),
+        (
+            "Azure App Service identity",
+            azure,
+            vec![
+                ("IDENTITY_ENDPOINT", &app_service),
+                ("IDENTITY_HEADER", "x-identity-header"),
+                ("HTTP_PROXY", &closed),
+                ("NO_PROXY", "127.0.0.1,localhost"),
+            ],
+        ),
+        (
+            // The VM's metadata address goes to the proxy, which the endpoint is.
+            "Azure instance metadata",
+            azure,
+            vec![("HTTP_PROXY", &url), ("NO_PROXY", "127.0.0.1,localhost")],
+        ),
+        (
+            "Google metadata server",
+            google,
+            vec![("GCE_METADATA_HOST", &url["http://".len()..])],
+        ),
+    ];
+    let host = "127.0.0.1:5990";
+    for (what, settings, vars) in sources {
+        let env = Env::new();
+        std::fs::write(
+            env.coffer_home().join("config.toml"),
+            format!("[registries.\"{host}\"]\n{settings}"),
+        )
+        .expect("config");
+        let asked = huge.served();
+        let mut helper = helper_command(&env, Keyctl::Allowed, &vars, "get");
+        let (run, peak) = crate::harness::run_measuring_peak(&mut helper, host);
+        run.failure();
+        let said = run.stdout();
+        eprintln!("{what}: peak resident size of get and `coffer token mint` {peak} KiB: {said}");
+        assert!(huge.served() > asked, "{what}: the endpoint was not asked");
+        assert!(
+            said.contains("the answer is larger than 256 KiB"),
+            "{what}: {said}"
+        );
+        assert_eq!(said.trim().lines().count(), 1, "{what}: one line: {said}");
+        assert!(
+            peak < 64 * 1024,
+            "{what}: {peak} KiB: the answer was read whole"
+        );
+    }
 }
