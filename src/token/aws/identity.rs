@@ -26,6 +26,7 @@ use aws_smithy_runtime_api::client::http::{
     SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::RetryConfig;
@@ -96,7 +97,7 @@ impl Sdk {
     }
 }
 
-/// The SDK's HTTP client with every answer's body ended at [`MAX_BODY`] by [`TooLarge`], as
+/// The SDK's HTTP client with every answer read up to [`MAX_BODY`], else [`TooLarge`], as
 /// coffer's own exchanges are: instance metadata, container credentials, STS and ECR answer a
 /// few KiB, and a hostile endpoint's endless answer must not fill the memory.
 #[derive(Debug)]
@@ -122,17 +123,23 @@ impl HttpConnector for BoundedConnector {
         use http_body_util::BodyExt;
         let answer = self.0.call(request);
         HttpConnectorFuture::new(async move {
+            let mut answer = answer.await?;
+            // Read here, whole, so that an answer past the bound is the connection's error,
+            // which the SDK does not retry (the next answer would be no smaller), rather than
+            // the body's, which its credential providers retry with a second's backoff.
             let limit = usize::try_from(MAX_BODY).unwrap_or(usize::MAX);
-            Ok(answer.await?.map(|body| {
-                let limited = http_body_util::Limited::new(body, limit).map_err(|e| {
+            let body = http_body_util::Limited::new(answer.take_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
-                        Box::new(TooLarge) as Box<dyn std::error::Error + Send + Sync>
+                        ConnectorError::other(Box::new(TooLarge), None)
                     } else {
-                        e
+                        ConnectorError::io(e)
                     }
-                });
-                SdkBody::from_body_1_x(limited)
-            }))
+                })?;
+            *answer.body_mut() = SdkBody::from(body.to_bytes());
+            Ok(answer)
         })
     }
 }
