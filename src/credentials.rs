@@ -82,16 +82,15 @@ impl Credentials {
     pub fn get(&self, server_url: &str) -> Result<Option<Entry>> {
         let url = ServerUrl::parse(server_url)?;
         self.settle_quietly();
-        let Some(entry) = self.store.find(&url.lookup_keys())? else {
-            return match &self.keeper {
-                Some(keeper) => keeper.answer_unstored(&url),
-                None => Ok(None),
-            };
-        };
-        match &self.keeper {
-            Some(keeper) => keeper.answer(&*self.store, entry).map(Some),
-            None => Ok(Some(entry)),
-        }
+        let store = &*self.store;
+        store.get(
+            &url.lookup_keys(),
+            &mut |found| match (found, &self.keeper) {
+                (None, Some(keeper)) => keeper.answer_unstored(&url),
+                (Some(entry), Some(keeper)) => keeper.answer(store, entry).map(Some),
+                (found, None) => Ok(found),
+            },
+        )
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {

@@ -797,3 +797,38 @@ fn a_huge_metadata_answer_is_cut_at_256_kib_and_said_in_one_line() {
         );
     }
 }
+
+#[test]
+fn a_failed_chain_get_is_logged_as_a_failure_with_its_cause_and_doctor_shows_it() {
+    let env = Env::new();
+    let host = "127.0.0.1:5994";
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        format!(
+            "[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"us-east-1\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+            free_port()
+        ),
+    )
+    .expect("config");
+    let run = helper_with(&env, &[], "get", host);
+    run.failure();
+    assert!(
+        run.stdout().starts_with("no AWS identity here"),
+        "{}",
+        run.stdout()
+    );
+    let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
+    let last: serde_json::Value =
+        serde_json::from_str(log.lines().last().expect("a line")).expect("json");
+    assert_eq!(last["action"], "get", "{log}");
+    assert_eq!(last["outcome"], "failed", "{log}");
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no AWS identity here")),
+        "{log}"
+    );
+    let doctor = env.coffer(&["doctor"]).stdout();
+    assert!(doctor.contains("1 failure of the last 7 days"), "{doctor}");
+    assert!(doctor.contains("no AWS identity here"), "{doctor}");
+}
