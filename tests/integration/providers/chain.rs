@@ -832,3 +832,43 @@ fn a_failed_chain_get_is_logged_as_a_failure_with_its_cause_and_doctor_shows_it(
     assert!(doctor.contains("1 failure of the last 7 days"), "{doctor}");
     assert!(doctor.contains("no AWS identity here"), "{doctor}");
 }
+
+#[test]
+fn a_hanging_credential_process_does_not_outlive_get() {
+    let env = Env::new();
+    let pids = env.root().join("pids");
+    // It hangs, with a child in its group, one in a session of its own, and one whose parent
+    // is gone.
+    let host = credential_process_profile(
+        &env,
+        &format!(
+            "sleep 60 & echo $! >> {p}\n\
+             setsid sleep 61 & echo $! >> {p}\n\
+             (setsid sh -c 'sleep 62 & echo $! >> {p}' &)\n\
+             wait",
+            p = pids.display()
+        ),
+    );
+    for action in ["get", "doctor"] {
+        let _ = std::fs::remove_file(&pids);
+        let started = Instant::now();
+        let run = match action {
+            "get" => helper_with(&env, &[], "get", &host),
+            _ => env.coffer(&["doctor"]),
+        };
+        let took = started.elapsed();
+        if action == "get" {
+            run.failure();
+            assert!(run.stdout().contains("profile"), "{}", run.stdout());
+        }
+        assert!(took < Duration::from_secs(5), "{action} took {took:?}");
+        let pids = std::fs::read_to_string(&pids).expect("pids");
+        assert_eq!(pids.lines().count(), 3, "{action}: {pids}");
+        for pid in pids.lines() {
+            assert!(
+                !super::exec::still_runs(pid),
+                "{action}: the credential_process's {pid} still runs"
+            );
+        }
+    }
+}
