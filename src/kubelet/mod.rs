@@ -171,8 +171,7 @@ pub fn answer(
             // A token is checked even when it is not used: a kubelet sending broken ones is
             // misconfigured, and must hear it.
             if let Some(token) = token
-                && let Err(why) =
-                    ServiceAccountToken::read(token, config.kubelet.audience.as_deref(), now())
+                && let Err(why) = ServiceAccountToken::read(token, &config.kubelet.audience, now())
             {
                 let decision =
                     Decision::none(format!("{why}; no credentials for {registry}"), true);
@@ -222,7 +221,7 @@ fn pod(
     let now = now();
     let refuse =
         |why: String| Decision::none(format!("{why}; no credentials for {registry}"), true);
-    let token = match ServiceAccountToken::read(token, config.kubelet.audience.as_deref(), now) {
+    let token = match ServiceAccountToken::read(token, &config.kubelet.audience, now) {
         Ok(token) => token,
         Err(why) => return refuse(why),
     };
