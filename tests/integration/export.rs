@@ -495,3 +495,44 @@ fn export_rkt_writes_host_port_and_host_path_to_two_files() {
     users.sort();
     assert_eq!(users, ["colon", "slash"]);
 }
+
+#[test]
+fn every_format_refuses_two_entries_it_would_name_alike_and_writes_nothing() {
+    let env = Env::new();
+    // Two entries each that a format names alike: by scheme (auth.json and rkt name
+    // registries without one), and Docker Hub's two spellings (one key in docker's config).
+    let by_scheme = ["http://127.0.0.1:5992", "https://127.0.0.1:5992"];
+    let hub = ["docker.io", "https://index.docker.io/v1/"];
+    for (n, url) in by_scheme.iter().chain(&hub).enumerate() {
+        store(&env, url, &format!("user-{n}"), &format!("secret-{n}"));
+    }
+    let out = env.root().join("exported");
+    for (format, pair) in [
+        ("docker-config", hub),
+        ("k8s-secret", hub),
+        ("mesos", hub),
+        ("butane", hub),
+        ("podman", by_scheme),
+        ("rkt", by_scheme),
+    ] {
+        let run = env.coffer(&["export", format, "--out", out.to_str().expect("utf-8")]);
+        run.failure()
+            .hides(&["secret-0", "secret-1", "secret-2", "secret-3"]);
+        let said = run.stderr();
+        assert!(
+            said.contains(&format!("{} and {} are both", pair[0], pair[1])),
+            "{format}: {said}"
+        );
+        assert!(!said.contains("exported"), "{format}: {said}");
+        assert!(!out.exists(), "{format} wrote {}", out.display());
+    }
+    // Told apart by scheme, each exports on its own.
+    for url in by_scheme {
+        let run = export(&env, &["podman", "--registry", url]);
+        assert!(
+            run.stderr().contains("exported 1 credential"),
+            "{}",
+            run.stderr()
+        );
+    }
+}
