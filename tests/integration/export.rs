@@ -287,6 +287,26 @@ fn kubelet_provider_answers_per_the_v1_api() {
         serde_json::from_str(&unknown.success().stdout()).expect("json");
     assert_eq!(response["auth"], serde_json::json!({}));
 
+    // Images docker's grammar rejects name no registry: not Docker Hub's, whose credential
+    // this node holds.
+    store(&env, "docker.io", "hub-user", "hub-secret-7d1e");
+    let hub = provider(&env, &request("alpine:3"));
+    assert!(hub.success().stdout().contains("hub-secret-7d1e"));
+    for image in [
+        "ghcr.io@evil.example/x",
+        "ghcr.io/org/app@sha256:ff",
+        "ghcr.io/Org/app",
+    ] {
+        let run = provider(&env, &request(image));
+        run.failure().hides(&["hub-secret-7d1e", PASSWORD]);
+        assert_eq!(run.stdout(), "", "{image}: no response at all");
+        assert!(
+            run.stderr().contains("is not an image reference"),
+            "{image}: {}",
+            run.stderr()
+        );
+    }
+
     for bad in [
         "not json",
         r#"{"apiVersion":"v9","kind":"CredentialProviderRequest","image":"x"}"#,
