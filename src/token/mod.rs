@@ -84,6 +84,10 @@ pub enum TokenError {
     },
     #[error("the answer from {url} is unusable: {why}")]
     BadAnswer { url: String, why: &'static str },
+    #[error(
+        "the token {provider} minted had expired when it arrived (at {expired}): this machine's clock or the issuer's is wrong; check both (`timedatectl`)"
+    )]
+    ExpiredOnArrival { provider: String, expired: String },
     #[error("{url} does not use token authentication: {found}; keep this registry on `basic`")]
     NotTokenAuth { url: String, found: &'static str },
     #[error(

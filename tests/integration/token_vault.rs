@@ -350,6 +350,26 @@ fn clock_skew_is_corrected_from_the_date_header() {
 }
 
 #[test]
+fn an_issue_time_in_the_year_9999_does_not_renew_on_every_get() {
+    let server = TokenServer::start(USER, PASSWORD);
+    server.set(|b| {
+        // 9999-12-31T00:00:00Z, for a refresh token good for an hour.
+        b.issued_at = Some(253_402_214_400);
+        b.refresh_lifetime = Some(3600);
+    });
+    let env = oauth2_entry(&server, "");
+    let minted = server.requests();
+    let first = get(&env, &server.host());
+    for _ in 0..3 {
+        assert_eq!(get(&env, &server.host()), first);
+    }
+    assert_eq!(server.requests(), minted, "a get went to the token server");
+    let row = &status(&env)[0];
+    let issued = row["issued_at"].as_u64().expect("issued_at");
+    assert!(issued <= now(), "issued in the future: {row}");
+}
+
+#[test]
 fn fifty_parallel_gets_across_expiry_make_one_exchange() {
     let server = TokenServer::start(USER, PASSWORD);
     // Due after 5 s; the renewed token is not due again before every get has finished.
