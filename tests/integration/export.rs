@@ -556,3 +556,22 @@ fn every_format_refuses_two_entries_it_would_name_alike_and_writes_nothing() {
         );
     }
 }
+
+#[test]
+fn export_rkt_replaces_a_link_in_its_folder_instead_of_writing_through_it() {
+    let env = Env::new();
+    store(&env, "r.example", USER, PASSWORD);
+    let dir = env.root().join("auth.d");
+    fs::create_dir(&dir).expect("mkdir");
+    let victim = env.root().join("victim");
+    fs::write(&victim, "export PATH\n").expect("victim");
+    let link = dir.join("r.example.json");
+    std::os::unix::fs::symlink(&victim, &link).expect("link");
+    export(&env, &["rkt", "--out", dir.to_str().expect("utf-8")]);
+    assert_eq!(
+        fs::read_to_string(&victim).expect("victim"),
+        "export PATH\n"
+    );
+    assert!(fs::symlink_metadata(&link).expect("stat").is_file());
+    assert!(fs::read_to_string(&link).expect("doc").contains(PASSWORD));
+}
