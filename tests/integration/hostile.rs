@@ -111,12 +111,12 @@ fn odd_input_is_one_line_and_exit_1() {
         (
             &["store"],
             store(r#","ServerURL":"r.example\u0007""#).into_bytes(),
-            "invalid server URL: control characters or spaces are not allowed".into(),
+            "invalid server URL: control or invisible characters and spaces are not allowed".into(),
         ),
         (
             &["get"],
             b"ghcr.io\x1b[2J".to_vec(),
-            "invalid server URL: control characters or spaces are not allowed".into(),
+            "invalid server URL: control or invisible characters and spaces are not allowed".into(),
         ),
         (
             &["get"],
