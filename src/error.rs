@@ -78,6 +78,23 @@ pub enum Error {
     NothingStored(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error(
+        "{first} and {second} are both {key:?} in {format}, which holds one credential per name, so one would be lost; export them one at a time with --registry, or remove the one not needed with `coffer rm`"
+    )]
+    ExportCollision {
+        format: &'static str,
+        key: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{first} and {second} are the same registry to coffer ({key}), so importing both would keep only one; remove one of them from the source, then import again"
+    )]
+    ImportCollision {
+        key: String,
+        first: String,
+        second: String,
+    },
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]

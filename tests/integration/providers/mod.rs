@@ -7,7 +7,7 @@ mod azure_chain;
 mod chain;
 mod ecr;
 mod exec;
-mod fixture;
+pub(crate) mod fixture;
 mod google;
 mod google_chain;
 mod https_proxy;
