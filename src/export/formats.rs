@@ -111,10 +111,10 @@ fn docker_config(credentials: &[Credential], key: DockerKey) -> Result<DockerCon
 /// Formats read by kubelets and rkt take a username and password only.
 fn basic_only(credentials: &[Credential], format: &str) -> Result<()> {
     match credentials.iter().find(|c| c.is_identity_token()) {
-        Some(c) => Err(Error::Unsupported(format!(
-            "{} holds an identity token, which {format} cannot use; leave it out with --registry",
-            c.server_url
-        ))),
+        Some(c) => Err(Error::ExportNeedsPassword {
+            server_url: c.server_url.clone(),
+            format: format.to_owned(),
+        }),
         None => Ok(()),
     }
 }
@@ -277,7 +277,7 @@ fn rkt(credentials: &[Credential]) -> Result<Output> {
 
 /// `.docker/config.json` (0600) in a gzip tar, the archive the Mesos fetcher unpacks.
 fn mesos_archive(config: &[u8]) -> Result<Vec<u8>> {
-    let io = |e: std::io::Error| Error::Unsupported(format!("cannot build the archive: {e}"));
+    let io = Error::ExportArchive;
     let mtime = crate::clock::now();
     let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
@@ -312,9 +312,9 @@ fn json(value: &impl Serialize) -> Result<Vec<u8>> {
 fn yaml(value: &impl Serialize) -> Result<Vec<u8>> {
     serde_norway::to_string(value)
         .map(String::into_bytes)
-        .map_err(|e| Error::Unsupported(format!("cannot encode YAML: {e}")))
+        .map_err(Error::ExportYaml)
 }
 
 fn encoding(e: serde_json::Error) -> Error {
-    Error::Unsupported(format!("cannot encode JSON: {:?}", e.classify()))
+    Error::ExportJson(crate::error::EntryError(e))
 }

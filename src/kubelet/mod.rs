@@ -122,34 +122,20 @@ pub fn answer(
     config: &Config,
     log: &AccessLog,
     node: impl FnOnce() -> Result<Credentials>,
-) -> Result<Answer> {
+) -> std::result::Result<Answer, KubeletError> {
     let mut text = Zeroizing::new(String::new());
     input
         .take(crate::protocol::MAX_INPUT)
         .read_to_string(&mut text)
-        .map_err(|e| bad(format!("cannot read the request: {e}")))?;
-    let request: Request = serde_json::from_str(&text).map_err(|e| {
-        bad(format!(
-            "not a CredentialProviderRequest ({:?} error at line {}, column {})",
-            e.classify(),
-            e.line(),
-            e.column()
-        ))
-    })?;
+        .map_err(KubeletError::Read)?;
+    let request: Request = serde_json::from_str(&text)
+        .map_err(|e| KubeletError::NotARequest(crate::error::EntryError(e)))?;
     let api_version = API_VERSIONS
         .into_iter()
         .find(|v| *v == request.api_version)
-        .ok_or_else(|| {
-            bad(format!(
-                "unsupported apiVersion {:?}; expected {}",
-                request.api_version, API_VERSIONS[0]
-            ))
-        })?;
+        .ok_or_else(|| KubeletError::ApiVersion(request.api_version.clone()))?;
     if request.kind != "CredentialProviderRequest" {
-        return Err(bad(format!(
-            "kind is {:?}, expected CredentialProviderRequest",
-            request.kind
-        )));
+        return Err(KubeletError::Kind(request.kind));
     }
     let (registry, repository) = split_image(&request.image)?;
     let host = ServerUrl::parse(&registry)?.host().to_owned();
@@ -298,7 +284,7 @@ fn from_node(credentials: &Credentials, registry: &str, repository: &str) -> Res
     Ok(decision)
 }
 
-fn render(api_version: &str, decision: Decision) -> Result<Answer> {
+fn render(api_version: &str, decision: Decision) -> std::result::Result<Answer, KubeletError> {
     let mut response = Response {
         api_version,
         kind: "CredentialProviderResponse",
@@ -317,7 +303,7 @@ fn render(api_version: &str, decision: Decision) -> Result<Answer> {
     }
     let mut out = Zeroizing::new(
         serde_json::to_vec(&response)
-            .map_err(|e| bad(format!("cannot encode the response: {e}")))?,
+            .map_err(|e| KubeletError::Encode(crate::error::EntryError(e)))?,
     );
     out.push(b'\n');
     Ok(Answer {
@@ -343,9 +329,11 @@ fn record(log: &AccessLog, registry: &str, decision: &Decision) {
 
 /// `[registry/]repository[:tag][@digest]` → (registry as kubelets match it, repository), for
 /// a reference docker's grammar accepts ([`reference`]); any other names no registry.
-fn split_image(image: &str) -> Result<(String, String)> {
-    let parsed = reference::parse(image)
-        .map_err(|why| bad(format!("{image:?} is not an image reference: {why}")))?;
+fn split_image(image: &str) -> std::result::Result<(String, String), KubeletError> {
+    let parsed = reference::parse(image).map_err(|why| KubeletError::Image {
+        image: image.to_owned(),
+        why,
+    })?;
     let (registry, repository) = match parsed.domain {
         Some(domain) => (domain, parsed.path.to_owned()),
         None if !parsed.path.contains('/') => ("docker.io", format!("library/{}", parsed.path)),
@@ -355,8 +343,30 @@ fn split_image(image: &str) -> Result<(String, String)> {
     Ok((registry, repository))
 }
 
-fn bad(message: String) -> Error {
-    Error::Unsupported(format!("kubelet credential provider: {message}"))
+/// Why the kubelet gets no answer at all (an image coffer has no credential for is an answer:
+/// an empty `auth`).
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    #[error("kubelet credential provider: cannot read the request: {0}")]
+    Read(#[source] std::io::Error),
+    /// Shown as its kind and place only: the request holds a service-account token.
+    #[error("kubelet credential provider: not a CredentialProviderRequest ({0})")]
+    NotARequest(#[source] crate::error::EntryError),
+    #[error(
+        "kubelet credential provider: unsupported apiVersion {0:?}; expected {expected}",
+        expected = API_VERSIONS[0]
+    )]
+    ApiVersion(String),
+    #[error("kubelet credential provider: kind is {0:?}, expected CredentialProviderRequest")]
+    Kind(String),
+    #[error("kubelet credential provider: {image:?} is not an image reference: {why}")]
+    Image { image: String, why: &'static str },
+    #[error("kubelet credential provider: cannot encode the response: {0}")]
+    Encode(#[source] crate::error::EntryError),
+    #[error(transparent)]
+    Url(#[from] crate::server_url::UrlError),
+    #[error(transparent)]
+    Store(#[from] Error),
 }
 
 #[cfg(test)]
