@@ -78,11 +78,12 @@ pub enum BaoError {
         message: String,
     },
     #[error(
-        "OpenBao at {server} denied this node ({identity}) {what}: access was revoked, or its \
+        "OpenBao at {server} denied {identity} {what}: access was revoked, or its \
          policy does not allow it; ask the OpenBao operator"
     )]
     Denied {
         server: String,
+        /// Who was denied: `this node (jwt login, ...)`, `the pod (...)`.
         identity: String,
         what: String,
     },

@@ -5,6 +5,7 @@
 mod auth;
 mod cache;
 mod cluster;
+mod kubelet;
 mod store;
 
 use std::io::{BufRead, BufReader};
