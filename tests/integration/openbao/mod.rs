@@ -5,6 +5,7 @@
 mod auth;
 mod cache;
 mod cluster;
+mod engine;
 mod kubelet;
 mod store;
 
