@@ -78,7 +78,7 @@ fn the_engine_pulls_with_credentials_that_exist_only_in_openbao() {
     bao.ok(
         "PUT",
         "sys/policies/acl/pull",
-        Some(json!({"policy": "path \"secret/data/coffer/registries/*\" { capabilities = [\"read\"] }\npath \"sys/internal/ui/mounts/*\" { capabilities = [\"read\"] }"})),
+        Some(json!({"policy": "path \"secret/data/coffer/registries/*\" { capabilities = [\"read\"] }"})),
     );
     let created = bao.ok(
         "POST",
