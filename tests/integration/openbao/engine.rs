@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{Bao, node, root_token};
 use crate::e2e_docker::write_docker_config;
 use crate::engine::engine;
-use crate::harness::{Env, Registry, Run};
+use crate::harness::{Registry, Run};
 
 const USER: &str = "fleet-engine";
 const PASSWORD: &str = "fleet-Pa55word-b8a41c";
