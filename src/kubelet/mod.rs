@@ -251,25 +251,7 @@ fn pod(
     if settings.exchange == Exchange::OpenBao {
         let image_url = format!("{registry}/{repository}");
         return match central::read(&image_url, settings, &token, config, now) {
-            Ok(Some(found)) => match keyed(&found.server_url, registry) {
-                Ok((cache_key_type, key)) => Decision {
-                    cache_key_type,
-                    cache_seconds: found.cache_seconds,
-                    auth: Some((key, found.username, found.secret)),
-                    notice: Some(notice),
-                    refused: false,
-                    warnings: Vec::new(),
-                },
-                Err(error) => failed(error.to_string()),
-            },
-            Ok(None) => Decision::none(
-                format!(
-                    "the central store holds no entry for {registry} that service account {} \
-                     may read; the kubelet pulls anonymously",
-                    token.who()
-                ),
-                false,
-            ),
+            Ok(found) => from_central(found, registry, &token, notice),
             Err(error) => failed(error),
         };
     }
@@ -295,6 +277,36 @@ fn pod(
         notice: Some(notice),
         refused: false,
         warnings: Vec::new(),
+    }
+}
+
+/// The answer of the entry a pod's own login read from the central store.
+fn from_central(
+    found: Option<central::PodCredential>,
+    registry: &str,
+    token: &ServiceAccountToken,
+    notice: String,
+) -> Decision {
+    let Some(found) = found else {
+        return Decision::none(
+            format!(
+                "the central store holds no entry for {registry} that service account {} may \
+                 read; the kubelet pulls anonymously",
+                token.who()
+            ),
+            false,
+        );
+    };
+    match keyed(&found.server_url, registry) {
+        Ok((cache_key_type, key)) => Decision {
+            cache_key_type,
+            cache_seconds: found.cache_seconds,
+            auth: Some((key, found.username, found.secret)),
+            notice: Some(notice),
+            refused: false,
+            warnings: Vec::new(),
+        },
+        Err(error) => Decision::none(format!("{error}; no credentials for {registry}"), true),
     }
 }
 
