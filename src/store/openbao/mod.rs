@@ -36,6 +36,7 @@ use super::{Entry, Store, Summary};
 use crate::clock::now;
 use crate::error::Result;
 use crate::paths::Paths;
+use crate::warning::Warning;
 
 /// Check-and-set retries before a write gives up.
 const CAS_TRIES: u32 = 50;
@@ -50,7 +51,7 @@ pub struct OpenBaoStore {
     used: UsedMarks,
     id: String,
     /// What the last call served that the caller should know (a stale entry).
-    warning: Mutex<Option<String>>,
+    warning: Mutex<Option<Warning>>,
 }
 
 /// What `coffer doctor` and `coffer status` show of the central store.
@@ -323,7 +324,7 @@ impl OpenBaoStore {
         mac.finalize().into_bytes().into()
     }
 
-    fn warn(&self, warning: String) {
+    fn warn(&self, warning: Warning) {
         if let Ok(mut slot) = self.warning.lock() {
             *slot = Some(warning);
         }
@@ -381,10 +382,10 @@ impl OpenBaoStore {
                     };
                     let Some(entry) = &c.entry else { continue };
                     self.cache.change_state(|s| s.served_stale_at = now());
-                    self.warn(format!(
+                    self.warn(Warning::new(format!(
                         "served from the cache, read {} s ago: {error}",
                         at.saturating_sub(c.at)
-                    ));
+                    )));
                     return Ok(Some(entry.clone()));
                 }
                 Err(error.into())
@@ -660,7 +661,7 @@ impl Store for OpenBaoStore {
         Ok(())
     }
 
-    fn warning(&self) -> Option<String> {
+    fn warning(&self) -> Option<Warning> {
         self.warning.lock().ok()?.take()
     }
 }
