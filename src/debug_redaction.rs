@@ -57,7 +57,14 @@ fn entry() -> crate::store::Entry {
 }
 
 fn derived() -> crate::token::state::Derived {
-    crate::token::state::Derived::new("oauth2", minted())
+    let minted = minted();
+    crate::token::state::Derived {
+        provider: "oauth2".into(),
+        username: minted.username,
+        secret: minted.secret,
+        issued_at: minted.issued_at,
+        expires_at: minted.expires_at,
+    }
 }
 
 fn minted() -> crate::token::provider::Minted {
@@ -170,4 +177,15 @@ fn an_auth_file_shows_no_auths() {
     redacted("AuthFile", &file);
     let shown = format!("{file:?}");
     assert!(shown.contains("auths"), "{shown}");
+}
+
+#[test]
+fn an_entry_that_does_not_decode_is_not_quoted() {
+    let record = format!("{{\"server_url\": \"registry.example\", \"created\": \"{SECRET}\"}}");
+    let json = serde_json::from_str::<crate::store::Entry>(&record).expect_err("not an entry");
+    // The checker can fail here: serde_json's own error quotes the record.
+    assert!(format!("{json:?}{json}").contains(SECRET));
+    let error = crate::Error::entry(json);
+    redacted("Error::Entry", &error);
+    assert!(!error.to_string().contains(SECRET), "{error}");
 }

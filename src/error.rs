@@ -78,6 +78,23 @@ pub enum Error {
     NothingStored(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error(
+        "{first} and {second} are both {key:?} in {format}, which holds one credential per name, so one would be lost; export them one at a time with --registry, or remove the one not needed with `coffer rm`"
+    )]
+    ExportCollision {
+        format: &'static str,
+        key: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{first} and {second} are the same registry to coffer ({key}), so importing both would keep only one; remove one of them from the source, then import again"
+    )]
+    ImportCollision {
+        key: String,
+        first: String,
+        second: String,
+    },
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
@@ -199,10 +216,16 @@ pub enum Error {
     Entry(#[source] EntryError),
 }
 
-/// A stored entry's JSON that does not decode (or encode). Shown as its kind and column only:
-/// serde_json's own message may quote the record, secret included.
-#[derive(Debug)]
+/// A stored entry's JSON that does not decode (or encode). Shown as its kind and column only,
+/// in `Display` and `Debug` alike: serde_json's own message may quote the record, secret
+/// included.
 pub struct EntryError(pub serde_json::Error);
+
+impl std::fmt::Debug for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EntryError({self})")
+    }
+}
 
 impl std::fmt::Display for EntryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -12,6 +12,7 @@
 
 pub mod central;
 pub mod exchange;
+mod reference;
 pub mod service_account;
 pub mod settings;
 
@@ -172,8 +173,7 @@ pub fn answer(
             // A token is checked even when it is not used: a kubelet sending broken ones is
             // misconfigured, and must hear it.
             if let Some(token) = token
-                && let Err(why) =
-                    ServiceAccountToken::read(token, config.kubelet.audience.as_deref(), now())
+                && let Err(why) = ServiceAccountToken::read(token, &config.kubelet.audience, now())
             {
                 let decision =
                     Decision::none(format!("{why}; no credentials for {registry}"), true);
@@ -224,7 +224,7 @@ fn pod(
     let now = now();
     let refuse =
         |why: String| Decision::none(format!("{why}; no credentials for {registry}"), true);
-    let token = match ServiceAccountToken::read(token, config.kubelet.audience.as_deref(), now) {
+    let token = match ServiceAccountToken::read(token, &config.kubelet.audience, now) {
         Ok(token) => token,
         Err(why) => return refuse(why),
     };
@@ -389,25 +389,17 @@ fn record(log: &AccessLog, registry: &str, decision: &Decision) {
     let _ = log.append(&event);
 }
 
-/// `[registry/]repository[:tag][@digest]` → (registry as kubelets match it, repository).
+/// `[registry/]repository[:tag][@digest]` → (registry as kubelets match it, repository), for
+/// a reference docker's grammar accepts ([`reference`]); any other names no registry.
 fn split_image(image: &str) -> Result<(String, String)> {
-    let name = image.split('@').next().unwrap_or_default();
-    let name = match name.rsplit_once(':') {
-        Some((before, tag)) if !tag.contains('/') => before,
-        _ => name,
+    let parsed = reference::parse(image)
+        .map_err(|why| bad(format!("{image:?} is not an image reference: {why}")))?;
+    let (registry, repository) = match parsed.domain {
+        Some(domain) => (domain, parsed.path.to_owned()),
+        None if !parsed.path.contains('/') => ("docker.io", format!("library/{}", parsed.path)),
+        None => ("docker.io", parsed.path.to_owned()),
     };
-    if name.is_empty() || name.starts_with('/') || name.ends_with('/') {
-        return Err(bad(format!("cannot read an image name from {image:?}")));
-    }
-    let (first, rest) = name.split_once('/').unwrap_or(("", name));
-    let (registry, repository) = if first.contains(['.', ':']) || first == "localhost" {
-        (first.to_owned(), rest.to_owned())
-    } else if first.is_empty() {
-        ("docker.io".to_owned(), format!("library/{rest}"))
-    } else {
-        ("docker.io".to_owned(), name.to_owned())
-    };
-    let registry = ServerUrl::parse(&registry)?.registry_path();
+    let registry = ServerUrl::parse(registry)?.registry_path();
     Ok((registry, repository))
 }
 
@@ -426,13 +418,13 @@ mod tests {
             ("nginx:1.27", ("docker.io", "library/nginx")),
             ("bitnami/redis:7", ("docker.io", "bitnami/redis")),
             (
-                "docker.io/library/alpine@sha256:abcd",
+                "docker.io/library/alpine@sha256:4f5a8e6c0b2d1e3f4a5b6c7d8e9f0a1b",
                 ("docker.io", "library/alpine"),
             ),
             ("127.0.0.1:5000/team/app:v1", ("127.0.0.1:5000", "team/app")),
             ("localhost/app", ("localhost", "app")),
             (
-                "ghcr.io/org/image:latest@sha256:ff",
+                "ghcr.io/org/image:latest@sha256:4f5a8e6c0b2d1e3f4a5b6c7d8e9f0a1b",
                 ("ghcr.io", "org/image"),
             ),
             ("registry-1.docker.io/x/y", ("docker.io", "x/y")),
@@ -446,5 +438,6 @@ mod tests {
         }
         assert!(split_image("").is_err());
         assert!(split_image("ghcr.io/").is_err());
+        assert!(split_image("ghcr.io@evil.example/x").is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! ```toml
 //! [kubelet]
 //! fallback = "node"        # no token, or a registry without an exchange: node | none
-//! audience = "coffer"      # optional: the audience every token must carry
+//! audience = "coffer"      # the audience every token must carry (this is the default)
 //!
 //! [kubelet.registries."123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
 //! exchange = "aws"         # aws | google | azure | exec
@@ -25,14 +25,33 @@ use crate::token::settings::SettingsError;
 /// The prefix of every service-account annotation coffer reads.
 pub const ANNOTATION_PREFIX: &str = "coffer.dev/";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The audience a pod's token must carry when `[kubelet] audience` names none: the one the
+/// shipped `credential-provider-config.yaml` asks the kubelet for. There is always one, so a
+/// token minted for something else (the API server, another plugin) is never exchanged.
+pub const DEFAULT_AUDIENCE: &str = "coffer";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KubeletSettings {
     pub fallback: Fallback,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audience: Option<String>,
+    #[serde(skip_serializing_if = "is_default_audience")]
+    pub audience: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub registries: BTreeMap<String, PodExchange>,
+}
+
+impl Default for KubeletSettings {
+    fn default() -> Self {
+        KubeletSettings {
+            fallback: Fallback::default(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            registries: BTreeMap::new(),
+        }
+    }
+}
+
+fn is_default_audience(audience: &str) -> bool {
+    audience == DEFAULT_AUDIENCE
 }
 
 impl KubeletSettings {

@@ -87,6 +87,17 @@ impl From<&Entry> for Summary {
 pub trait Store: std::fmt::Debug {
     /// The entry under the first of `keys` that is present.
     fn find(&self, keys: &[String]) -> Result<Option<Entry>>;
+    /// A client's `get`: [`Store::find`], then `answer` turns what was found into what the
+    /// client gets (a token derived from it, or a chain-mode token where nothing is stored). The
+    /// audited store logs the outcome of the whole, so a `get` that fails after the lookup is
+    /// logged as failed, never as found or not found.
+    fn get(
+        &self,
+        keys: &[String],
+        answer: &mut dyn FnMut(Option<Entry>) -> Result<Option<Entry>>,
+    ) -> Result<Option<Entry>> {
+        answer(self.find(keys)?)
+    }
     /// [`Store::find`], but not a use of the entry: neither logged nor marked as used (the
     /// token keeper reading an entry again under its lock).
     fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
@@ -121,6 +132,13 @@ pub trait Store: std::fmt::Debug {
 impl<S: Store + ?Sized> Store for Box<S> {
     fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
         (**self).find(keys)
+    }
+    fn get(
+        &self,
+        keys: &[String],
+        answer: &mut dyn FnMut(Option<Entry>) -> Result<Option<Entry>>,
+    ) -> Result<Option<Entry>> {
+        (**self).get(keys, answer)
     }
     fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
         (**self).peek(keys)

@@ -375,16 +375,7 @@ fn a_disallowed_role_a_malformed_or_oversized_token_gets_no_auth() {
     assert!(stderr.contains(ROLE_KEY), "says which annotation: {stderr}");
 
     let image = "127.0.0.1:5999/team/app:1";
-    let foreign = {
-        // Signed by the issuer, but for another audience.
-        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        let mut claims: serde_json::Value =
-            serde_json::from_slice(&Base64UrlUnpadded::decode_vec(&parts[1]).expect("b64"))
-                .expect("claims");
-        claims["aud"] = serde_json::json!(["sts.amazonaws.com"]);
-        parts[1] = Base64UrlUnpadded::encode_string(claims.to_string().as_bytes());
-        parts.join(".")
-    };
+    let foreign = for_audience(&token, "sts.amazonaws.com");
     for (bad, why) in [
         ("not-a-jwt".to_owned(), "not a JWT"),
         (format!("{token}{}", "A".repeat(17 * 1024)), "bytes"),
@@ -399,6 +390,60 @@ fn a_disallowed_role_a_malformed_or_oversized_token_gets_no_auth() {
         assert!(!stderr.contains(&bad[..40.min(bad.len())]), "never echoed");
     }
     assert_eq!(federation.count("/exchange"), 0, "nothing bad is sent on");
+}
+
+/// `token` with its audience replaced (its signature no longer matches, which only the issuer's
+/// relying parties check: coffer must refuse it before any of them sees it).
+fn for_audience(token: &str, audience: &str) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&Base64UrlUnpadded::decode_vec(&parts[1]).expect("b64"))
+            .expect("claims");
+    claims["aud"] = serde_json::json!([audience]);
+    parts[1] = Base64UrlUnpadded::encode_string(claims.to_string().as_bytes());
+    parts.join(".")
+}
+
+#[test]
+fn without_an_audience_setting_only_tokens_for_coffer_are_exchanged() {
+    require("curl");
+    let env = Env::new();
+    let issuer = Issuer::start();
+    let password = "web-3c8d1e-minted".to_owned();
+    let federation = federation(
+        issuer.fixture.url(),
+        BTreeMap::from([(
+            "system:serviceaccount:apps:web".to_owned(),
+            password.clone(),
+        )]),
+    );
+    let host = "127.0.0.1:5998";
+    configure(&env, host, &federation, "");
+    // The node's config.toml names no audience.
+    let path = env.coffer_home().join("config.toml");
+    let config = std::fs::read_to_string(&path).expect("config");
+    let without = config.replace(&format!("audience = \"{AUDIENCE}\"\n"), "");
+    assert_ne!(config, without);
+    std::fs::write(&path, without).expect("config");
+    let image = format!("{host}/team/app:1");
+    let token = issuer.token("apps", "web", 600);
+    // A token the kubelet got for the API server, as a kubelet without tokenAttributes'
+    // audience would pass on: never exchanged.
+    let api_server = for_audience(&token, "https://kubernetes.default.svc.cluster.local");
+    let (code, answer, stderr) = provide(
+        &env,
+        &request(&image, Some(&api_server), serde_json::json!({})),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(answer["auth"], serde_json::json!({}));
+    assert!(stderr.contains("audience \"coffer\""), "{stderr}");
+    assert_eq!(federation.count("/exchange"), 0, "nothing is sent on");
+    // One for coffer's default audience is.
+    let (code, answer, stderr) =
+        provide(&env, &request(&image, Some(&token), serde_json::json!({})));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(answer["auth"][host]["password"], password.as_str());
+    assert_eq!(federation.count("/exchange"), 1);
 }
 
 #[test]
