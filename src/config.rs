@@ -148,6 +148,13 @@ impl Config {
                 }
             })?;
         }
+        config
+            .openbao
+            .check()
+            .map_err(|problem| Problem::Settings {
+                section: "[openbao]".to_owned(),
+                problem,
+            })?;
         if let Some(text) = &config.default_description {
             description(text).map_err(Problem::Description)?;
         }

@@ -10,6 +10,7 @@
 //! checking the token's size and shape ([`service_account`]). Everything else gets the node's
 //! answer, or none, as `[kubelet] fallback` says.
 
+pub mod central;
 pub mod exchange;
 mod reference;
 pub mod service_account;
@@ -31,7 +32,7 @@ use crate::export::IDENTITY_TOKEN_USER;
 use crate::server_url::ServerUrl;
 use crate::warning::Warning;
 use service_account::ServiceAccountToken;
-use settings::{Fallback, PodExchange};
+use settings::{Exchange, Fallback, PodExchange};
 
 const API_VERSIONS: [&str; 2] = [
     "credentialprovider.kubelet.k8s.io/v1",
@@ -148,7 +149,7 @@ pub fn answer(
                 &request.service_account_annotations,
                 settings,
                 config,
-                &registry,
+                (&registry, &repository),
             );
             record(log, &registry, &decision);
             decision
@@ -197,13 +198,14 @@ pub fn answer(
     render(api_version, decision)
 }
 
-/// The pod's own credential: its token checked, its identity allowed, the exchange made.
+/// The pod's own credential: its token checked, its identity allowed, the exchange made (or,
+/// for the central store, the entry read with the pod's own login).
 fn pod(
     token: SecretString,
     annotations: &BTreeMap<String, String>,
     settings: &PodExchange,
     config: &Config,
-    registry: &str,
+    (registry, repository): (&str, &str),
 ) -> Decision {
     let now = now();
     let refuse =
@@ -216,6 +218,29 @@ fn pod(
         Ok(identity) => identity,
         Err(why) => return refuse(why),
     };
+    let failed = |error: String| {
+        refuse(format!(
+            "the {} exchange for service account {} failed: {error}",
+            settings.exchange.name(),
+            token.who()
+        ))
+    };
+    let token_left = token.expires_at.saturating_sub(now);
+    let whose = identity
+        .as_deref()
+        .map_or_else(String::new, |i| format!(" as {i}"));
+    let notice = format!(
+        "service account {}{whose}: a {} credential for {registry}",
+        token.who(),
+        settings.exchange.name()
+    );
+    if settings.exchange == Exchange::OpenBao {
+        let image_url = format!("{registry}/{repository}");
+        return match central::read(&image_url, settings, &token, config, now) {
+            Ok(found) => from_central(found, registry, &token, notice),
+            Err(error) => failed(error),
+        };
+    }
     let minted = match exchange::exchange(
         registry,
         settings,
@@ -224,32 +249,50 @@ fn pod(
         &config.tokens,
     ) {
         Ok(minted) => minted,
-        Err(error) => {
-            return refuse(format!(
-                "the {} exchange for service account {} failed: {error}",
-                settings.exchange.name(),
-                token.who()
-            ));
-        }
+        Err(error) => return failed(error.to_string()),
     };
     // Never past the minted credential's life (half of it, so a pull started from the cache
     // has time), and never past the token that proved the pod's identity.
     let credential_left = minted
         .expires_at
         .map_or(BASIC_CACHE_SECONDS, |at| at.saturating_sub(now) / 2);
-    let token_left = token.expires_at.saturating_sub(now);
-    let whose = identity.map_or_else(String::new, |i| format!(" as {i}"));
     Decision {
         cache_key_type: "Registry",
         cache_seconds: credential_left.min(token_left),
         auth: Some((registry.to_owned(), minted.username, minted.secret)),
-        notice: Some(format!(
-            "service account {}{whose}: a {} credential for {registry}",
-            token.who(),
-            settings.exchange.name()
-        )),
+        notice: Some(notice),
         refused: false,
         warnings: Vec::new(),
+    }
+}
+
+/// The answer of the entry a pod's own login read from the central store.
+fn from_central(
+    found: Option<central::PodCredential>,
+    registry: &str,
+    token: &ServiceAccountToken,
+    notice: String,
+) -> Decision {
+    let Some(found) = found else {
+        return Decision::none(
+            format!(
+                "the central store holds no entry for {registry} that service account {} may \
+                 read; the kubelet pulls anonymously",
+                token.who()
+            ),
+            false,
+        );
+    };
+    match keyed(&found.server_url, registry) {
+        Ok((cache_key_type, key)) => Decision {
+            cache_key_type,
+            cache_seconds: found.cache_seconds,
+            auth: Some((key, found.username, found.secret)),
+            notice: Some(notice),
+            refused: false,
+            warnings: Vec::new(),
+        },
+        Err(error) => Decision::none(format!("{error}; no credentials for {registry}"), true),
     }
 }
 
@@ -272,16 +315,21 @@ fn from_node(credentials: &Credentials, registry: &str, repository: &str) -> Res
         let left = expires_at.saturating_sub(now());
         decision.cache_seconds = left.min(BASIC_CACHE_SECONDS);
     }
-    // An entry kept for one repository answers for that image only.
-    let stored = ServerUrl::parse(&entry.server_url)?;
-    let key = if stored.registry_path() == registry {
-        registry.to_owned()
-    } else {
-        decision.cache_key_type = "Image";
-        stored.registry_path()
-    };
+    let (cache_key_type, key) = keyed(&entry.server_url, registry)?;
+    decision.cache_key_type = cache_key_type;
     decision.auth = Some((key, entry.username, entry.secret));
     Ok(decision)
+}
+
+/// The kubelet's cache key for an entry stored under `server_url`: the registry, or, for an
+/// entry kept for one repository, that repository's images only.
+fn keyed(server_url: &str, registry: &str) -> Result<(&'static str, String)> {
+    let stored = ServerUrl::parse(server_url)?;
+    Ok(if stored.registry_path() == registry {
+        ("Registry", registry.to_owned())
+    } else {
+        ("Image", stored.registry_path())
+    })
 }
 
 fn render(api_version: &str, decision: Decision) -> std::result::Result<Answer, KubeletError> {

@@ -42,11 +42,11 @@ impl<S: Store> Audited<S> {
         // What the store served that the person should know of: in the log, and on the terminal.
         let warning = self.inner.warning();
         if let Some(warning) = &warning {
-            self.warnings.push(Warning::new(warning.clone()));
+            self.warnings.push(warning.clone());
         }
         let event = Event {
             error,
-            warning,
+            warning: warning.map(|w| w.to_string()),
             ..Event::now(action, registry, outcome)
         };
         match self.log.append(&event) {
@@ -146,7 +146,7 @@ impl<S: Store> Store for Audited<S> {
         list
     }
 
-    fn warning(&self) -> Option<String> {
+    fn warning(&self) -> Option<Warning> {
         self.inner.warning()
     }
 }

@@ -123,7 +123,7 @@ pub trait Store: std::fmt::Debug {
     fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()>;
     /// What the last call did that its caller should be told though it succeeded (the central
     /// store serving a cached entry while no server answers); taken once.
-    fn warning(&self) -> Option<String> {
+    fn warning(&self) -> Option<crate::warning::Warning> {
         None
     }
 }
@@ -158,7 +158,7 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
         (**self).update(key, change)
     }
-    fn warning(&self) -> Option<String> {
+    fn warning(&self) -> Option<crate::warning::Warning> {
         (**self).warning()
     }
 }

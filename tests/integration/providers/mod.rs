@@ -13,7 +13,7 @@ mod google_chain;
 mod https_proxy;
 mod scoping;
 mod service_account_clouds;
-mod service_accounts;
+pub(crate) mod service_accounts;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
