@@ -129,6 +129,14 @@ impl Config {
                 origin_of(origin).map_err(problem)?;
             }
         }
+        if config.kubelet.audience.trim().is_empty() {
+            return Err(Problem::Settings {
+                section: "[kubelet] audience".to_owned(),
+                problem: SettingsError::invalid(
+                    "an empty audience is no audience: leave it out for \"coffer\", or name the one of tokenAttributes.serviceAccountTokenAudience",
+                ),
+            });
+        }
         for (host, pod) in &config.kubelet.registries {
             pod_exchange::check(pod.exchange, &pod.options).map_err(|problem| {
                 Problem::Settings {
@@ -140,6 +148,13 @@ impl Config {
                 }
             })?;
         }
+        config
+            .openbao
+            .check()
+            .map_err(|problem| Problem::Settings {
+                section: "[openbao]".to_owned(),
+                problem,
+            })?;
         if let Some(text) = &config.default_description {
             description(text).map_err(Problem::Description)?;
         }
@@ -183,5 +198,20 @@ mod tests {
         assert!(std::error::Error::source(&error).is_some());
         Config::default().save(&paths).expect("save");
         assert_eq!(Config::load(&paths).expect("load"), Config::default());
+    }
+
+    #[test]
+    fn the_kubelet_audience_is_coffer_unless_set_and_never_empty() {
+        assert_eq!(Config::parse("").expect("empty").kubelet.audience, "coffer");
+        let set = Config::parse("[kubelet]\naudience = \"registry\"\n").expect("set");
+        assert_eq!(set.kubelet.audience, "registry");
+        let error = Config::parse("[kubelet]\naudience = \" \"\n").expect_err("empty");
+        assert!(error.to_string().contains("[kubelet] audience"), "{error}");
+        // The default is not written out: a saved file keeps following it.
+        assert!(
+            !toml::to_string(&Config::default())
+                .expect("toml")
+                .contains("audience")
+        );
     }
 }

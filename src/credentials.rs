@@ -79,16 +79,15 @@ impl Credentials {
     pub fn get(&self, server_url: &str) -> Result<Option<Entry>> {
         let url = ServerUrl::parse(server_url)?;
         self.settle_quietly();
-        let Some(entry) = self.store.find(&url.lookup_keys())? else {
-            return match &self.keeper {
-                Some(keeper) => keeper.answer_unstored(&url),
-                None => Ok(None),
-            };
-        };
-        match &self.keeper {
-            Some(keeper) => keeper.answer(&*self.store, entry).map(Some),
-            None => Ok(Some(entry)),
-        }
+        let store = &*self.store;
+        store.get(
+            &url.lookup_keys(),
+            &mut |found| match (found, &self.keeper) {
+                (None, Some(keeper)) => keeper.answer_unstored(&url),
+                (Some(entry), Some(keeper)) => keeper.answer(store, entry).map(Some),
+                (found, None) => Ok(found),
+            },
+        )
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: SecretString) -> Result<()> {
@@ -126,7 +125,20 @@ impl Credentials {
     /// Stores many credentials (an import) with one write of the store: storing them one by
     /// one would rewrite a file vault once per entry. Registries in a token mode are stored one
     /// by one after the others, each minting its first token.
+    /// Two items for the same entry are an error naming both, before anything is written:
+    /// storing both would keep only the last.
     pub fn store_all(&self, items: Vec<(String, String, SecretString)>) -> Result<()> {
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for (server_url, _, _) in &items {
+            let key = ServerUrl::parse(server_url)?.key();
+            if let Some(first) = seen.insert(key.clone(), server_url) {
+                return Err(Error::ImportCollision {
+                    key,
+                    first: first.to_owned(),
+                    second: server_url.clone(),
+                });
+            }
+        }
         self.settle_quietly();
         let now = now();
         let mut plain = Vec::new();

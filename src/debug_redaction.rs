@@ -57,7 +57,14 @@ fn entry() -> crate::store::Entry {
 }
 
 fn derived() -> crate::token::state::Derived {
-    crate::token::state::Derived::new("oauth2", minted())
+    let minted = minted();
+    crate::token::state::Derived {
+        provider: "oauth2".into(),
+        username: minted.username,
+        secret: minted.secret,
+        issued_at: minted.issued_at,
+        expires_at: minted.expires_at,
+    }
 }
 
 fn minted() -> crate::token::provider::Minted {

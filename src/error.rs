@@ -76,8 +76,34 @@ pub enum Error {
     TooLong { what: &'static str, max: usize },
     #[error("nothing is stored for {0}; `coffer ls` shows what is")]
     NothingStored(String),
-    #[error("{0}")]
-    Unsupported(String),
+    #[error(
+        "{server_url} holds an identity token, which {format} cannot use; leave it out with \
+         --registry"
+    )]
+    ExportNeedsPassword { server_url: String, format: String },
+    #[error("cannot build the archive: {0}")]
+    ExportArchive(#[source] std::io::Error),
+    #[error("cannot encode YAML: {0}")]
+    ExportYaml(#[source] serde_norway::Error),
+    #[error("cannot encode JSON: {0}")]
+    ExportJson(#[source] EntryError),
+    #[error(
+        "{first} and {second} are both {key:?} in {format}, which holds one credential per name, so one would be lost; export them one at a time with --registry, or remove the one not needed with `coffer rm`"
+    )]
+    ExportCollision {
+        format: &'static str,
+        key: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{first} and {second} are the same registry to coffer ({key}), so importing both would keep only one; remove one of them from the source, then import again"
+    )]
+    ImportCollision {
+        key: String,
+        first: String,
+        second: String,
+    },
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]

@@ -245,7 +245,14 @@ pub fn write_target(path: &Path) -> Result<PathBuf> {
 /// [`write_atomic`] for a file that is not ours alone (docker's `config.json`): the new file
 /// gets `mode` (the old file's), set explicitly so the umask cannot change it.
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let path = &write_target(path)?;
+    replace_atomic(&write_target(path)?, bytes, mode)
+}
+
+/// Puts a new file of `bytes` and `mode` at the name `path`, atomically, replacing whatever
+/// is there: a symbolic link is replaced itself, never written through. For the files coffer
+/// names inside a folder it is given (man pages, completions, rkt's `auth.d` documents),
+/// where a link someone left there must not send the write to a file of the user's.
+pub fn replace_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = temp_path(path);
     let result = (|| {

@@ -46,6 +46,7 @@ pub mod os;
 pub mod ownership;
 pub mod paths;
 pub mod pending_erase;
+pub mod printable;
 pub mod protocol;
 pub mod secret_buffer;
 pub mod secret_cache;

@@ -233,9 +233,10 @@ fn json_line(value: &impl Serialize) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(out.into_inner())
 }
 
-/// Error text must stay one line: the protocol reads one.
+/// Error text must stay one line: the protocol reads one, and the terminal is told it, so
+/// nothing in it (a registry name from the request) may be a control or an invisible character.
 fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::printable::escaped(&message.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 #[derive(Serialize)]

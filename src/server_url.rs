@@ -25,7 +25,7 @@ pub enum UrlError {
     Scheme,
     #[error("invalid server URL: the host is missing or holds characters a host cannot have")]
     Host,
-    #[error("invalid server URL: control characters or spaces are not allowed")]
+    #[error("invalid server URL: control or invisible characters and spaces are not allowed")]
     Characters,
     #[error("invalid server URL: longer than {MAX_LEN} bytes")]
     TooLong,
@@ -80,7 +80,10 @@ impl ServerUrl {
         if raw.len() > MAX_LEN {
             return Err(UrlError::TooLong);
         }
-        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if raw
+            .chars()
+            .any(|c| crate::printable::is_hidden(c) || c.is_whitespace())
+        {
             return Err(UrlError::Characters);
         }
         let (scheme, rest) = split_scheme(raw)?;

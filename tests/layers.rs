@@ -33,6 +33,7 @@ const LAYERS: [(&str, &[&str]); 7] = [
             "store::description",
             "warning",
             "causes",
+            "printable",
         ],
     ),
     ("memory", &["secret_cache", "os", "unlock::cache"]),

@@ -15,14 +15,14 @@ use crate::error::{Error, Result};
 pub fn render(format: Format, credentials: &[Credential], options: &Options) -> Result<Output> {
     let single = |bytes: Vec<u8>| Ok(Output::Single(Zeroizing::new(bytes)));
     match format {
-        Format::DockerConfig => single(json(&docker_config(credentials, DockerKey::AsStored))?),
-        Format::Podman => single(json(&docker_config(credentials, DockerKey::RegistryPath))?),
+        Format::DockerConfig => single(json(&docker_config(credentials, DockerKey::AsStored)?)?),
+        Format::Podman => single(json(&docker_config(credentials, DockerKey::RegistryPath)?)?),
         Format::K8sSecret => single(yaml(&kubernetes_secret(credentials, options)?)?),
         Format::Butane => single(yaml(&butane(credentials, options)?)?),
         Format::Mesos => single(mesos_archive(&json(&docker_config(
             credentials,
             DockerKey::AsStored,
-        ))?)?),
+        )?)?)?),
         Format::Rkt => rkt(credentials),
     }
 }
@@ -52,17 +52,45 @@ enum DockerKey {
     RegistryPath,
 }
 
-fn docker_config(credentials: &[Credential], key: DockerKey) -> DockerConfig<'_> {
-    let auths = credentials
-        .iter()
-        .map(|c| {
-            let name = match key {
-                DockerKey::AsStored if c.url.is_docker_hub() && c.url.path() == "/v1" => {
-                    "https://index.docker.io/v1/".to_owned()
-                }
-                DockerKey::AsStored => c.server_url.clone(),
-                DockerKey::RegistryPath => c.url.registry_path(),
-            };
+/// `credentials` by the name `name` gives each in a format that holds one credential per
+/// name. Two that get the same name are an error naming both: keeping either would drop the
+/// other without a word.
+fn by_name<'a>(
+    credentials: &'a [Credential],
+    format: &'static str,
+    name: impl Fn(&Credential) -> String,
+) -> Result<BTreeMap<String, &'a Credential>> {
+    let mut named: BTreeMap<String, &Credential> = BTreeMap::new();
+    for credential in credentials {
+        let key = name(credential);
+        if let Some(first) = named.get(&key) {
+            return Err(Error::ExportCollision {
+                format,
+                key,
+                first: first.server_url.clone(),
+                second: credential.server_url.clone(),
+            });
+        }
+        named.insert(key, credential);
+    }
+    Ok(named)
+}
+
+fn docker_config(credentials: &[Credential], key: DockerKey) -> Result<DockerConfig<'_>> {
+    let format = match key {
+        DockerKey::AsStored => "docker's config.json",
+        DockerKey::RegistryPath => "the containers auth.json",
+    };
+    let named = by_name(credentials, format, |c| match key {
+        DockerKey::AsStored if c.url.is_docker_hub() && c.url.path() == "/v1" => {
+            "https://index.docker.io/v1/".to_owned()
+        }
+        DockerKey::AsStored => c.server_url.clone(),
+        DockerKey::RegistryPath => c.url.registry_path(),
+    })?;
+    let auths = named
+        .into_iter()
+        .map(|(name, c)| {
             let entry = if c.is_identity_token() {
                 AuthEntry::IdentityToken {
                     identitytoken: c.secret.expose_secret(),
@@ -77,16 +105,16 @@ fn docker_config(credentials: &[Credential], key: DockerKey) -> DockerConfig<'_>
             (name, entry)
         })
         .collect();
-    DockerConfig { auths }
+    Ok(DockerConfig { auths })
 }
 
 /// Formats read by kubelets and rkt take a username and password only.
 fn basic_only(credentials: &[Credential], format: &str) -> Result<()> {
     match credentials.iter().find(|c| c.is_identity_token()) {
-        Some(c) => Err(Error::Unsupported(format!(
-            "{} holds an identity token, which {format} cannot use; leave it out with --registry",
-            c.server_url
-        ))),
+        Some(c) => Err(Error::ExportNeedsPassword {
+            server_url: c.server_url.clone(),
+            format: format.to_owned(),
+        }),
         None => Ok(()),
     }
 }
@@ -133,7 +161,7 @@ fn descriptions(credentials: &[Credential]) -> Option<String> {
 fn kubernetes_secret(credentials: &[Credential], options: &Options) -> Result<KubernetesSecret> {
     basic_only(credentials, "a Kubernetes pull secret")?;
     let config = Zeroizing::new(
-        serde_json::to_vec(&docker_config(credentials, DockerKey::AsStored)).map_err(encoding)?,
+        serde_json::to_vec(&docker_config(credentials, DockerKey::AsStored)?).map_err(encoding)?,
     );
     let encoded = Zeroizing::new(Base64::encode_string(config.as_slice()));
     Ok(KubernetesSecret {
@@ -180,7 +208,7 @@ struct ButaneContents {
 }
 
 fn butane(credentials: &[Credential], options: &Options) -> Result<Butane> {
-    let config = serde_json::to_string(&docker_config(credentials, DockerKey::AsStored))
+    let config = serde_json::to_string(&docker_config(credentials, DockerKey::AsStored)?)
         .map_err(encoding)?;
     Ok(Butane {
         variant: "fcos",
@@ -218,10 +246,10 @@ struct RktCredentials<'a> {
 fn rkt(credentials: &[Credential]) -> Result<Output> {
     basic_only(credentials, "rkt")?;
     let mut taken = std::collections::HashSet::new();
-    let documents = credentials
-        .iter()
-        .map(|c| {
-            let domain = c.url.registry_path();
+    // One document per domain: rkt would take either of two for the same one.
+    let documents = by_name(credentials, "rkt's auth.d", |c| c.url.registry_path())?
+        .into_iter()
+        .map(|(domain, c)| {
             let document = RktAuth {
                 rkt_kind: "auth",
                 rkt_version: "v1",
@@ -249,7 +277,7 @@ fn rkt(credentials: &[Credential]) -> Result<Output> {
 
 /// `.docker/config.json` (0600) in a gzip tar, the archive the Mesos fetcher unpacks.
 fn mesos_archive(config: &[u8]) -> Result<Vec<u8>> {
-    let io = |e: std::io::Error| Error::Unsupported(format!("cannot build the archive: {e}"));
+    let io = Error::ExportArchive;
     let mtime = crate::clock::now();
     let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
@@ -284,9 +312,9 @@ fn json(value: &impl Serialize) -> Result<Vec<u8>> {
 fn yaml(value: &impl Serialize) -> Result<Vec<u8>> {
     serde_norway::to_string(value)
         .map(String::into_bytes)
-        .map_err(|e| Error::Unsupported(format!("cannot encode YAML: {e}")))
+        .map_err(Error::ExportYaml)
 }
 
 fn encoding(e: serde_json::Error) -> Error {
-    Error::Unsupported(format!("cannot encode JSON: {:?}", e.classify()))
+    Error::ExportJson(crate::error::EntryError(e))
 }

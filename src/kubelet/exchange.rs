@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::service_account::ServiceAccountToken;
-use super::settings::{Exchange, PodExchange};
+use super::settings::{Exchange, PodExchange, PodLogin};
 use crate::token::TokenError;
 use crate::token::exec::Job;
 use crate::token::provider::Minted;
@@ -37,7 +37,7 @@ struct GoogleSettings {
 fn own_keys(exchange: Exchange) -> &'static [&'static str] {
     match exchange {
         Exchange::Google => &["workload_identity_provider", "token_url"],
-        Exchange::Aws | Exchange::Azure | Exchange::Exec => &[],
+        Exchange::Aws | Exchange::Azure | Exchange::Exec | Exchange::OpenBao => &[],
     }
 }
 
@@ -47,7 +47,7 @@ fn mode(exchange: Exchange) -> Option<Mode> {
         Exchange::Aws => Some(Mode::Ecr),
         Exchange::Google => Some(Mode::Google),
         Exchange::Azure => Some(Mode::Azure),
-        Exchange::Exec => None,
+        Exchange::Exec | Exchange::OpenBao => None,
     }
 }
 
@@ -62,7 +62,10 @@ fn split(exchange: Exchange, table: &toml::Table) -> (toml::Table, toml::Table) 
 /// Checks an exchange's settings when `config.toml` is read.
 pub fn check(exchange: Exchange, table: &toml::Table) -> Result<(), SettingsError> {
     let Some(mode) = mode(exchange) else {
-        return Job::from_options(table).map(|_| ());
+        return match exchange {
+            Exchange::OpenBao => PodLogin::from_options(table).map(drop),
+            _ => Job::from_options(table).map(drop),
+        };
     };
     let (own, shared) = split(exchange, table);
     match exchange {
@@ -71,7 +74,7 @@ pub fn check(exchange: Exchange, table: &toml::Table) -> Result<(), SettingsErro
         Exchange::Azure => {
             tenant(&shared)?;
         }
-        Exchange::Aws | Exchange::Exec => {}
+        Exchange::Aws | Exchange::Exec | Exchange::OpenBao => {}
     }
     crate::token::providers::check(mode, &shared)
 }
@@ -103,6 +106,10 @@ pub fn exchange(
         Exchange::Aws | Exchange::Google | Exchange::Azure => {
             cloud(registry, settings, identity, token, tokens)
         }
+        // Not a token issuer: the kubelet provider reads the central store itself.
+        Exchange::OpenBao => Err(unusable(SettingsError::invalid(
+            "the openbao exchange reads the central store, which this layer does not reach",
+        ))),
     }
 }
 
@@ -167,7 +174,7 @@ fn cloud(
                 token.secret(),
             )
         }
-        Exchange::Exec => unreachable!("not a cloud exchange"),
+        Exchange::Exec | Exchange::OpenBao => unreachable!("not a cloud exchange"),
     }
 }
 

@@ -10,7 +10,9 @@
 //! checking the token's size and shape ([`service_account`]). Everything else gets the node's
 //! answer, or none, as `[kubelet] fallback` says.
 
+pub mod central;
 pub mod exchange;
+mod reference;
 pub mod service_account;
 pub mod settings;
 
@@ -30,7 +32,7 @@ use crate::export::IDENTITY_TOKEN_USER;
 use crate::server_url::ServerUrl;
 use crate::warning::Warning;
 use service_account::ServiceAccountToken;
-use settings::{Fallback, PodExchange};
+use settings::{Exchange, Fallback, PodExchange};
 
 const API_VERSIONS: [&str; 2] = [
     "credentialprovider.kubelet.k8s.io/v1",
@@ -121,34 +123,20 @@ pub fn answer(
     config: &Config,
     log: &AccessLog,
     node: impl FnOnce() -> Result<Credentials>,
-) -> Result<Answer> {
+) -> std::result::Result<Answer, KubeletError> {
     let mut text = Zeroizing::new(String::new());
     input
         .take(crate::protocol::MAX_INPUT)
         .read_to_string(&mut text)
-        .map_err(|e| bad(format!("cannot read the request: {e}")))?;
-    let request: Request = serde_json::from_str(&text).map_err(|e| {
-        bad(format!(
-            "not a CredentialProviderRequest ({:?} error at line {}, column {})",
-            e.classify(),
-            e.line(),
-            e.column()
-        ))
-    })?;
+        .map_err(KubeletError::Read)?;
+    let request: Request = serde_json::from_str(&text)
+        .map_err(|e| KubeletError::NotARequest(crate::error::EntryError(e)))?;
     let api_version = API_VERSIONS
         .into_iter()
         .find(|v| *v == request.api_version)
-        .ok_or_else(|| {
-            bad(format!(
-                "unsupported apiVersion {:?}; expected {}",
-                request.api_version, API_VERSIONS[0]
-            ))
-        })?;
+        .ok_or_else(|| KubeletError::ApiVersion(request.api_version.clone()))?;
     if request.kind != "CredentialProviderRequest" {
-        return Err(bad(format!(
-            "kind is {:?}, expected CredentialProviderRequest",
-            request.kind
-        )));
+        return Err(KubeletError::Kind(request.kind));
     }
     let (registry, repository) = split_image(&request.image)?;
     let host = ServerUrl::parse(&registry)?.host().to_owned();
@@ -161,7 +149,7 @@ pub fn answer(
                 &request.service_account_annotations,
                 settings,
                 config,
-                &registry,
+                (&registry, &repository),
             );
             record(log, &registry, &decision);
             decision
@@ -171,8 +159,7 @@ pub fn answer(
             // A token is checked even when it is not used: a kubelet sending broken ones is
             // misconfigured, and must hear it.
             if let Some(token) = token
-                && let Err(why) =
-                    ServiceAccountToken::read(token, config.kubelet.audience.as_deref(), now())
+                && let Err(why) = ServiceAccountToken::read(token, &config.kubelet.audience, now())
             {
                 let decision =
                     Decision::none(format!("{why}; no credentials for {registry}"), true);
@@ -211,18 +198,19 @@ pub fn answer(
     render(api_version, decision)
 }
 
-/// The pod's own credential: its token checked, its identity allowed, the exchange made.
+/// The pod's own credential: its token checked, its identity allowed, the exchange made (or,
+/// for the central store, the entry read with the pod's own login).
 fn pod(
     token: SecretString,
     annotations: &BTreeMap<String, String>,
     settings: &PodExchange,
     config: &Config,
-    registry: &str,
+    (registry, repository): (&str, &str),
 ) -> Decision {
     let now = now();
     let refuse =
         |why: String| Decision::none(format!("{why}; no credentials for {registry}"), true);
-    let token = match ServiceAccountToken::read(token, config.kubelet.audience.as_deref(), now) {
+    let token = match ServiceAccountToken::read(token, &config.kubelet.audience, now) {
         Ok(token) => token,
         Err(why) => return refuse(why),
     };
@@ -230,6 +218,29 @@ fn pod(
         Ok(identity) => identity,
         Err(why) => return refuse(why),
     };
+    let failed = |error: String| {
+        refuse(format!(
+            "the {} exchange for service account {} failed: {error}",
+            settings.exchange.name(),
+            token.who()
+        ))
+    };
+    let token_left = token.expires_at.saturating_sub(now);
+    let whose = identity
+        .as_deref()
+        .map_or_else(String::new, |i| format!(" as {i}"));
+    let notice = format!(
+        "service account {}{whose}: a {} credential for {registry}",
+        token.who(),
+        settings.exchange.name()
+    );
+    if settings.exchange == Exchange::OpenBao {
+        let image_url = format!("{registry}/{repository}");
+        return match central::read(&image_url, settings, &token, config, now) {
+            Ok(found) => from_central(found, registry, &token, notice),
+            Err(error) => failed(error),
+        };
+    }
     let minted = match exchange::exchange(
         registry,
         settings,
@@ -238,32 +249,50 @@ fn pod(
         &config.tokens,
     ) {
         Ok(minted) => minted,
-        Err(error) => {
-            return refuse(format!(
-                "the {} exchange for service account {} failed: {error}",
-                settings.exchange.name(),
-                token.who()
-            ));
-        }
+        Err(error) => return failed(error.to_string()),
     };
     // Never past the minted credential's life (half of it, so a pull started from the cache
     // has time), and never past the token that proved the pod's identity.
     let credential_left = minted
         .expires_at
         .map_or(BASIC_CACHE_SECONDS, |at| at.saturating_sub(now) / 2);
-    let token_left = token.expires_at.saturating_sub(now);
-    let whose = identity.map_or_else(String::new, |i| format!(" as {i}"));
     Decision {
         cache_key_type: "Registry",
         cache_seconds: credential_left.min(token_left),
         auth: Some((registry.to_owned(), minted.username, minted.secret)),
-        notice: Some(format!(
-            "service account {}{whose}: a {} credential for {registry}",
-            token.who(),
-            settings.exchange.name()
-        )),
+        notice: Some(notice),
         refused: false,
         warnings: Vec::new(),
+    }
+}
+
+/// The answer of the entry a pod's own login read from the central store.
+fn from_central(
+    found: Option<central::PodCredential>,
+    registry: &str,
+    token: &ServiceAccountToken,
+    notice: String,
+) -> Decision {
+    let Some(found) = found else {
+        return Decision::none(
+            format!(
+                "the central store holds no entry for {registry} that service account {} may \
+                 read; the kubelet pulls anonymously",
+                token.who()
+            ),
+            false,
+        );
+    };
+    match keyed(&found.server_url, registry) {
+        Ok((cache_key_type, key)) => Decision {
+            cache_key_type,
+            cache_seconds: found.cache_seconds,
+            auth: Some((key, found.username, found.secret)),
+            notice: Some(notice),
+            refused: false,
+            warnings: Vec::new(),
+        },
+        Err(error) => Decision::none(format!("{error}; no credentials for {registry}"), true),
     }
 }
 
@@ -286,19 +315,24 @@ fn from_node(credentials: &Credentials, registry: &str, repository: &str) -> Res
         let left = expires_at.saturating_sub(now());
         decision.cache_seconds = left.min(BASIC_CACHE_SECONDS);
     }
-    // An entry kept for one repository answers for that image only.
-    let stored = ServerUrl::parse(&entry.server_url)?;
-    let key = if stored.registry_path() == registry {
-        registry.to_owned()
-    } else {
-        decision.cache_key_type = "Image";
-        stored.registry_path()
-    };
+    let (cache_key_type, key) = keyed(&entry.server_url, registry)?;
+    decision.cache_key_type = cache_key_type;
     decision.auth = Some((key, entry.username, entry.secret));
     Ok(decision)
 }
 
-fn render(api_version: &str, decision: Decision) -> Result<Answer> {
+/// The kubelet's cache key for an entry stored under `server_url`: the registry, or, for an
+/// entry kept for one repository, that repository's images only.
+fn keyed(server_url: &str, registry: &str) -> Result<(&'static str, String)> {
+    let stored = ServerUrl::parse(server_url)?;
+    Ok(if stored.registry_path() == registry {
+        ("Registry", registry.to_owned())
+    } else {
+        ("Image", stored.registry_path())
+    })
+}
+
+fn render(api_version: &str, decision: Decision) -> std::result::Result<Answer, KubeletError> {
     let mut response = Response {
         api_version,
         kind: "CredentialProviderResponse",
@@ -317,7 +351,7 @@ fn render(api_version: &str, decision: Decision) -> Result<Answer> {
     }
     let mut out = Zeroizing::new(
         serde_json::to_vec(&response)
-            .map_err(|e| bad(format!("cannot encode the response: {e}")))?,
+            .map_err(|e| KubeletError::Encode(crate::error::EntryError(e)))?,
     );
     out.push(b'\n');
     Ok(Answer {
@@ -341,30 +375,46 @@ fn record(log: &AccessLog, registry: &str, decision: &Decision) {
     let _ = log.append(&event);
 }
 
-/// `[registry/]repository[:tag][@digest]` → (registry as kubelets match it, repository).
-fn split_image(image: &str) -> Result<(String, String)> {
-    let name = image.split('@').next().unwrap_or_default();
-    let name = match name.rsplit_once(':') {
-        Some((before, tag)) if !tag.contains('/') => before,
-        _ => name,
+/// `[registry/]repository[:tag][@digest]` → (registry as kubelets match it, repository), for
+/// a reference docker's grammar accepts ([`reference`]); any other names no registry.
+fn split_image(image: &str) -> std::result::Result<(String, String), KubeletError> {
+    let parsed = reference::parse(image).map_err(|why| KubeletError::Image {
+        image: image.to_owned(),
+        why,
+    })?;
+    let (registry, repository) = match parsed.domain {
+        Some(domain) => (domain, parsed.path.to_owned()),
+        None if !parsed.path.contains('/') => ("docker.io", format!("library/{}", parsed.path)),
+        None => ("docker.io", parsed.path.to_owned()),
     };
-    if name.is_empty() || name.starts_with('/') || name.ends_with('/') {
-        return Err(bad(format!("cannot read an image name from {image:?}")));
-    }
-    let (first, rest) = name.split_once('/').unwrap_or(("", name));
-    let (registry, repository) = if first.contains(['.', ':']) || first == "localhost" {
-        (first.to_owned(), rest.to_owned())
-    } else if first.is_empty() {
-        ("docker.io".to_owned(), format!("library/{rest}"))
-    } else {
-        ("docker.io".to_owned(), name.to_owned())
-    };
-    let registry = ServerUrl::parse(&registry)?.registry_path();
+    let registry = ServerUrl::parse(registry)?.registry_path();
     Ok((registry, repository))
 }
 
-fn bad(message: String) -> Error {
-    Error::Unsupported(format!("kubelet credential provider: {message}"))
+/// Why the kubelet gets no answer at all (an image coffer has no credential for is an answer:
+/// an empty `auth`).
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    #[error("kubelet credential provider: cannot read the request: {0}")]
+    Read(#[source] std::io::Error),
+    /// Shown as its kind and place only: the request holds a service-account token.
+    #[error("kubelet credential provider: not a CredentialProviderRequest ({0})")]
+    NotARequest(#[source] crate::error::EntryError),
+    #[error(
+        "kubelet credential provider: unsupported apiVersion {0:?}; expected {expected}",
+        expected = API_VERSIONS[0]
+    )]
+    ApiVersion(String),
+    #[error("kubelet credential provider: kind is {0:?}, expected CredentialProviderRequest")]
+    Kind(String),
+    #[error("kubelet credential provider: {image:?} is not an image reference: {why}")]
+    Image { image: String, why: &'static str },
+    #[error("kubelet credential provider: cannot encode the response: {0}")]
+    Encode(#[source] crate::error::EntryError),
+    #[error(transparent)]
+    Url(#[from] crate::server_url::UrlError),
+    #[error(transparent)]
+    Store(#[from] Error),
 }
 
 #[cfg(test)]
@@ -378,13 +428,13 @@ mod tests {
             ("nginx:1.27", ("docker.io", "library/nginx")),
             ("bitnami/redis:7", ("docker.io", "bitnami/redis")),
             (
-                "docker.io/library/alpine@sha256:abcd",
+                "docker.io/library/alpine@sha256:4f5a8e6c0b2d1e3f4a5b6c7d8e9f0a1b",
                 ("docker.io", "library/alpine"),
             ),
             ("127.0.0.1:5000/team/app:v1", ("127.0.0.1:5000", "team/app")),
             ("localhost/app", ("localhost", "app")),
             (
-                "ghcr.io/org/image:latest@sha256:ff",
+                "ghcr.io/org/image:latest@sha256:4f5a8e6c0b2d1e3f4a5b6c7d8e9f0a1b",
                 ("ghcr.io", "org/image"),
             ),
             ("registry-1.docker.io/x/y", ("docker.io", "x/y")),
@@ -398,5 +448,6 @@ mod tests {
         }
         assert!(split_image("").is_err());
         assert!(split_image("ghcr.io/").is_err());
+        assert!(split_image("ghcr.io@evil.example/x").is_err());
     }
 }

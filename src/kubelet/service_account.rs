@@ -8,6 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::settings::DEFAULT_AUDIENCE;
+
 /// Kubernetes' tokens are about a kilobyte; this leaves room for long names and claims while
 /// refusing a blob no issuer would accept.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -55,12 +57,13 @@ impl Audience {
 }
 
 impl ServiceAccountToken {
-    /// Checks `token` and reads its subject and expiry. `audience`, when configured, must be
-    /// among the token's audiences, so that a kubelet set up with another audience is noticed
-    /// here rather than as an issuer's refusal. Messages never quote the token.
+    /// Checks `token` and reads its subject and expiry. `audience` must be among the token's
+    /// audiences: a token for the API server or another plugin is never exchanged, and a
+    /// kubelet set up with another audience is noticed here rather than as an issuer's
+    /// refusal. Messages never quote the token.
     pub fn read(
         token: SecretString,
-        audience: Option<&str>,
+        audience: &str,
         now: u64,
     ) -> Result<ServiceAccountToken, String> {
         let text = token.expose_secret();
@@ -104,12 +107,11 @@ impl ServiceAccountToken {
                 "the service-account token of {namespace}/{name} has expired"
             ));
         }
-        if let Some(wanted) = audience
-            && !claims.aud.contains(wanted)
-        {
+        if !claims.aud.contains(audience) {
             return Err(format!(
-                "the service-account token of {namespace}/{name} is not for the audience {wanted:?} \
-                 that [kubelet] audience names; make tokenAttributes.serviceAccountTokenAudience the same"
+                "the service-account token of {namespace}/{name} is not for the audience {audience:?} \
+                 that [kubelet] audience names (\"{DEFAULT_AUDIENCE}\" unless set); make \
+                 tokenAttributes.serviceAccountTokenAudience the same"
             ));
         }
         Ok(ServiceAccountToken {
@@ -155,7 +157,7 @@ mod tests {
                 RS256,
                 r#"{"sub":"system:serviceaccount:apps:puller","aud":["coffer"],"exp":2000}"#,
             ),
-            Some("coffer"),
+            "coffer",
             1000,
         )
         .expect("valid");
@@ -195,7 +197,7 @@ mod tests {
             (SecretString::from("x".repeat(MAX_TOKEN_BYTES + 1)), "bytes"),
         ];
         for (token, expected) in cases {
-            let error = ServiceAccountToken::read(token, Some("coffer"), 1000).expect_err(expected);
+            let error = ServiceAccountToken::read(token, "coffer", 1000).expect_err(expected);
             assert!(error.contains(expected), "{error} (wanted {expected})");
         }
     }

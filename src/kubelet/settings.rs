@@ -4,7 +4,7 @@
 //! ```toml
 //! [kubelet]
 //! fallback = "node"        # no token, or a registry without an exchange: node | none
-//! audience = "coffer"      # optional: the audience every token must carry
+//! audience = "coffer"      # the audience every token must carry (this is the default)
 //!
 //! [kubelet.registries."123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
 //! exchange = "aws"         # aws | google | azure | exec
@@ -20,17 +20,38 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::token::settings::SettingsError;
+
 /// The prefix of every service-account annotation coffer reads.
 pub const ANNOTATION_PREFIX: &str = "coffer.dev/";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The audience a pod's token must carry when `[kubelet] audience` names none: the one the
+/// shipped `credential-provider-config.yaml` asks the kubelet for. There is always one, so a
+/// token minted for something else (the API server, another plugin) is never exchanged.
+pub const DEFAULT_AUDIENCE: &str = "coffer";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KubeletSettings {
     pub fallback: Fallback,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audience: Option<String>,
+    #[serde(skip_serializing_if = "is_default_audience")]
+    pub audience: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub registries: BTreeMap<String, PodExchange>,
+}
+
+impl Default for KubeletSettings {
+    fn default() -> Self {
+        KubeletSettings {
+            fallback: Fallback::default(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            registries: BTreeMap::new(),
+        }
+    }
+}
+
+fn is_default_audience(audience: &str) -> bool {
+    audience == DEFAULT_AUDIENCE
 }
 
 impl KubeletSettings {
@@ -65,6 +86,10 @@ pub enum Exchange {
     Azure,
     /// A command that reads the token on stdin and prints the registry password.
     Exec,
+    /// The central store: the token logs in to OpenBao (`[openbao]`'s servers) for the pod,
+    /// which reads the registry's entry as far as its policy allows ([`PodLogin`]).
+    #[serde(rename = "openbao")]
+    OpenBao,
 }
 
 impl Exchange {
@@ -74,6 +99,7 @@ impl Exchange {
             Exchange::Google => "google",
             Exchange::Azure => "azure",
             Exchange::Exec => "exec",
+            Exchange::OpenBao => "openbao",
         }
     }
 
@@ -83,15 +109,15 @@ impl Exchange {
             Exchange::Aws => Some("coffer.dev/aws-role-arn"),
             Exchange::Google => Some("coffer.dev/gcp-service-account"),
             Exchange::Azure => Some("coffer.dev/azure-client-id"),
-            // The registry reads who the pod is from the token itself.
-            Exchange::Exec => None,
+            // The registry (or OpenBao) reads who the pod is from the token itself.
+            Exchange::Exec | Exchange::OpenBao => None,
         }
     }
 
     /// Does this exchange work without a named identity? Google's pool identity can be granted
     /// access directly; a command decides for itself.
     fn identity_optional(self) -> bool {
-        matches!(self, Exchange::Google | Exchange::Exec)
+        matches!(self, Exchange::Google | Exchange::Exec | Exchange::OpenBao)
     }
 }
 
@@ -133,7 +159,10 @@ impl TryFrom<UncheckedExchange> for PodExchange {
             options: raw.options,
         };
         if raw.exchange.annotation().is_none() && !settings.allowed.is_empty() {
-            return Err("the exec exchange takes no `allowed`: the command decides".into());
+            return Err(format!(
+                "the {} exchange takes no `allowed`: who the pod is decides",
+                raw.exchange.name()
+            ));
         }
         if let Some(default) = &settings.default
             && !settings.allows(default)
@@ -187,6 +216,78 @@ impl PodExchange {
                 "service account {who} names no identity: annotate it with {key}"
             )),
         }
+    }
+}
+
+/// `exchange = "openbao"`'s own settings; the servers, CA, mount and prefix are the node's
+/// `[openbao]` section.
+///
+/// ```toml
+/// [kubelet.registries."registry.internal:5000"]
+/// exchange = "openbao"
+/// method = "jwt"                # jwt (the cluster's keys given to OpenBao) | kubernetes
+/// role = "pull-{namespace}"     # the OpenBao role; {namespace} and {serviceaccount} are the pod's
+/// # mount = "jwt-cluster-a"     # where the auth method is mounted, if not at its own name
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodLogin {
+    #[serde(default)]
+    pub method: PodLoginMethod,
+    pub role: String,
+    #[serde(default)]
+    pub mount: Option<String>,
+}
+
+/// How OpenBao checks a pod's token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodLoginMethod {
+    /// `jwt` auth: the signature against the cluster's keys, which OpenBao was given.
+    #[default]
+    Jwt,
+    /// `kubernetes` auth: OpenBao also asks the cluster's TokenReview, so a deleted service
+    /// account stops at once.
+    Kubernetes,
+}
+
+impl PodLoginMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            PodLoginMethod::Jwt => "jwt",
+            PodLoginMethod::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// What a `role` may hold besides plain characters.
+const ROLE_FIELDS: [&str; 2] = ["{namespace}", "{serviceaccount}"];
+
+impl PodLogin {
+    /// The settings in an exchange's table, checked: a role naming only known fields.
+    pub fn from_options(table: &toml::Table) -> Result<PodLogin, SettingsError> {
+        let login: PodLogin = crate::token::shared::options(table)?;
+        let plain = ROLE_FIELDS
+            .iter()
+            .fold(login.role.clone(), |role, field| role.replace(field, "x"));
+        if plain.is_empty()
+            || !plain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(SettingsError::invalid(
+                "`role` must be an OpenBao role name (letters, digits, `-_.`), with {namespace} \
+                 and {serviceaccount} standing for the pod's",
+            ));
+        }
+        Ok(login)
+    }
+
+    /// The role for the pod whose service account is `namespace/name`.
+    pub fn role_for(&self, namespace: &str, name: &str) -> String {
+        self.role
+            .replace("{namespace}", namespace)
+            .replace("{serviceaccount}", name)
     }
 }
 
@@ -265,6 +366,25 @@ mod tests {
                 .identity(&annotations(&[("team", "payments"), (ROLE, "y")]), "a/b")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_openbao_role_names_only_the_pods_fields() {
+        let table = |text: &str| -> toml::Table { toml::from_str(text).expect("toml") };
+        let login =
+            PodLogin::from_options(&table("role = \"pull-{namespace}.{serviceaccount}\"\n"))
+                .expect("role");
+        assert_eq!(login.method, PodLoginMethod::Jwt);
+        assert_eq!(login.role_for("apps", "web"), "pull-apps.web");
+        for bad in [
+            "role = \"pull-{pod}\"\n",
+            "role = \"\"\n",
+            "role = \"a/b\"\n",
+            "method = \"oidc\"\nrole = \"r\"\n",
+            "role = \"r\"\nregion = \"x\"\n",
+        ] {
+            assert!(PodLogin::from_options(&table(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   a reboot.
 //!   `not_built_here/no_kernel_keyring.rs` answers "unavailable" on every other platform.
 //! - [`hardening`]: process limits for anything holding a key.
+//! - [`process_tree`]: what a credential command starts, followed and killed as one tree
+//!   (Linux's child subreaper); `not_built_here/no_subreaper.rs` elsewhere.
 //!
 //! Everything under `not_built_here/` is compiled only for its own platform, which this
 //! project neither builds nor tests: see docs/storage.md, "Platforms".
@@ -35,3 +37,10 @@ pub mod kernel_keyring;
 #[cfg(not(target_os = "linux"))]
 #[path = "not_built_here/no_kernel_keyring.rs"]
 pub mod kernel_keyring;
+
+#[cfg(target_os = "linux")]
+pub mod process_tree;
+
+#[cfg(not(target_os = "linux"))]
+#[path = "not_built_here/no_subreaper.rs"]
+pub mod process_tree;

@@ -42,11 +42,11 @@ impl<S: Store> Audited<S> {
         // What the store served that the person should know of: in the log, and on the terminal.
         let warning = self.inner.warning();
         if let Some(warning) = &warning {
-            self.warnings.push(Warning::new(warning.clone()));
+            self.warnings.push(warning.clone());
         }
         let event = Event {
             error,
-            warning,
+            warning: warning.map(|w| w.to_string()),
             ..Event::now(action, registry, outcome)
         };
         match self.log.append(&event) {
@@ -70,6 +70,23 @@ impl<S: Store> Store for Audited<S> {
         };
         self.record(Action::Get, registry, &found, Option::is_some);
         found
+    }
+
+    /// One `get` line for the whole answer: found, not found, or failed with its cause, also
+    /// when the lookup went through and the token after it did not.
+    fn get(
+        &self,
+        keys: &[String],
+        answer: &mut dyn FnMut(Option<Entry>) -> Result<Option<Entry>>,
+    ) -> Result<Option<Entry>> {
+        let found = self.inner.find(keys);
+        let registry = match &found {
+            Ok(Some(entry)) => Some(entry.server_url.clone()),
+            _ => keys.first().cloned(),
+        };
+        let answered = found.and_then(&mut *answer);
+        self.record(Action::Get, registry, &answered, Option::is_some);
+        answered
     }
 
     fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
@@ -129,7 +146,7 @@ impl<S: Store> Store for Audited<S> {
         list
     }
 
-    fn warning(&self) -> Option<String> {
+    fn warning(&self) -> Option<Warning> {
         self.inner.warning()
     }
 }
@@ -209,5 +226,49 @@ mod tests {
             "{said:?}"
         );
         assert!(!said[0].contains("hunter2"), "{said:?}");
+    }
+
+    #[test]
+    fn a_get_is_logged_by_its_answer_not_by_its_lookup() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = AccessLog::new(dir.path().join("access.log"));
+        let store = Audited::new(MemoryStore::default(), log.clone(), Warnings::default());
+        store
+            .put("//ghcr.io", entry("ghcr.io", "hunter2-secret"))
+            .expect("put");
+        let failing = |_: Option<Entry>| -> Result<Option<Entry>> {
+            Err(crate::token::TokenError::NoCredential.into())
+        };
+        // A stored entry whose token fails, and nothing stored with a token that fails (chain
+        // mode with no identity): both failures, with their cause.
+        for key in ["//ghcr.io", "//quay.io"] {
+            let got = store.get(&[key.to_owned()], &mut |found| failing(found));
+            assert!(got.is_err());
+        }
+        // Nothing stored and nothing minted: not found.
+        let got = store.get(&["//docker.io".to_owned()], &mut Ok);
+        assert!(got.expect("get").is_none());
+        let (events, _) = log.read().expect("read");
+        let seen: Vec<_> = events
+            .iter()
+            .skip(1)
+            .map(|e| (e.registry.as_deref(), e.outcome, e.error.is_some()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some("ghcr.io"), Outcome::Failed, true),
+                (Some("//quay.io"), Outcome::Failed, true),
+                (Some("//docker.io"), Outcome::NotFound, false),
+            ]
+        );
+        assert!(
+            events[1]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("coffer holds only")),
+            "{:?}",
+            events[1].error
+        );
     }
 }

@@ -13,7 +13,7 @@ pub enum DescriptionError {
     )]
     TooLong,
     #[error(
-        "the description holds a control character (a newline, a tab, an escape); use one line of plain text"
+        "the description holds a control or invisible character (a newline, a tab, an escape, a bidirectional mark); use one line of plain text"
     )]
     ControlCharacter,
 }
@@ -24,7 +24,7 @@ pub fn description(text: &str) -> Result<Option<String>, DescriptionError> {
     if text.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(DescriptionError::TooLong);
     }
-    if text.chars().any(char::is_control) {
+    if text.chars().any(crate::printable::is_hidden) {
         return Err(DescriptionError::ControlCharacter);
     }
     Ok((!text.is_empty()).then(|| text.to_owned()))

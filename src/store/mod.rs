@@ -87,6 +87,17 @@ impl From<&Entry> for Summary {
 pub trait Store: std::fmt::Debug {
     /// The entry under the first of `keys` that is present.
     fn find(&self, keys: &[String]) -> Result<Option<Entry>>;
+    /// A client's `get`: [`Store::find`], then `answer` turns what was found into what the
+    /// client gets (a token derived from it, or a chain-mode token where nothing is stored). The
+    /// audited store logs the outcome of the whole, so a `get` that fails after the lookup is
+    /// logged as failed, never as found or not found.
+    fn get(
+        &self,
+        keys: &[String],
+        answer: &mut dyn FnMut(Option<Entry>) -> Result<Option<Entry>>,
+    ) -> Result<Option<Entry>> {
+        answer(self.find(keys)?)
+    }
     /// [`Store::find`], but not a use of the entry: neither logged nor marked as used (the
     /// token keeper reading an entry again under its lock).
     fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
@@ -112,7 +123,7 @@ pub trait Store: std::fmt::Debug {
     fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()>;
     /// What the last call did that its caller should be told though it succeeded (the central
     /// store serving a cached entry while no server answers); taken once.
-    fn warning(&self) -> Option<String> {
+    fn warning(&self) -> Option<crate::warning::Warning> {
         None
     }
 }
@@ -121,6 +132,13 @@ pub trait Store: std::fmt::Debug {
 impl<S: Store + ?Sized> Store for Box<S> {
     fn find(&self, keys: &[String]) -> Result<Option<Entry>> {
         (**self).find(keys)
+    }
+    fn get(
+        &self,
+        keys: &[String],
+        answer: &mut dyn FnMut(Option<Entry>) -> Result<Option<Entry>>,
+    ) -> Result<Option<Entry>> {
+        (**self).get(keys, answer)
     }
     fn peek(&self, keys: &[String]) -> Result<Option<Entry>> {
         (**self).peek(keys)
@@ -140,7 +158,7 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn update(&self, key: &str, change: &mut dyn FnMut(&mut Option<Entry>) -> bool) -> Result<()> {
         (**self).update(key, change)
     }
-    fn warning(&self) -> Option<String> {
+    fn warning(&self) -> Option<crate::warning::Warning> {
         (**self).warning()
     }
 }

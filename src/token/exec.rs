@@ -34,6 +34,7 @@ use super::http::unix;
 use super::provider::{LongLived, Minted, Provider, Target};
 use super::shared;
 use super::state::MIN_LIFETIME;
+use crate::os::process_tree::Tree;
 
 /// A token, a password or a JWT is far smaller; more is not a secret but a mistake.
 const MAX_OUTPUT: u64 = 64 * 1024;
@@ -198,8 +199,10 @@ impl Job {
                 command.env(name, value);
             }
         }
-        // Its own process group, so that a timeout also stops whatever it started.
+        // Its own process group, and this process the subreaper of all it starts, so that a
+        // timeout or a failure also stops whatever it started, even what left the group.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let tree = Tree::start();
         let mut child = command
             .spawn()
             .map_err(|e| self.fail(format!("cannot be started: {}", e.kind())))?;
@@ -224,26 +227,28 @@ impl Job {
         let output = match receiver.recv_timeout(left) {
             Ok(Ok(output)) if output.len() as u64 <= MAX_OUTPUT => output,
             Ok(Ok(_)) => {
-                stop(&mut child);
+                stop(&mut child, &tree);
                 return Err(self.fail(format!("printed more than {MAX_OUTPUT} bytes")));
             }
             Ok(Err(e)) => {
-                stop(&mut child);
+                stop(&mut child, &tree);
                 return Err(self.fail(format!("output could not be read: {}", e.kind())));
             }
             Err(_) => {
-                stop(&mut child);
+                stop(&mut child, &tree);
                 return Err(self.timed_out());
             }
         };
         let status = match wait_until(&mut child, deadline) {
             Some(status) => status,
             None => {
-                stop(&mut child);
+                stop(&mut child, &tree);
                 return Err(self.timed_out());
             }
         };
         if !status.success() {
+            // What a failed command left running is no agent of the user's: kill it too.
+            tree.kill();
             let how = match status.code() {
                 Some(code) => format!("exited with status {code}"),
                 None => "was killed by a signal".to_owned(),
@@ -282,11 +287,12 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
     }
 }
 
-/// Kills the command and everything in its process group, and reaps it.
-fn stop(child: &mut Child) {
+/// Kills the command and everything it started, and reaps them.
+fn stop(child: &mut Child, tree: &Tree) {
     let group = rustix::process::Pid::from_child(child);
     let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
     let _ = child.kill();
+    tree.kill();
     let _ = child.wait();
 }
 

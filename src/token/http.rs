@@ -17,8 +17,9 @@ use zeroize::Zeroizing;
 use super::settings::{RegistrySettings, TokenSettings};
 use super::{CaFileProblem, TokenError, Transport};
 
-/// Token responses are a few KiB; anything much larger is not one.
-pub(crate) const MAX_BODY: u64 = 256 * 1024;
+/// Token responses are a few KiB; anything much larger is not one. The clouds' SDKs read
+/// metadata and API answers up to the same bound (each cloud's `identity`).
+pub const MAX_BODY: u64 = 256 * 1024;
 const MAX_REDIRECTS: usize = 5;
 
 /// A client for one exchange with one registry.
@@ -196,8 +197,9 @@ impl Http {
             .and_then(|v| httpdate::parse_http_date(v).ok())
             .map_or(0, |server| seconds_between(arrived, server));
         let mut body = Zeroizing::new(Vec::new());
+        // One byte past the bound tells a cut answer from one that fits.
         response
-            .take(MAX_BODY)
+            .take(MAX_BODY + 1)
             .read_to_end(&mut body)
             .map_err(|e| {
                 if Instant::now() >= self.deadline {
@@ -209,6 +211,12 @@ impl Http {
                     }
                 }
             })?;
+        if body.len() as u64 > MAX_BODY {
+            return Err(TokenError::TooLarge {
+                url: display(url),
+                source: TooLarge,
+            });
+        }
         Ok(Reply {
             status,
             challenges,
@@ -225,6 +233,12 @@ impl Http {
         }
     }
 }
+
+/// An answer past [`MAX_BODY`]: reading stopped there. The clouds' SDK clients end a body
+/// with it too, so their messages say the same.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the answer is larger than {} KiB, so it is no credential; coffer stopped reading it", MAX_BODY / 1024)]
+pub struct TooLarge;
 
 /// HTTPS always; plain HTTP to loopback, or anywhere when allowed.
 pub(crate) fn permitted(url: &Url, allow_http: bool) -> bool {

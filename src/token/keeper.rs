@@ -295,9 +295,10 @@ impl Keeper {
             })
         };
         let mut state = state;
+        let minted = minted.and_then(|m| Derived::new(provider.name(), m, crate::clock::now()));
         let outcome = match minted {
-            Ok(minted) => {
-                state.token = Some(Derived::new(provider.name(), minted));
+            Ok(token) => {
+                state.token = Some(token);
                 state.last_refresh = Some(crate::clock::now());
                 state.last_error = None;
                 state.refused_since = None;

@@ -76,8 +76,18 @@ pub enum TokenError {
         "the token server at {url} refused the stored credentials (HTTP {status}); log in again"
     )]
     CredentialRejected { url: String, status: u16 },
+    #[error("{url}: {source}")]
+    TooLarge {
+        url: String,
+        #[source]
+        source: http::TooLarge,
+    },
     #[error("the answer from {url} is unusable: {why}")]
     BadAnswer { url: String, why: &'static str },
+    #[error(
+        "the token {provider} minted had expired when it arrived (at {expired}): this machine's clock or the issuer's is wrong; check both (`timedatectl`)"
+    )]
+    ExpiredOnArrival { provider: String, expired: String },
     #[error("{url} does not use token authentication: {found}; keep this registry on `basic`")]
     NotTokenAuth { url: String, found: &'static str },
     #[error(

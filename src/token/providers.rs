@@ -103,12 +103,25 @@ pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
 /// The chain-mode minter of the `coffer` binary (see [`super::chain::mint_in_process`]).
 #[cfg(feature = "cloud")]
 pub fn mint_from_identity(request: &Request) -> Result<Minted, TokenError> {
-    match request.registry.mode {
+    contained(|| match request.registry.mode {
         Mode::Ecr => block_on(aws::identity::mint(request)),
         Mode::Google => block_on(google::identity::mint(request)),
         Mode::Azure => azure::identity::mint(request),
         other => Err(no_identity(other)),
+    })
+}
+
+/// Runs an identity chain, and when it fails, kills what it started and left running: an AWS
+/// `credential_process` that hangs past the identity budget must not outlive the `get`. After
+/// a success, what a process left running on purpose (an agent) is left alone.
+#[cfg(feature = "cloud")]
+fn contained<T>(chain: impl FnOnce() -> Result<T, TokenError>) -> Result<T, TokenError> {
+    let tree = crate::os::process_tree::Tree::start();
+    let done = chain();
+    if done.is_err() {
+        tree.kill();
     }
+    done
 }
 
 #[cfg(feature = "cloud")]
@@ -120,12 +133,12 @@ fn no_identity(mode: Mode) -> TokenError {
 /// `coffer token status`; the error says what was tried.
 #[cfg(feature = "cloud")]
 pub fn describe_identity(request: &Request) -> Result<String, TokenError> {
-    match request.registry.mode {
+    contained(|| match request.registry.mode {
         Mode::Ecr => block_on(aws::identity::describe(request)),
         Mode::Google => block_on(google::identity::describe(request)),
         Mode::Azure => azure::identity::describe(request),
         other => Err(no_identity(other)),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -110,9 +110,11 @@ pub fn origin_of(text: &str) -> Result<url::Origin, SettingsError> {
 }
 
 /// A registry's section: its literal `[registries."host"]` first, else the most specific
-/// pattern that matches. In a pattern `*` stands for exactly one label of the host name
-/// (`*.dkr.ecr.*.amazonaws.com`), so a pattern never matches across a dot: `*.azurecr.io` is
-/// not `evil.azurecr.io.example`, nor `a.b.azurecr.io`.
+/// pattern that matches: the one with fewest `*`, then the most literal characters. In a
+/// pattern a label is literal, `*` (exactly one whole label: `*.dkr.ecr.*.amazonaws.com`), or
+/// `*` then the label's end (`*-docker.pkg.dev`: a label ending in `-docker`, with something
+/// before it), so a pattern never matches across a dot: `*.azurecr.io` is not
+/// `evil.azurecr.io.example`, nor `a.b.azurecr.io`.
 pub fn lookup<'a, T>(
     registries: &'a std::collections::BTreeMap<String, T>,
     host: &str,
@@ -123,38 +125,50 @@ pub fn lookup<'a, T>(
     registries
         .iter()
         .filter(|(pattern, _)| pattern.contains('*') && matches(pattern, host))
-        .min_by_key(|(pattern, _)| pattern.matches('*').count())
+        .min_by_key(|(pattern, _)| {
+            let stars = pattern.matches('*').count();
+            (stars, std::cmp::Reverse(pattern.len() - stars))
+        })
         .map(|(_, settings)| settings)
 }
 
-/// A pattern people may write: host-name labels or `*`, at least two labels that are not `*`
-/// (so no pattern covers a whole top-level domain), an optional `:port` at the end.
+/// A pattern people may write: labels that are host-name labels, `*`, or `*` then the end of
+/// one; at least two wholly literal labels (so no pattern covers a whole top-level domain); an
+/// optional `:port` at the end.
 pub fn valid_pattern(pattern: &str) -> bool {
     let (name, port) = match pattern.rsplit_once(':') {
         Some((name, port)) => (name, Some(port)),
         None => (pattern, None),
     };
+    let literal =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let labels: Vec<&str> = name.split('.').collect();
     port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && labels.iter().all(|l| {
-            *l == "*"
-                || (!l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        })
-        && labels.iter().filter(|l| **l != "*").count() >= 2
+        && labels
+            .iter()
+            .all(|l| *l == "*" || literal(l.strip_prefix('*').unwrap_or(l)))
+        && labels.iter().filter(|l| !l.contains('*')).count() >= 2
 }
 
-/// Label by label, case-insensitively; `*` is one whole, non-empty label.
+/// Label by label, case-insensitively; `*` is one whole, non-empty label, and `*end` one that
+/// ends in `end` after at least one character of its own.
 pub fn matches(pattern: &str, host: &str) -> bool {
     let (patterns, labels): (Vec<&str>, Vec<&str>) =
         (pattern.split('.').collect(), host.split('.').collect());
     patterns.len() == labels.len()
-        && patterns.iter().zip(&labels).all(|(p, l)| {
-            if *p == "*" {
-                !l.is_empty() && !l.contains(':')
-            } else {
-                p.eq_ignore_ascii_case(l)
-            }
-        })
+        && patterns
+            .iter()
+            .zip(&labels)
+            .all(|(p, l)| match p.strip_prefix('*') {
+                Some(end) => {
+                    let start = l.len().saturating_sub(end.len());
+                    !l.contains(':')
+                        && l.len() > end.len()
+                        && l.get(start..)
+                            .is_some_and(|tail| tail.eq_ignore_ascii_case(end))
+                }
+                None => p.eq_ignore_ascii_case(l),
+            })
 }
 
 /// The `[tokens]` section: margins and timeouts for every registry.
@@ -317,6 +331,49 @@ mod tests {
             "contoso.azurecr.io:443",
         ] {
             assert_eq!(mode(host), None, "{host}");
+        }
+    }
+
+    #[test]
+    fn a_star_may_begin_a_label() {
+        let google = RegistrySettings {
+            mode: Mode::Google,
+            ..RegistrySettings::default()
+        };
+        let mut registries = std::collections::BTreeMap::new();
+        registries.insert("*-docker.pkg.dev".to_owned(), google);
+        registries.insert("*.pkg.dev".to_owned(), RegistrySettings::default());
+        let mode = |host: &str| lookup(&registries, host).map(|s| s.mode);
+        for host in ["europe-west1-docker.pkg.dev", "US-DOCKER.pkg.dev"] {
+            assert_eq!(
+                mode(host),
+                Some(Mode::Google),
+                "{host}: the longer pattern wins"
+            );
+        }
+        assert_eq!(mode("europe-west1-maven.pkg.dev"), Some(Mode::Basic));
+        for host in [
+            "-docker.pkg.dev",
+            "a.b-docker.pkg.dev",
+            "docker.pkg.dev.evil.example",
+        ] {
+            assert_ne!(mode(host), Some(Mode::Google), "{host}");
+        }
+        for valid in [
+            "*-docker.pkg.dev",
+            "*.dkr.ecr.*.amazonaws.com",
+            "*.azurecr.io:443",
+        ] {
+            assert!(valid_pattern(valid), "{valid}");
+        }
+        for invalid in [
+            "*-docker.dev",
+            "a*b.example.com",
+            "*.*",
+            "**.example.com",
+            "*-.example.com:",
+        ] {
+            assert!(!valid_pattern(invalid), "{invalid}");
         }
     }
 }

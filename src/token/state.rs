@@ -90,14 +90,27 @@ impl From<&TokenState> for TokenSummary {
 }
 
 impl Derived {
-    pub fn new(provider: &str, minted: Minted) -> Derived {
-        Derived {
+    /// A token `provider` minted, arrived by `now`, with times that make sense in this clock:
+    /// it was issued no later than it arrived (an issuer's `iat` in the year 9999 is read as
+    /// now, or the token would be "minted ahead" and renewed on every use), and it has not
+    /// expired on arrival (renewing such a token on every use would be a request storm; its
+    /// renewal fails instead, and waits `retry_after` like any other failure).
+    pub fn new(provider: &str, minted: Minted, now: u64) -> Result<Derived, TokenError> {
+        if let Some(expires) = minted.expires_at
+            && expires <= now
+        {
+            return Err(TokenError::ExpiredOnArrival {
+                provider: provider.to_owned(),
+                expired: crate::clock::rfc3339(expires),
+            });
+        }
+        Ok(Derived {
             provider: provider.to_owned(),
             username: minted.username,
             secret: minted.secret,
-            issued_at: minted.issued_at,
+            issued_at: minted.issued_at.min(now),
             expires_at: minted.expires_at,
-        }
+        })
     }
 
     /// When to renew: once less than `max(lifetime / 2, min_margin)` is left, so a long push
@@ -260,6 +273,29 @@ mod tests {
     }
 
     const MIN: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_minted_token_is_issued_no_later_than_now_and_not_expired_on_arrival() {
+        let now = 1_700_000_000;
+        let minted = |issued_at, expires_at| Minted {
+            username: "u".into(),
+            secret: "t".into(),
+            issued_at,
+            expires_at,
+        };
+        // The year 9999: read as now, so the token is not "minted ahead" and due at once.
+        let ahead =
+            Derived::new("oauth2", minted(253_402_214_400, Some(now + 3600)), now).expect("valid");
+        assert_eq!(ahead.issued_at, now);
+        assert!(!ahead.due(now, MIN), "{ahead:?}");
+        let past = Derived::new("oauth2", minted(now - 60, Some(now + 60)), now).expect("valid");
+        assert_eq!(past.issued_at, now - 60);
+        for expired in [now, now - 1, 0] {
+            let error = Derived::new("oauth2", minted(now - 60, Some(expired)), now)
+                .expect_err("expired on arrival");
+            assert!(error.to_string().contains("clock"), "{error}");
+        }
+    }
 
     /// An unsaved-renewal record in a runtime folder that another user controls, or beside
     /// it: the record of every test below, a day's `retry_after`.

@@ -161,3 +161,64 @@ fn init_refuses_weak_parameters_and_an_existing_vault() {
     assert!(weak.stderr().contains("out of bounds"), "{}", weak.stderr());
     assert!(!fresh.vault().exists());
 }
+
+/// Every `coffer mode 'PATTERN' MODE` example of the documentation runs as written, and the
+/// pattern then covers the registries it is meant for.
+#[test]
+fn every_documented_mode_pattern_example_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    if let Ok(docs) = std::fs::read_dir(root.join("docs")) {
+        pages.extend(
+            docs.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "md")),
+        );
+    }
+    let examples: Vec<(String, String)> = pages
+        .iter()
+        .flat_map(|page| {
+            std::fs::read_to_string(page)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("coffer mode '")?;
+            let (pattern, mode) = rest.split_once("' ")?;
+            let mode = mode.split_whitespace().next()?;
+            Some((pattern.to_owned(), mode.to_owned()))
+        })
+        .collect();
+    assert!(
+        examples
+            .iter()
+            .any(|(p, m)| p == "*-docker.pkg.dev" && m == "google"),
+        "{examples:?}"
+    );
+    let env = Env::new();
+    for (pattern, mode) in &examples {
+        let run = env.coffer(&["mode", pattern, mode]);
+        assert!(
+            run.code() == Some(0),
+            "coffer mode '{pattern}' {mode}: {}",
+            run.stderr()
+        );
+    }
+    // Artifact Registry's hosts are Google's chain mode now: with no identity here, `get`
+    // says what it tried.
+    let closed = format!("127.0.0.1:{}", crate::harness::free_port());
+    let get = crate::harness::Run::of(
+        env.command(crate::harness::bin("docker-credential-coffer"))
+            .arg("get")
+            .env("GCE_METADATA_HOST", &closed),
+        "europe-west1-docker.pkg.dev",
+    );
+    get.failure();
+    assert!(
+        get.stdout().starts_with("no Google identity here"),
+        "{}",
+        get.stdout()
+    );
+}

@@ -287,6 +287,26 @@ fn kubelet_provider_answers_per_the_v1_api() {
         serde_json::from_str(&unknown.success().stdout()).expect("json");
     assert_eq!(response["auth"], serde_json::json!({}));
 
+    // Images docker's grammar rejects name no registry: not Docker Hub's, whose credential
+    // this node holds.
+    store(&env, "docker.io", "hub-user", "hub-secret-7d1e");
+    let hub = provider(&env, &request("alpine:3"));
+    assert!(hub.success().stdout().contains("hub-secret-7d1e"));
+    for image in [
+        "ghcr.io@evil.example/x",
+        "ghcr.io/org/app@sha256:ff",
+        "ghcr.io/Org/app",
+    ] {
+        let run = provider(&env, &request(image));
+        run.failure().hides(&["hub-secret-7d1e", PASSWORD]);
+        assert_eq!(run.stdout(), "", "{image}: no response at all");
+        assert!(
+            run.stderr().contains("is not an image reference"),
+            "{image}: {}",
+            run.stderr()
+        );
+    }
+
     for bad in [
         "not json",
         r#"{"apiVersion":"v9","kind":"CredentialProviderRequest","image":"x"}"#,
@@ -494,4 +514,64 @@ fn export_rkt_writes_host_port_and_host_path_to_two_files() {
         .collect();
     users.sort();
     assert_eq!(users, ["colon", "slash"]);
+}
+
+#[test]
+fn every_format_refuses_two_entries_it_would_name_alike_and_writes_nothing() {
+    let env = Env::new();
+    // Two entries each that a format names alike: by scheme (auth.json and rkt name
+    // registries without one), and Docker Hub's two spellings (one key in docker's config).
+    let by_scheme = ["http://127.0.0.1:5992", "https://127.0.0.1:5992"];
+    let hub = ["docker.io", "https://index.docker.io/v1/"];
+    for (n, url) in by_scheme.iter().chain(&hub).enumerate() {
+        store(&env, url, &format!("user-{n}"), &format!("secret-{n}"));
+    }
+    let out = env.root().join("exported");
+    for (format, pair) in [
+        ("docker-config", hub),
+        ("k8s-secret", hub),
+        ("mesos", hub),
+        ("butane", hub),
+        ("podman", by_scheme),
+        ("rkt", by_scheme),
+    ] {
+        let run = env.coffer(&["export", format, "--out", out.to_str().expect("utf-8")]);
+        run.failure()
+            .hides(&["secret-0", "secret-1", "secret-2", "secret-3"]);
+        let said = run.stderr();
+        assert!(
+            said.contains(&format!("{} and {} are both", pair[0], pair[1])),
+            "{format}: {said}"
+        );
+        assert!(!said.contains("exported"), "{format}: {said}");
+        assert!(!out.exists(), "{format} wrote {}", out.display());
+    }
+    // Told apart by scheme, each exports on its own.
+    for url in by_scheme {
+        let run = export(&env, &["podman", "--registry", url]);
+        assert!(
+            run.stderr().contains("exported 1 credential"),
+            "{}",
+            run.stderr()
+        );
+    }
+}
+
+#[test]
+fn export_rkt_replaces_a_link_in_its_folder_instead_of_writing_through_it() {
+    let env = Env::new();
+    store(&env, "r.example", USER, PASSWORD);
+    let dir = env.root().join("auth.d");
+    fs::create_dir(&dir).expect("mkdir");
+    let victim = env.root().join("victim");
+    fs::write(&victim, "export PATH\n").expect("victim");
+    let link = dir.join("r.example.json");
+    std::os::unix::fs::symlink(&victim, &link).expect("link");
+    export(&env, &["rkt", "--out", dir.to_str().expect("utf-8")]);
+    assert_eq!(
+        fs::read_to_string(&victim).expect("victim"),
+        "export PATH\n"
+    );
+    assert!(fs::symlink_metadata(&link).expect("stat").is_file());
+    assert!(fs::read_to_string(&link).expect("doc").contains(PASSWORD));
 }

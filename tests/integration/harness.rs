@@ -695,3 +695,33 @@ pub fn oci_layout(dir: &Path) -> PathBuf {
     .expect("oci-layout");
     layout
 }
+
+/// Runs `cmd` with `input`, and the largest resident size (KiB) it or any process it waited for
+/// reached, by the kernel's count (`getrusage(RUSAGE_CHILDREN)` of a python3 parent that runs
+/// it alone).
+pub fn run_measuring_peak(cmd: &mut Command, input: &str) -> (Run, u64) {
+    const SCRIPT: &str = "import resource, subprocess, sys\n\
+        code = subprocess.call(sys.argv[1:])\n\
+        sys.stderr.write('\\npeak-kib %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+        sys.exit(code)\n";
+    let mut measured = Command::new("python3");
+    measured
+        .env_clear()
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(name, value)| value.map(|value| (name, value))),
+        )
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["-c", SCRIPT])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    let mut run = Run::of(&mut measured, input);
+    let stderr = run.stderr();
+    let (before, peak) = stderr
+        .trim_end()
+        .rsplit_once("\npeak-kib ")
+        .expect("python3 reported the peak");
+    let peak = peak.trim().parse().expect("peak in KiB");
+    run.output.stderr = before.as_bytes().to_vec();
+    (run, peak)
+}

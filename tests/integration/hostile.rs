@@ -111,12 +111,12 @@ fn odd_input_is_one_line_and_exit_1() {
         (
             &["store"],
             store(r#","ServerURL":"r.example\u0007""#).into_bytes(),
-            "invalid server URL: control characters or spaces are not allowed".into(),
+            "invalid server URL: control or invisible characters and spaces are not allowed".into(),
         ),
         (
             &["get"],
             b"ghcr.io\x1b[2J".to_vec(),
-            "invalid server URL: control characters or spaces are not allowed".into(),
+            "invalid server URL: control or invisible characters and spaces are not allowed".into(),
         ),
         (
             &["get"],
@@ -278,12 +278,30 @@ fn ls_and_token_status_show_long_and_hostile_names_safely() {
     let long_url = format!("{}.example", "b".repeat(4000));
     store(&long_url, &"c".repeat(4096)).success();
     store("forged.example", "eve\nevil.example  root\u{1b}[2J").success();
+    // Every bidirectional mark and invisible formatting character, not only the overrides.
+    let hidden = [
+        '\u{200f}', '\u{061c}', '\u{202e}', '\u{2067}', '\u{200b}', '\u{2028}', '\u{feff}',
+    ];
+    let reordered: String = hidden.iter().flat_map(|&c| ['x', c]).collect();
+    store("bidi.example", &reordered).success();
+    // Not in a server URL at all.
+    assert!(
+        store("ghcr.io\u{200f}", "u")
+            .failure()
+            .stdout()
+            .contains("invisible"),
+        "a server URL with a hidden character"
+    );
     for args in [&["ls"][..], &["token", "status"]] {
         let run = env.coffer(args);
         let out = run.success().stdout();
         assert!(
             !out.contains('\u{1b}'),
             "{args:?}: an escape reached the terminal"
+        );
+        assert!(
+            !out.contains(hidden),
+            "{args:?}: a hidden character reached the terminal"
         );
         assert!(
             out.lines().all(|line| !line.starts_with("evil.example")),
@@ -296,6 +314,10 @@ fn ls_and_token_status_show_long_and_hostile_names_safely() {
     }
     let ls = env.coffer(&["ls"]).stdout();
     assert!(ls.contains("eve\\nevil.example  root\\u{1b}[2J"), "{ls}");
+    assert!(ls.contains("x\\u{200f}x\\u{61c}x"), "{ls}");
+    // A get's one line (which the terminal is also told) names the request escaped.
+    let get = env.helper("get", "ghcr.io\u{1b}]0;owned\u{7}");
+    assert!(!get.stdout().contains('\u{1b}'), "{}", get.stdout());
 }
 
 /// `coffer --profile NAME import docker` stores into that profile, and a config.json of 4,000

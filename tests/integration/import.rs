@@ -119,6 +119,33 @@ fn import_without_scrub_names_its_own_command_to_finish() {
     );
 }
 
+/// Two spellings of one registry in the source: coffer would keep one, so it imports neither.
+#[test]
+fn import_refuses_two_entries_for_one_registry_and_stores_nothing() {
+    let env = Env::new();
+    let file = env.root().join("two-spellings.json");
+    let (first, second) = (base64_of("alice:first-5e1a"), base64_of("bob:second-9c3d"));
+    env.write_private(
+        &file,
+        &format!(
+            r#"{{"auths": {{"ghcr.io": {{"auth": "{first}"}}, "GHCR.IO/": {{"auth": "{second}"}}}}}}"#
+        ),
+    );
+    let run = env.coffer(&["import", "docker", "--file", file.to_str().expect("utf-8")]);
+    run.failure().hides(&["first-5e1a", "second-9c3d"]);
+    assert!(
+        run.stderr()
+            .contains("GHCR.IO/ and ghcr.io are the same registry")
+            || run
+                .stderr()
+                .contains("ghcr.io and GHCR.IO/ are the same registry"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stdout().contains("imported"), "{}", run.stdout());
+    env.helper("get", "ghcr.io").failure();
+}
+
 fn base64_of(text: &str) -> String {
     let out = Command::new("base64")
         .arg("-w0")

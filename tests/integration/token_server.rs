@@ -56,6 +56,8 @@ pub struct Behaviour {
     pub skew: i64,
     /// Every `/token` request is answered with this redirect status and `Location`.
     pub redirect: Option<(u16, String)>,
+    /// The `issued_at` of answers and the `iat` of refresh tokens, whatever the clock says.
+    pub issued_at: Option<u64>,
 }
 
 impl Default for Behaviour {
@@ -72,6 +74,7 @@ impl Default for Behaviour {
             delay: Duration::ZERO,
             skew: 0,
             redirect: None,
+            issued_at: None,
         }
     }
 }
@@ -449,7 +452,7 @@ impl Shared {
         let token = self.access_token(granted, lifetime);
         let mut answer = json!({
             "issued_at": humantime::format_rfc3339_seconds(
-                UNIX_EPOCH + Duration::from_secs(self.now())
+                UNIX_EPOCH + Duration::from_secs(behaviour.issued_at.unwrap_or(self.now()))
             ).to_string(),
         });
         match behaviour.fields {
@@ -464,7 +467,7 @@ impl Shared {
             answer["expires_in"] = json!(expires_in);
         }
         if let Some(user) = refresh_user.filter(|_| behaviour.refresh_token) {
-            answer["refresh_token"] = json!(self.refresh_token(user, behaviour.refresh_lifetime));
+            answer["refresh_token"] = json!(self.refresh_token(user, behaviour));
         }
         answer
     }
@@ -496,14 +499,14 @@ impl Shared {
         }))
     }
 
-    fn refresh_token(&self, user: &str, lifetime: Option<u64>) -> String {
+    fn refresh_token(&self, user: &str, behaviour: &Behaviour) -> String {
         let now = self.now();
-        let expires = lifetime.map(|l| now + l);
+        let expires = behaviour.refresh_lifetime.map(|l| now + l);
         let mut claims = json!({
             "iss": ISSUER,
             "sub": user,
             "aud": SERVICE,
-            "iat": now,
+            "iat": behaviour.issued_at.unwrap_or(now),
             "jti": self.serial(),
         });
         if let Some(expires) = expires {

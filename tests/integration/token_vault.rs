@@ -350,6 +350,26 @@ fn clock_skew_is_corrected_from_the_date_header() {
 }
 
 #[test]
+fn an_issue_time_in_the_year_9999_does_not_renew_on_every_get() {
+    let server = TokenServer::start(USER, PASSWORD);
+    server.set(|b| {
+        // 9999-12-31T00:00:00Z, for a refresh token good for an hour.
+        b.issued_at = Some(253_402_214_400);
+        b.refresh_lifetime = Some(3600);
+    });
+    let env = oauth2_entry(&server, "");
+    let minted = server.requests();
+    let first = get(&env, &server.host());
+    for _ in 0..3 {
+        assert_eq!(get(&env, &server.host()), first);
+    }
+    assert_eq!(server.requests(), minted, "a get went to the token server");
+    let row = &status(&env)[0];
+    let issued = row["issued_at"].as_u64().expect("issued_at");
+    assert!(issued <= now(), "issued in the future: {row}");
+}
+
+#[test]
 fn fifty_parallel_gets_across_expiry_make_one_exchange() {
     let server = TokenServer::start(USER, PASSWORD);
     // Due after 5 s; the renewed token is not due again before every get has finished.
@@ -727,4 +747,22 @@ fn the_password_never_follows_a_redirect_to_another_origin() {
     fs::write(&config, text).expect("config");
     store(&env, &server.host(), USER, PASSWORD).success();
     assert_eq!(elsewhere.credential_exchanges("coffer"), 1);
+}
+
+#[test]
+fn a_registry_answer_larger_than_256_kib_is_refused_not_cut() {
+    // Every path answers 200 and 200 MiB: the store-time proof's first request already.
+    let huge = crate::providers::fixture::HugeAnswers::start(200 << 20);
+    let host = format!("127.0.0.1:{}", huge.port);
+    let env = env_with("");
+    env.coffer(&["mode", &host, "oauth2"]).success();
+    let stored = store(&env, &host, USER, PASSWORD);
+    assert!(
+        stored.success().stderr().contains(&format!(
+            "http://{host}/v2: the answer is larger than 256 KiB"
+        )),
+        "{}",
+        stored.stderr()
+    );
+    assert!(huge.served() >= 1);
 }

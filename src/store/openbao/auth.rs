@@ -146,18 +146,60 @@ impl AuthSettings {
                 self.identity(),
             ),
         };
-        let path = format!("auth/{}/login", self.mount());
-        let answer = client.send(Method::POST, &Call::to(&path).with_json(&body))?;
-        if !answer.ok() {
-            return Err(BaoError::LoginRefused {
-                server: answer.server.clone(),
-                method,
-                identity,
-                message: refusal(&answer),
-            });
-        }
-        session(&answer, method, identity, "the login")
+        post_login(client, method, &self.mount(), &body, identity)
     }
+}
+
+/// A JWT in hand for `jwt` or `kubernetes` auth: a pod's service-account token, which the
+/// kubelet provider passes on. It is sent to the server and written nowhere (its `Debug`
+/// redacts it).
+#[derive(Debug)]
+pub struct JwtLogin<'a> {
+    /// `jwt`, or `kubernetes` (the server asks the cluster's TokenReview about the token).
+    pub method: &'static str,
+    /// Where the method is mounted; `None`: at its own name.
+    pub mount: Option<&'a str>,
+    pub role: String,
+    pub jwt: &'a SecretString,
+    /// Whose token it is, in words, for messages (`service account apps/web`).
+    pub who: String,
+}
+
+/// Logs in with `login`'s JWT.
+pub fn jwt_login(client: &Client, login: &JwtLogin) -> Result<Session, BaoError> {
+    let body = json!({"role": login.role, "jwt": login.jwt.expose_secret()});
+    let identity = format!("{}, role {}", login.who, login.role);
+    let mount = login.mount.unwrap_or(login.method).trim_matches('/');
+    post_login(client, login.method, mount, &body, identity)
+}
+
+/// `POST auth/<mount>/login` with `body`, and the session it gives.
+fn post_login(
+    client: &Client,
+    method: &'static str,
+    mount: &str,
+    body: &Value,
+    identity: String,
+) -> Result<Session, BaoError> {
+    let path = format!("auth/{mount}/login");
+    let answer = client.send(Method::POST, &Call::to(&path).with_json(body))?;
+    if !answer.ok() {
+        return Err(BaoError::LoginRefused {
+            server: answer.server.clone(),
+            method,
+            identity,
+            message: refusal(&answer),
+        });
+    }
+    session(&answer, method, identity, "the login")
+}
+
+/// Revokes `token` now (best effort: it ends with its lease anyway).
+pub fn revoke(client: &Client, token: &SecretString) {
+    let call = Call::to("auth/token/revoke-self")
+        .with_token(token)
+        .with_json(&json!({}));
+    let _ = client.send(Method::POST, &call);
 }
 
 fn refusal(answer: &Answer) -> String {

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::error::{BaoError, Unanswered};
-use super::settings::OpenBaoSettings;
+use super::settings::{OpenBaoSettings, address};
 use crate::token::Transport;
 use crate::token::http::{MAX_BODY, display, permitted};
 
@@ -324,23 +324,11 @@ fn addresses(settings: &OpenBaoSettings) -> Result<Vec<Url>, BaoError> {
     settings
         .addresses
         .iter()
-        .map(|address| {
-            let url = Url::parse(address).map_err(|source| BaoError::BadAddress {
-                address: address.clone(),
-                source,
-            })?;
-            if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-                return Err(BaoError::BadAddress {
-                    address: address.clone(),
-                    source: url::ParseError::RelativeUrlWithCannotBeABaseBase,
-                });
-            }
-            if !permitted(&url, settings.allow_http) {
-                return Err(BaoError::PlainHttp {
-                    address: display(&url),
-                });
-            }
-            Ok(url)
+        .map(|text| {
+            address(text, settings.allow_http).map_err(|problem| BaoError::BadAddress {
+                address: text.clone(),
+                problem,
+            })
         })
         .collect()
 }

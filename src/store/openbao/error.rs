@@ -41,18 +41,13 @@ pub enum BaoError {
          under [openbao] in config.toml"
     )]
     NoAddress,
-    #[error(
-        "OpenBao address {address:?} is not a URL ({source}); write it like https://bao.internal:8200"
-    )]
+    /// An address in `[openbao] addresses`, `BAO_ADDR` or `VAULT_ADDR` that cannot be used.
+    #[error("OpenBao address {address:?} {problem}")]
     BadAddress {
         address: String,
-        source: url::ParseError,
+        #[source]
+        problem: super::settings::AddressProblem,
     },
-    #[error(
-        "refusing plain http to {address}: tokens and passwords would cross the network in clear; \
-         use https, or set allow_http = true under [openbao] if this network is private"
-    )]
-    PlainHttp { address: String },
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,
@@ -78,11 +73,12 @@ pub enum BaoError {
         message: String,
     },
     #[error(
-        "OpenBao at {server} denied this node ({identity}) {what}: access was revoked, or its \
+        "OpenBao at {server} denied {identity} {what}: access was revoked, or its \
          policy does not allow it; ask the OpenBao operator"
     )]
     Denied {
         server: String,
+        /// Who was denied: `this node (jwt login, ...)`, `the pod (...)`.
         identity: String,
         what: String,
     },

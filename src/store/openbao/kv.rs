@@ -28,6 +28,7 @@ use serde_json::{Map, Value};
 
 use super::client::{Call, Client};
 use super::error::BaoError;
+use super::settings;
 use crate::store::Entry;
 
 const KEPT: &AsciiSet = &NON_ALPHANUMERIC
@@ -78,39 +79,21 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(mount: &str, prefix: &str) -> Result<Layout, BaoError> {
-        let segments = |what: &'static str, value: &str| -> Result<Vec<String>, BaoError> {
-            let parts: Vec<&str> = value.trim_matches('/').split('/').collect();
-            let bad = |problem| BaoError::Layout {
+        fn bad<'v>(
+            what: &'static str,
+            value: &'v str,
+        ) -> impl FnOnce(&'static str) -> BaoError + 'v {
+            move |problem| BaoError::Layout {
                 what,
                 value: value.to_owned(),
                 problem,
-            };
-            if parts.iter().any(|p| *p == "." || *p == "..") {
-                return Err(bad("holds a `.` or `..` segment; name the folder itself"));
             }
-            if parts.iter().any(|p| {
-                p.chars()
-                    .any(|c| c.is_control() || c == '%' || c == '?' || c == '#')
-            }) {
-                return Err(bad("holds a control character, `%`, `?` or `#`"));
-            }
-            Ok(parts
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect())
-        };
-        let mount_parts = segments("the KV mount", mount)?;
-        if mount_parts.is_empty() {
-            return Err(BaoError::Layout {
-                what: "the KV mount",
-                value: mount.to_owned(),
-                problem: "is empty; name the KV mount, e.g. `secret`",
-            });
         }
         Ok(Layout {
-            mount: mount_parts.join("/"),
-            prefix: segments("the prefix", prefix)?,
+            mount: settings::mount_segments(mount)
+                .map_err(bad("the KV mount", mount))?
+                .join("/"),
+            prefix: settings::segments(prefix).map_err(bad("the prefix", prefix))?,
         })
     }
 

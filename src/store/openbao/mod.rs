@@ -36,6 +36,7 @@ use super::{Entry, Store, Summary};
 use crate::clock::now;
 use crate::error::Result;
 use crate::paths::Paths;
+use crate::warning::Warning;
 
 /// Check-and-set retries before a write gives up.
 const CAS_TRIES: u32 = 50;
@@ -50,7 +51,7 @@ pub struct OpenBaoStore {
     used: UsedMarks,
     id: String,
     /// What the last call served that the caller should know (a stale entry).
-    warning: Mutex<Option<String>>,
+    warning: Mutex<Option<Warning>>,
 }
 
 /// What `coffer doctor` and `coffer status` show of the central store.
@@ -268,7 +269,10 @@ impl OpenBaoStore {
                             self.cache.forget_entries();
                             return Err(BaoError::Denied {
                                 server,
-                                identity: format!("{} login, {}", session.method, session.identity),
+                                identity: format!(
+                                    "this node ({} login, {})",
+                                    session.method, session.identity
+                                ),
                                 what,
                             });
                         }
@@ -288,47 +292,12 @@ impl OpenBaoStore {
         result
     }
 
-    /// The mount's KV version: found once per session from `sys/internal/ui/mounts/<mount>`.
+    /// The mount's KV version: found once per session.
     fn version(&self, session: &mut Session) -> std::result::Result<Version, BaoError> {
         if let Some(version) = session.kv_version {
             return Ok(version);
         }
-        #[derive(serde::Deserialize)]
-        struct Mount {
-            data: MountData,
-        }
-        #[derive(serde::Deserialize)]
-        struct MountData {
-            #[serde(default)]
-            options: Option<std::collections::HashMap<String, String>>,
-            #[serde(default, rename = "type")]
-            kind: String,
-        }
-        let path = format!("sys/internal/ui/mounts/{}", self.layout.mount());
-        let answer = self.client()?.send(
-            reqwest::Method::GET,
-            &Call::to(&path).with_token(&session.token),
-        )?;
-        let what = format!("the KV mount {}", self.layout.mount());
-        if !answer.ok() {
-            return Err(answer.refused(format!("describing {what}")));
-        }
-        let mount = answer.json::<Mount>(&what)?.data;
-        if !matches!(mount.kind.as_str(), "kv" | "generic" | "") {
-            return Err(BaoError::Malformed {
-                server: answer.server.clone(),
-                what,
-                problem: format!("it is a {} mount, not a KV one", mount.kind),
-            });
-        }
-        let version = match mount
-            .options
-            .and_then(|o| o.get("version").cloned())
-            .as_deref()
-        {
-            Some("2") => Version::V2,
-            _ => Version::V1,
-        };
+        let version = mount_version(self.client()?, &self.layout, &session.token)?;
         session.kv_version = Some(version);
         self.cache.keep_session(session);
         Ok(version)
@@ -355,7 +324,7 @@ impl OpenBaoStore {
         mac.finalize().into_bytes().into()
     }
 
-    fn warn(&self, warning: String) {
+    fn warn(&self, warning: Warning) {
         if let Ok(mut slot) = self.warning.lock() {
             *slot = Some(warning);
         }
@@ -391,14 +360,7 @@ impl OpenBaoStore {
         let mut read = Vec::new();
         let result = self.with_kv(&mut |kv| {
             read.clear();
-            for key in keys {
-                let entry = self.read_entry(kv, key)?.entry;
-                read.push((key.clone(), entry.clone()));
-                if entry.is_some() {
-                    return Ok(entry.map(|e| (key.clone(), e)));
-                }
-            }
-            Ok(None)
+            first_readable(kv, keys, &mut read)
         });
         self.cache
             .keep_entries(std::mem::take(&mut read), self.keep_for());
@@ -420,10 +382,10 @@ impl OpenBaoStore {
                     };
                     let Some(entry) = &c.entry else { continue };
                     self.cache.change_state(|s| s.served_stale_at = now());
-                    self.warn(format!(
+                    self.warn(Warning::new(format!(
                         "served from the cache, read {} s ago: {error}",
                         at.saturating_sub(c.at)
-                    ));
+                    )));
                     return Ok(Some(entry.clone()));
                 }
                 Err(error.into())
@@ -466,6 +428,130 @@ impl OpenBaoStore {
     pub fn forget(&self) {
         self.cache.clear();
     }
+}
+
+/// The KV version of the layout's mount, from `sys/internal/ui/mounts/<mount>`.
+fn mount_version(
+    client: &Client,
+    layout: &Layout,
+    token: &secrecy::SecretString,
+) -> std::result::Result<Version, BaoError> {
+    #[derive(serde::Deserialize)]
+    struct Mount {
+        data: MountData,
+    }
+    #[derive(serde::Deserialize)]
+    struct MountData {
+        #[serde(default)]
+        options: Option<std::collections::HashMap<String, String>>,
+        #[serde(default, rename = "type")]
+        kind: String,
+    }
+    let path = format!("sys/internal/ui/mounts/{}", layout.mount());
+    let answer = client.send(reqwest::Method::GET, &Call::to(&path).with_token(token))?;
+    let what = format!("the KV mount {}", layout.mount());
+    if !answer.ok() {
+        return Err(answer.refused(format!("describing {what}")));
+    }
+    let mount = answer.json::<Mount>(&what)?.data;
+    if !matches!(mount.kind.as_str(), "kv" | "generic" | "") {
+        return Err(BaoError::Malformed {
+            server: answer.server.clone(),
+            what,
+            problem: format!("it is a {} mount, not a KV one", mount.kind),
+        });
+    }
+    Ok(
+        match mount
+            .options
+            .and_then(|o| o.get("version").cloned())
+            .as_deref()
+        {
+            Some("2") => Version::V2,
+            _ => Version::V1,
+        },
+    )
+}
+
+/// The first of `keys` present that this login may read, as (key, entry); `seen` gets what was
+/// found for each key asked (`None`: absent, or not this login's to read). A key its policy
+/// refuses is passed over, since a policy may grant a registry's entry and not every
+/// repository's under it; when nothing is found and a key was refused, that refusal is the
+/// answer (a revoked token is refused every key).
+fn first_readable(
+    kv: &Kv,
+    keys: &[String],
+    seen: &mut Vec<(String, Option<Entry>)>,
+) -> std::result::Result<Option<(String, Entry)>, BaoError> {
+    let mut refused = None;
+    for key in keys {
+        let fields = match kv.read(key) {
+            Ok(read) => read.fields,
+            Err(error @ BaoError::Refused { status: 403, .. }) => {
+                refused = Some(error);
+                None
+            }
+            Err(error) => return Err(error),
+        };
+        let entry = fields
+            .map(|fields| kv::decode(kv.layout, key, &fields))
+            .transpose()?;
+        seen.push((key.clone(), entry.clone()));
+        if let Some(entry) = entry {
+            return Ok(Some((key.clone(), entry)));
+        }
+    }
+    refused.map_or(Ok(None), Err)
+}
+
+/// What a login that is not this node's read ([`read_with_jwt`]): the entry, if its policy
+/// let it see one, and when that login would have ended (Unix seconds; `None`: never).
+#[derive(Debug)]
+pub struct Lookup {
+    pub entry: Option<Entry>,
+    pub lease_ends: Option<u64>,
+}
+
+/// Logs in with a JWT in hand (a pod's service-account token, which the kubelet provider passes
+/// on), reads the first of `keys` present with that login, and revokes its token. Nothing is
+/// cached: the identity is the pod's, and the kubelet caches the answer for as long as it says.
+/// A policy that does not let this identity read the entry is [`BaoError::Denied`].
+pub fn read_with_jwt(
+    settings: &OpenBaoSettings,
+    login: &auth::JwtLogin,
+    keys: &[String],
+) -> std::result::Result<Lookup, BaoError> {
+    let layout = Layout::new(&settings.mount, &settings.prefix)?;
+    let client = Client::new(settings, None)?;
+    let session = auth::jwt_login(&client, login)?;
+    let read = (|| {
+        let kv = Kv {
+            client: &client,
+            token: &session.token,
+            layout: &layout,
+            version: mount_version(&client, &layout, &session.token)?,
+        };
+        first_readable(&kv, keys, &mut Vec::new()).map(|found| found.map(|(_, entry)| entry))
+    })();
+    // The token is of no more use: it ends now, not at the end of its lease.
+    auth::revoke(&client, &session.token);
+    let entry = read.map_err(|error| match error {
+        BaoError::Refused {
+            status: 403,
+            server,
+            what,
+            ..
+        } => BaoError::Denied {
+            server,
+            identity: format!("the {} login of {}", session.method, session.identity),
+            what,
+        },
+        other => other,
+    })?;
+    Ok(Lookup {
+        entry,
+        lease_ends: session.expires_at,
+    })
 }
 
 /// An entry as it is on the server now: decoded, its version, and all its fields.
@@ -575,7 +661,7 @@ impl Store for OpenBaoStore {
         Ok(())
     }
 
-    fn warning(&self) -> Option<String> {
+    fn warning(&self) -> Option<Warning> {
         self.warning.lock().ok()?.take()
     }
 }

@@ -30,7 +30,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use reqwest::Url;
 use serde::{Deserialize, Serialize};
+
+use crate::token::http::permitted;
+use crate::token::settings::SettingsError;
 
 /// The `[openbao]` section as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +83,21 @@ impl OpenBaoSettings {
         *self == OpenBaoSettings::default()
     }
 
+    /// The file's settings checked as config.toml is read: each address, the mount and the
+    /// prefix (the environment's are checked when they are used).
+    pub fn check(&self) -> Result<(), SettingsError> {
+        for text in &self.addresses {
+            address(text, self.allow_http).map_err(|problem| {
+                SettingsError::invalid(format!("addresses: {text:?} {problem}"))
+            })?;
+        }
+        mount_segments(&self.mount)
+            .map_err(|problem| SettingsError::invalid(format!("mount {problem}")))?;
+        segments(&self.prefix)
+            .map_err(|problem| SettingsError::invalid(format!("prefix {problem}")))?;
+        Ok(())
+    }
+
     /// The settings in force: the environment's `BAO_*` (or `VAULT_*`) over the file's.
     pub fn resolved(&self) -> OpenBaoSettings {
         self.resolved_with(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
@@ -109,6 +128,62 @@ impl OpenBaoSettings {
         settings.auth = self.auth.resolved_with(&either);
         settings
     }
+}
+
+/// What is wrong with an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressProblem {
+    #[error("is not a URL ({0}); write it like https://bao.internal:8200")]
+    NotUrl(url::ParseError),
+    #[error("is not an http(s) URL; write it like https://bao.internal:8200")]
+    NotHttp,
+    #[error(
+        "is plain http to a host other than loopback: tokens and passwords would cross the \
+         network in clear; use https, or set allow_http = true under [openbao] if this network \
+         is private"
+    )]
+    PlainHttp,
+}
+
+/// An address as coffer sends to it: an http(s) URL, plain http only to loopback unless
+/// `allow_http`.
+pub fn address(text: &str, allow_http: bool) -> Result<Url, AddressProblem> {
+    let url = Url::parse(text).map_err(AddressProblem::NotUrl)?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(AddressProblem::NotHttp);
+    }
+    if !permitted(&url, allow_http) {
+        return Err(AddressProblem::PlainHttp);
+    }
+    Ok(url)
+}
+
+/// A KV path as plain segments (`/` at either end ignored), or what is wrong with it.
+pub fn segments(value: &str) -> Result<Vec<String>, &'static str> {
+    let parts: Vec<&str> = value.trim_matches('/').split('/').collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err("holds a `.` or `..` segment; name the folder itself");
+    }
+    if parts.iter().any(|p| {
+        p.chars()
+            .any(|c| c.is_control() || c == '%' || c == '?' || c == '#')
+    }) {
+        return Err("holds a control character, `%`, `?` or `#`");
+    }
+    Ok(parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The KV mount's segments: at least one.
+pub fn mount_segments(value: &str) -> Result<Vec<String>, &'static str> {
+    let parts = segments(value)?;
+    if parts.is_empty() {
+        return Err("is empty; name the KV mount, e.g. `secret`");
+    }
+    Ok(parts)
 }
 
 /// Where a pod finds its service-account token by default.
@@ -265,6 +340,32 @@ mod tests {
         assert_eq!(resolved.addresses, ["https://b:8200", "https://c:8200"]);
         assert_eq!(resolved.namespace.as_deref(), Some("env"));
         assert_eq!(file.resolved_with(|_| None), file);
+    }
+
+    #[test]
+    fn config_toml_refuses_an_unusable_address_mount_or_prefix() {
+        let parse = |section: &str| crate::config::Config::parse(&format!("[openbao]\n{section}"));
+        assert!(
+            parse("addresses = [\"https://bao.example:8200\", \"http://127.0.0.1:8200\"]\n")
+                .is_ok()
+        );
+        for (bad, says) in [
+            (
+                "addresses = [\"http://bao.example:8200\"]\n",
+                "allow_http = true",
+            ),
+            ("addresses = [\"bao.example:8200\"]\n", "http(s) URL"),
+            ("addresses = [\"https://\"]\n", "not a URL"),
+            ("mount = \"\"\n", "mount is empty"),
+            ("prefix = \"coffer/../sys\"\n", "prefix holds a `.` or `..`"),
+        ] {
+            let error = parse(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains("[openbao]") && error.contains(says),
+                "{error}"
+            );
+        }
+        assert!(parse("addresses = [\"http://bao.example:8200\"]\nallow_http = true\n").is_ok());
     }
 
     #[test]

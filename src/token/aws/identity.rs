@@ -21,6 +21,14 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
@@ -29,6 +37,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::registry::{self as ecr, Api, Settings};
 use crate::causes::one_line;
 use crate::token::TokenError;
+use crate::token::http::{MAX_BODY, TooLarge};
 use crate::token::identity::{Budget, block_on};
 use crate::token::provider::Minted;
 use crate::token::settings::{RegistrySettings, TokenSettings};
@@ -37,19 +46,22 @@ const CLOUD: &str = "AWS";
 const SESSION_NAME: &str = "coffer";
 const FIX: &str = "set `profile` or `role_arn` under the registry in config.toml, give this machine an instance or pod role, or store a key with `coffer login REGISTRY --mode ecr --username KEY_ID`";
 
-/// Everything the SDK calls share: one HTTPS client (rustls with ring, the roots of the system),
-/// the exchange's timeouts, no retries beyond one (a pull waits on us), the registry's region.
+/// Everything the SDK calls share: one HTTPS client (rustls with ring, the roots of the system,
+/// every answer cut at [`MAX_BODY`]), the exchange's timeouts, no retries beyond one (a pull
+/// waits on us), the registry's region.
 struct Sdk {
-    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    http: SharedHttpClient,
     timeouts: TimeoutConfig,
     region: Region,
 }
 
 impl Sdk {
     fn new(api: &Api, tokens: &TokenSettings, budget: &Budget) -> Sdk {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
+        let http = SharedHttpClient::new(Bounded(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build_https(),
+        ));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(tokens.connect_timeout.min(budget.total))
             .read_timeout(tokens.timeout)
@@ -82,6 +94,53 @@ impl Sdk {
         }
         .load()
         .await
+    }
+}
+
+/// The SDK's HTTP client with every answer read up to [`MAX_BODY`], else [`TooLarge`], as
+/// coffer's own exchanges are: instance metadata, container credentials, STS and ECR answer a
+/// few KiB, and a hostile endpoint's endless answer must not fill the memory.
+#[derive(Debug)]
+struct Bounded(SharedHttpClient);
+
+impl HttpClient for Bounded {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(BoundedConnector(
+            self.0.http_connector(settings, components),
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct BoundedConnector(SharedHttpConnector);
+
+impl HttpConnector for BoundedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        use http_body_util::BodyExt;
+        let answer = self.0.call(request);
+        HttpConnectorFuture::new(async move {
+            let mut answer = answer.await?;
+            // Read here, whole, so that an answer past the bound is the connection's error,
+            // which the SDK does not retry (the next answer would be no smaller), rather than
+            // the body's, which its credential providers retry with a second's backoff.
+            let limit = usize::try_from(MAX_BODY).unwrap_or(usize::MAX);
+            let body = http_body_util::Limited::new(answer.take_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        ConnectorError::other(Box::new(TooLarge), None)
+                    } else {
+                        ConnectorError::io(e)
+                    }
+                })?;
+            *answer.body_mut() = SdkBody::from(body.to_bytes());
+            Ok(answer)
+        })
     }
 }
 

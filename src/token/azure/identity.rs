@@ -10,11 +10,12 @@
 //!
 //! A registry's `authority` (or `AZURE_AUTHORITY_HOST`) picks a sovereign cloud.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::ClientOptions;
+use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Transport, new_http_client};
 use azure_identity::{
     ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions,
     ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
@@ -28,7 +29,7 @@ use super::registry::{self as stored, Settings};
 use crate::causes::one_line;
 use crate::token::TokenError;
 use crate::token::chain::Request;
-use crate::token::http::Http;
+use crate::token::http::{Http, MAX_BODY, TooLarge};
 use crate::token::identity::{Budget, block_on};
 use crate::token::provider::Minted;
 use crate::token::settings::{RegistrySettings, TokenSettings};
@@ -40,8 +41,41 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The SDK's HTTP client with every answer read up to [`MAX_BODY`], as coffer's own exchanges
+/// are: a managed identity endpoint, instance metadata and AAD answer a few KiB, and a hostile
+/// endpoint's endless answer must not fill the memory.
+#[derive(Debug)]
+struct Bounded(Arc<dyn HttpClient>);
+
+#[async_trait::async_trait]
+impl HttpClient for Bounded {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<AsyncRawResponse> {
+        use futures_core::Stream;
+        let (status, headers, mut body) = self.0.execute_request(request).await?.deconstruct();
+        let mut read = Vec::new();
+        while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
+            let chunk = chunk?;
+            if (read.len() + chunk.len()) as u64 > MAX_BODY {
+                // Not an I/O error, which the SDK would retry: the next answer is no smaller.
+                return Err(azure_core::Error::new(
+                    azure_core::error::ErrorKind::DataConversion,
+                    TooLarge,
+                ));
+            }
+            read.extend_from_slice(&chunk);
+        }
+        Ok(AsyncRawResponse::from_bytes(status, headers, read))
+    }
+}
+
 fn client_options(settings: &Settings) -> ClientOptions {
-    let mut options = ClientOptions::default();
+    let mut options = ClientOptions {
+        transport: Some(Transport::new(Arc::new(Bounded(new_http_client(None))))),
+        ..ClientOptions::default()
+    };
     if let Some(authority) = &settings.authority {
         let mut custom = CustomConfiguration::default();
         custom.authority_host.clone_from(authority);
@@ -128,7 +162,7 @@ fn credential(settings: &Settings) -> Result<Chosen, TokenError> {
     passed.push("workload identity (no AZURE_FEDERATED_TOKEN_FILE)");
     let options = ManagedIdentityCredentialOptions {
         user_assigned_id: settings.client_id.clone().map(UserAssignedId::ClientId),
-        ..ManagedIdentityCredentialOptions::default()
+        client_options: client_options(settings),
     };
     let credential = ManagedIdentityCredential::new(Some(options))
         .map_err(|e| unusable("managed identity", e))?;

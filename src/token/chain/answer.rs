@@ -76,9 +76,8 @@ fn token(paths: &Paths, request: &Request, warnings: &Warnings) -> Result<Derive
     if let Some(message) = cache::failure(&key) {
         return serve(cached, request, TokenError::Earlier(message), warnings);
     }
-    match mint(request) {
-        Ok(minted) => {
-            let token = Derived::new(provider, minted);
+    match mint(request).and_then(|minted| Derived::new(provider, minted, now())) {
+        Ok(token) => {
             // With nowhere to keep it the token still answers this get; nothing else keeps it.
             let _ = cache::store(&key, &token);
             Ok(token)

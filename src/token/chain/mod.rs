@@ -20,7 +20,7 @@
 pub mod answer;
 
 use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 use super::TokenError;
 use super::provider::{Minted, Target};
 use super::settings::{RegistrySettings, TokenSettings};
+use crate::os::process_tree::Tree;
 
 /// What a mint needs: the registry host and its settings, and the timeouts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,11 +192,15 @@ fn delegate(request: &Request) -> Result<Minted, TokenError> {
         why,
     };
     let text = toml::to_string(request).map_err(|e| failed(e.to_string()))?;
+    // `coffer token mint` kills what its SDK started when the mint fails; the tree is for when
+    // it cannot: killed at the deadline, or crashed.
+    let tree = Tree::start();
     let mut child = Command::new(&program)
         .args(["token", "mint"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| {
             failed(format!(
@@ -225,6 +230,7 @@ fn delegate(request: &Request) -> Result<Minted, TokenError> {
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             Ok(None) => {
                 let _ = child.kill();
+                tree.kill();
                 let _ = child.wait();
                 return Err(TokenError::TimedOut {
                     url: format!("{} token mint", program.display()),
@@ -237,6 +243,7 @@ fn delegate(request: &Request) -> Result<Minted, TokenError> {
     let out = reader.join().unwrap_or_default();
     let err = errors.join().unwrap_or_default();
     if status.signal().is_some() {
+        tree.kill();
         return Err(TokenError::Identity(crashed(status, &err)));
     }
     if !status.success() {

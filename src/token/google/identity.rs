@@ -1,8 +1,9 @@
 //! Google Artifact Registry and Container Registry through Application Default Credentials,
 //! with `google-cloud-auth`: `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's ADC file (any type it
 //! holds, `external_account` for workload identity federation included), then the GCE/GKE
-//! metadata server (`GCE_METADATA_HOST` moves it). `impersonate = "sa@project.iam..."` trades
-//! that identity for a service account's token.
+//! metadata server (`GCE_METADATA_HOST` moves it), which coffer reads itself
+//! ([`super::metadata`]) so that its answers are bounded. `impersonate = "sa@project.iam..."`
+//! trades that identity for a service account's token.
 //!
 //! `google-cloud-auth` (1.19) does not say when an access token expires: its public
 //! `AccessToken` holds the token string only, `Credentials::headers` gives the header map with an
@@ -24,6 +25,7 @@ use google_cloud_auth::credentials::{
 use google_cloud_auth::errors::SubjectTokenProviderError;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::metadata::Metadata;
 use super::registry::{self as stored, Settings};
 use crate::causes::one_line;
 use crate::token::TokenError;
@@ -44,9 +46,9 @@ struct Sources {
     used: String,
     /// The sources passed over, each with why.
     passed_over: Vec<String>,
-    /// The metadata server, which is probed within the identity budget; the files lead to a
-    /// token exchange, which has the exchange's timeout.
-    metadata: bool,
+    /// The metadata server's host, when it is the source: it is probed within the identity
+    /// budget; the files lead to a token exchange, which has the exchange's timeout.
+    metadata: Option<String>,
 }
 
 fn sources() -> Sources {
@@ -57,7 +59,7 @@ fn sources() -> Sources {
         return Sources {
             used: format!("GOOGLE_APPLICATION_CREDENTIALS ({path})"),
             passed_over: Vec::new(),
-            metadata: false,
+            metadata: None,
         };
     }
     let mut passed_over = vec!["GOOGLE_APPLICATION_CREDENTIALS (not set)".to_owned()];
@@ -70,7 +72,7 @@ fn sources() -> Sources {
             return Sources {
                 used: format!("gcloud's ADC file {}", file.display()),
                 passed_over,
-                metadata: false,
+                metadata: None,
             };
         }
         Some(file) => passed_over.push(format!("gcloud's ADC file (none at {})", file.display())),
@@ -81,24 +83,38 @@ fn sources() -> Sources {
     Sources {
         used: format!("the metadata server at {host}"),
         passed_over,
-        metadata: true,
+        metadata: Some(host),
     }
 }
 
-fn credentials(settings: &Settings) -> Result<AccessTokenCredentials, TokenError> {
+/// Application Default Credentials from `sources`: the files through `google-cloud-auth`'s
+/// builder, the metadata server through coffer's own bounded reader ([`Metadata`]).
+fn credentials(
+    settings: &Settings,
+    sources: &Sources,
+) -> Result<AccessTokenCredentials, TokenError> {
     let unusable = |e: &dyn std::error::Error| {
         TokenError::Identity(format!(
             "Google Application Default Credentials are unusable: {}",
             one_line(e)
         ))
     };
-    match &settings.impersonate {
-        None => Builder::default()
+    let metadata = |host: &str| {
+        Metadata::new(host, SCOPE).map_err(|why| {
+            TokenError::Identity(format!("Google's metadata server is unusable: {why}"))
+        })
+    };
+    match (&settings.impersonate, &sources.metadata) {
+        (None, Some(host)) => Ok(AccessTokenCredentials::from(metadata(host)?)),
+        (None, None) => Builder::default()
             .with_scopes([SCOPE])
             .build_access_token_credentials()
             .map_err(|e| unusable(&e)),
-        Some(account) => {
-            let source = Builder::default().build().map_err(|e| unusable(&e))?;
+        (Some(account), _) => {
+            let source = match &sources.metadata {
+                Some(host) => Credentials::from(metadata(host)?),
+                None => Builder::default().build().map_err(|e| unusable(&e))?,
+            };
             impersonated::Builder::from_source_credentials(source)
                 .with_target_principal(account)
                 .with_scopes([SCOPE])
@@ -181,12 +197,12 @@ pub async fn mint(request: &Request) -> Result<Minted, TokenError> {
     // The metadata server alone is one probe, as AWS's IMDS is, leaving the rest of the budget
     // for the error; with `impersonate`, the same call also trades its token at IAM.
     let budget = Budget::start();
-    let within = match (sources.metadata, &settings.impersonate) {
-        (true, None) => budget.probe(),
-        (true, Some(_)) => budget.total,
-        (false, _) => request.tokens.timeout,
+    let within = match (&sources.metadata, &settings.impersonate) {
+        (Some(_), None) => budget.probe(),
+        (Some(_), Some(_)) => budget.total,
+        (None, _) => request.tokens.timeout,
     };
-    let credentials = Source::Access(credentials(&settings)?);
+    let credentials = Source::Access(credentials(&settings, &sources)?);
     // One call does both steps: an error must not blame the source for the impersonation.
     let described = match &settings.impersonate {
         Some(account) => format!("{}, then impersonating {account}", sources.used),

@@ -1,6 +1,6 @@
 //! A 3-node OpenBao cluster with integrated Raft storage on loopback (performance_multiplier 1):
-//! the active node is killed in the middle of a stream of pulls, and none fails; then every node
-//! is sealed, and the cached entry is served until `stale_for` runs out, then a clear error.
+//! the active node is killed in the middle of a stream of pulls, and none fails; then it comes
+//! back, every node of the three is sealed, and the cached entry is served until `stale_for` runs out, then a clear error.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -159,7 +159,7 @@ fn pulls_go_on_through_a_leader_failover_and_a_short_outage() {
     let addresses: Vec<String> = nodes.iter().map(|n| format!("\"{}\"", n.addr)).collect();
     // No entry cache: every pull asks the cluster, so the stream crosses the failover itself.
     let env = node(&format!(
-        "addresses = [{}]\ncache_for = \"0s\"\nstale_for = \"5s\"\n",
+        "addresses = [{}]\ncache_for = \"0s\"\nstale_for = \"12s\"\n",
         addresses.join(", ")
     ))
     .with_var("BAO_TOKEN", &root);
@@ -209,22 +209,44 @@ fn pulls_go_on_through_a_leader_failover_and_a_short_outage() {
         }
     }
     println!(
-        "{pulls} pulls across the failover, {} failed, slowest {slowest:?}; a new active node {:?} after the kill",
+        "failover: {pulls} pulls across it, {} failed, the slowest {slowest:?}; a new active node {:?} after the kill",
         failures.len(),
         new_active.expect("measured")
     );
     assert!(failures.is_empty(), "{failures:?}");
 
-    // Seal every node that is left: the last read serves until stale_for, then a clear error.
+    // The killed node comes back and rejoins as a standby: three nodes again.
+    nodes[leader] = start(dir.path(), &ports, leader);
+    until(
+        "the old leader back as a standby",
+        Duration::from_secs(30),
+        || {
+            unseal(&nodes[leader].addr).is_ok_and(|v| v["sealed"] == false)
+                && health(&nodes[leader].addr) == 429
+        },
+    );
+
+    // Seal every node of the cluster: the last read serves until stale_for, then a clear error.
     assert!(get().0);
     let read_at = Instant::now();
-    for (i, node) in nodes.iter().enumerate() {
-        if i != leader {
-            call(&node.addr, "PUT", "sys/seal", None).expect("seal");
+    until("every node sealed", Duration::from_secs(20), || {
+        for node in &nodes {
+            if health(&node.addr) != 503 {
+                let _ = call(&node.addr, "PUT", "sys/seal", None);
+            }
         }
-    }
+        nodes.iter().all(|n| health(&n.addr) == 503)
+    });
+    println!(
+        "sealed: all three nodes {:?} after the last read",
+        read_at.elapsed()
+    );
     let (ok, out) = get();
-    assert!(ok, "served from the cache while sealed: {out}");
+    assert!(
+        ok,
+        "served from the cache while sealed, {:?} after the last read: {out}",
+        read_at.elapsed()
+    );
     let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
     assert!(
         log.lines()
@@ -232,13 +254,13 @@ fn pulls_go_on_through_a_leader_failover_and_a_short_outage() {
             .is_some_and(|l| l.contains("served from the cache")),
         "{log}"
     );
-    while read_at.elapsed() < Duration::from_millis(6100) {
+    while read_at.elapsed() < Duration::from_millis(12_100) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (ok, out) = get();
     assert!(
-        !ok && out.contains("no OpenBao server answered") && out.contains("sealed"),
-        "{out}"
+        !ok && out.contains("no OpenBao server answered") && out.matches("sealed").count() == 3,
+        "every node named sealed: {out}"
     );
     assert!(out.trim().lines().count() == 1, "{out}");
     drop(nodes);

@@ -5,6 +5,8 @@
 mod auth;
 mod cache;
 mod cluster;
+mod engine;
+mod kubelet;
 mod store;
 
 use std::io::{BufRead, BufReader};

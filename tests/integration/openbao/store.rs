@@ -340,10 +340,18 @@ fn html_500_silent_and_plain_http_servers_give_one_clear_line_in_time() {
     assert!(took < Duration::from_secs(4), "took {took:?}");
     drop(silent);
 
+    // Plain http off loopback: refused as config.toml is read, and as BAO_ADDR is used.
     let remote = node("addresses = [\"http://bao.example:8200\"]\n").with_var("BAO_TOKEN", "t");
     one_clear_line(
         &remote.helper("get", "ghcr.io"),
-        "refusing plain http to http://bao.example:8200",
+        "[openbao]: addresses: \"http://bao.example:8200\" is plain http to a host other than loopback",
+    );
+    let remote = node("addresses = [\"https://127.0.0.1:1\"]\n")
+        .with_var("BAO_TOKEN", "t")
+        .with_var("BAO_ADDR", "http://bao.example:8200");
+    one_clear_line(
+        &remote.helper("get", "ghcr.io"),
+        "OpenBao address \"http://bao.example:8200\" is plain http to a host other than loopback",
     );
 }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::ecr::{ECR_TARGET, MOTO_PASSWORD, Moto, ecr_fixture};
-use super::fixture::Fixture;
+use super::fixture::{Fixture, HugeAnswers};
 use super::push_and_inspect_through_coffer;
 use crate::e2e_docker::write_docker_config;
 use crate::engine::engine;
@@ -721,4 +721,154 @@ fn a_failing_credential_process_never_shows_its_stderr() {
     assert_on_no_disk(&env, started, secret);
     let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
     assert!(!log.contains(secret), "{log}");
+}
+
+/// What a hostile metadata endpoint sends: far more than any credential.
+const HUGE: usize = 200 << 20;
+
+#[test]
+fn a_huge_metadata_answer_is_cut_at_256_kib_and_said_in_one_line() {
+    let huge = HugeAnswers::start(HUGE);
+    let url = huge.url();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    // The registries' APIs at a closed port: no answer gets that far.
+    let ecr = &format!("mode = \"ecr\"\nregion = \"us-east-1\"\nendpoint = \"{closed}\"\n");
+    let azure = &format!("mode = \"azure\"\nendpoint = \"{closed}\"\n");
+    let google = "mode = \"google\"\n";
+    let (container, app_service) = (format!("{url}/credentials"), format!("{url}/msi/token"));
+    // What the source is, the registry's settings, and the environment that points at it.
+    type Source<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let sources: [Source; 5] = [
+        (
+            "AWS container credentials",
+            ecr,
+            vec![("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container)],
+        ),
+        (
+            "AWS instance metadata",
+            ecr,
+            vec![("AWS_EC2_METADATA_SERVICE_ENDPOINT", &url)],
+        ),
+        (
+            "Azure App Service identity",
+            azure,
+            vec![
+                ("IDENTITY_ENDPOINT", &app_service),
+                ("IDENTITY_HEADER", "x-identity-header"),
+                ("HTTP_PROXY", &closed),
+                ("NO_PROXY", "127.0.0.1,localhost"),
+            ],
+        ),
+        (
+            // The VM's metadata address goes to the proxy, which the endpoint is.
+            "Azure instance metadata",
+            azure,
+            vec![("HTTP_PROXY", &url), ("NO_PROXY", "127.0.0.1,localhost")],
+        ),
+        (
+            "Google metadata server",
+            google,
+            vec![("GCE_METADATA_HOST", &url["http://".len()..])],
+        ),
+    ];
+    let host = "127.0.0.1:5990";
+    for (what, settings, vars) in sources {
+        let env = Env::new();
+        std::fs::write(
+            env.coffer_home().join("config.toml"),
+            format!("[registries.\"{host}\"]\n{settings}"),
+        )
+        .expect("config");
+        let asked = huge.served();
+        let mut helper = helper_command(&env, Keyctl::Allowed, &vars, "get");
+        let (run, peak) = crate::harness::run_measuring_peak(&mut helper, host);
+        run.failure();
+        let said = run.stdout();
+        eprintln!("{what}: peak resident size of get and `coffer token mint` {peak} KiB: {said}");
+        assert!(huge.served() > asked, "{what}: the endpoint was not asked");
+        assert!(
+            said.contains("the answer is larger than 256 KiB"),
+            "{what}: {said}"
+        );
+        assert_eq!(said.trim().lines().count(), 1, "{what}: one line: {said}");
+        assert!(
+            peak < 64 * 1024,
+            "{what}: {peak} KiB: the answer was read whole"
+        );
+    }
+}
+
+#[test]
+fn a_failed_chain_get_is_logged_as_a_failure_with_its_cause_and_doctor_shows_it() {
+    let env = Env::new();
+    let host = "127.0.0.1:5994";
+    std::fs::write(
+        env.coffer_home().join("config.toml"),
+        format!(
+            "[registries.\"{host}\"]\nmode = \"ecr\"\nregion = \"us-east-1\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+            free_port()
+        ),
+    )
+    .expect("config");
+    let run = helper_with(&env, &[], "get", host);
+    run.failure();
+    assert!(
+        run.stdout().starts_with("no AWS identity here"),
+        "{}",
+        run.stdout()
+    );
+    let log = std::fs::read_to_string(env.coffer_home().join("access.log")).expect("log");
+    let last: serde_json::Value =
+        serde_json::from_str(log.lines().last().expect("a line")).expect("json");
+    assert_eq!(last["action"], "get", "{log}");
+    assert_eq!(last["outcome"], "failed", "{log}");
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no AWS identity here")),
+        "{log}"
+    );
+    let doctor = env.coffer(&["doctor"]).stdout();
+    assert!(doctor.contains("1 failure of the last 7 days"), "{doctor}");
+    assert!(doctor.contains("no AWS identity here"), "{doctor}");
+}
+
+#[test]
+fn a_hanging_credential_process_does_not_outlive_get() {
+    let env = Env::new();
+    let pids = env.root().join("pids");
+    // It hangs, with a child in its group, one in a session of its own, and one whose parent
+    // is gone.
+    let host = credential_process_profile(
+        &env,
+        &format!(
+            "sleep 60 & echo $! >> {p}\n\
+             setsid sleep 61 & echo $! >> {p}\n\
+             (setsid sh -c 'sleep 62 & echo $! >> {p}' &)\n\
+             wait",
+            p = pids.display()
+        ),
+    );
+    for action in ["get", "doctor"] {
+        let _ = std::fs::remove_file(&pids);
+        let started = Instant::now();
+        let run = match action {
+            "get" => helper_with(&env, &[], "get", &host),
+            _ => env.coffer(&["doctor"]),
+        };
+        let took = started.elapsed();
+        if action == "get" {
+            run.failure();
+            assert!(run.stdout().contains("profile"), "{}", run.stdout());
+        }
+        assert!(took < Duration::from_secs(5), "{action} took {took:?}");
+        let pids = std::fs::read_to_string(&pids).expect("pids");
+        assert_eq!(pids.lines().count(), 3, "{action}: {pids}");
+        for pid in pids.lines() {
+            assert!(
+                !super::exec::still_runs(pid),
+                "{action}: the credential_process's {pid} still runs"
+            );
+        }
+    }
 }

@@ -76,7 +76,14 @@ fn a_slow_command_is_killed_with_everything_it_started() {
     let program = script(
         &env,
         "slow.sh",
-        &format!("sleep 60 &\necho $! > {}\nwait\n", pid_file.display()),
+        // In its group, in a session of its own (setsid), and in one whose parent is gone.
+        &format!(
+            "sleep 60 & echo $! >> {p}\n\
+             setsid sleep 61 & echo $! >> {p}\n\
+             (setsid sh -c 'sleep 62 & echo $! >> {p}' &)\n\
+             wait\n",
+            p = pid_file.display()
+        ),
     );
     let started = Instant::now();
     let run = login(
@@ -96,15 +103,11 @@ fn a_slow_command_is_killed_with_everything_it_started() {
         "{}",
         run.stderr()
     );
-    let pid = std::fs::read_to_string(&pid_file).expect("pid");
-    std::thread::sleep(Duration::from_millis(200));
-    // Gone, or a zombie waiting for a parent to reap it: either way no longer running.
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-    let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
-    assert!(
-        matches!(state, None | Some("Z" | "X")),
-        "the command's child still runs: {stat}"
-    );
+    let pids = std::fs::read_to_string(&pid_file).expect("pids");
+    assert_eq!(pids.lines().count(), 3, "{pids}");
+    for pid in pids.lines() {
+        assert!(!still_runs(pid), "the command's child {pid} still runs");
+    }
     let get = env.helper("get", HOST);
     get.failure();
     assert!(get.stdout().contains("did not finish"), "{}", get.stdout());
@@ -251,4 +254,11 @@ fn end_to_end_skopeo_and_docker_use_the_commands_token() {
     )
     .success();
     push_and_inspect_through_coffer(&env, &registry);
+}
+
+/// Whether `pid` runs: not gone, and not a zombie waiting for a parent to reap it.
+pub(super) fn still_runs(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X']))
 }

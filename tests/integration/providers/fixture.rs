@@ -236,3 +236,76 @@ impl TlsFront {
         }
     }
 }
+
+/// A hostile metadata endpoint: every request, whatever its path, gets 200 and `size` bytes of
+/// JSON whitespace, then `{}`, streamed as it is sent (the test never holds it), with
+/// `Metadata-Flavor: Google` as Google's server adds. A client must stop reading on its own:
+/// reading all of it would take hundreds of MiB.
+pub struct HugeAnswers {
+    pub port: u16,
+    served: Arc<Mutex<usize>>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HugeAnswers {
+    pub fn start(size: usize) -> HugeAnswers {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fixture"));
+        let port = server.server_addr().to_ip().expect("ip").port();
+        let served = Arc::new(Mutex::new(0));
+        let thread = {
+            let (server, served) = (server.clone(), served.clone());
+            std::thread::spawn(move || {
+                for incoming in server.incoming_requests() {
+                    *served.lock().expect("lock") += 1;
+                    let body = std::io::Read::chain(
+                        std::io::Read::take(std::io::repeat(b' '), size as u64),
+                        &b"{}"[..],
+                    );
+                    let headers = vec![
+                        tiny_http::Header::from_bytes("Content-Type", "application/json")
+                            .expect("header"),
+                        tiny_http::Header::from_bytes("Metadata-Flavor", "Google").expect("header"),
+                    ];
+                    let response = tiny_http::Response::new(
+                        tiny_http::StatusCode(200),
+                        headers,
+                        body,
+                        Some(size + 2),
+                        None,
+                    );
+                    // The client hangs up once it has read enough: that is the point. Each
+                    // answer has its own thread, so a client that stops reading but keeps the
+                    // connection does not hold up its next request.
+                    std::thread::spawn(move || {
+                        let _ = incoming.respond(response);
+                    });
+                }
+            })
+        };
+        HugeAnswers {
+            port,
+            served,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many requests it has answered (or begun to).
+    pub fn served(&self) -> usize {
+        *self.served.lock().expect("lock")
+    }
+}
+
+impl Drop for HugeAnswers {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

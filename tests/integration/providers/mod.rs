@@ -7,13 +7,13 @@ mod azure_chain;
 mod chain;
 mod ecr;
 mod exec;
-mod fixture;
+pub(crate) mod fixture;
 mod google;
 mod google_chain;
 mod https_proxy;
 mod scoping;
 mod service_account_clouds;
-mod service_accounts;
+pub(crate) mod service_accounts;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -20,16 +20,16 @@ use crate::harness::{Env, Registry, Run, bin, require, skopeo_push};
 
 const AUDIENCE: &str = "coffer";
 const KID: &str = "cluster-key-1";
-pub(super) const ROLE_KEY: &str = "coffer.dev/aws-role-arn";
+pub(crate) const ROLE_KEY: &str = "coffer.dev/aws-role-arn";
 
 /// The cluster's service-account issuer: discovery, JWKS, and tokens signed with its key.
-pub(super) struct Issuer {
-    pub(super) fixture: Fixture,
+pub(crate) struct Issuer {
+    pub(crate) fixture: Fixture,
     key: RsaPrivateKey,
 }
 
 impl Issuer {
-    pub(super) fn start() -> Issuer {
+    pub(crate) fn start() -> Issuer {
         let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("rsa key");
         let public = key.to_public_key();
         let base = Arc::new(Mutex::new(String::new()));
@@ -64,8 +64,18 @@ impl Issuer {
         Issuer { fixture, key }
     }
 
+    /// The public half of the signing key, as PEM (what OpenBao's `jwt` and `kubernetes` auth
+    /// take as the cluster's key).
+    pub(crate) fn public_pem(&self) -> String {
+        use rsa::pkcs8::{EncodePublicKey, LineEnding};
+        self.key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("pem")
+    }
+
     /// A bound service-account token as the kubelet requests it for a pod.
-    pub(super) fn token(&self, namespace: &str, name: &str, lifetime: u64) -> String {
+    pub(crate) fn token(&self, namespace: &str, name: &str, lifetime: u64) -> String {
         let now = unix_now();
         let header = serde_json::json!({"alg": "RS256", "kid": KID});
         let claims = serde_json::json!({
@@ -111,7 +121,7 @@ fn federation(issuer: String, passwords: BTreeMap<String, String>) -> Fixture {
     })
 }
 
-pub(super) fn verify(issuer: &str, token: &str) -> Result<serde_json::Value, String> {
+pub(crate) fn verify(issuer: &str, token: &str) -> Result<serde_json::Value, String> {
     let get = |url: &str| -> Result<serde_json::Value, String> {
         let text = reqwest::blocking::get(url)
             .and_then(|r| r.text())
@@ -152,7 +162,7 @@ pub(super) fn verify(issuer: &str, token: &str) -> Result<serde_json::Value, Str
     Ok(claims)
 }
 
-pub(super) fn request(image: &str, token: Option<&str>, annotations: serde_json::Value) -> String {
+pub(crate) fn request(image: &str, token: Option<&str>, annotations: serde_json::Value) -> String {
     let mut request = serde_json::json!({
         "kind": "CredentialProviderRequest",
         "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
@@ -166,13 +176,13 @@ pub(super) fn request(image: &str, token: Option<&str>, annotations: serde_json:
 }
 
 /// Runs the provider: (exit code, response, stderr).
-pub(super) fn provide(env: &Env, input: &str) -> (Option<i32>, serde_json::Value, String) {
+pub(crate) fn provide(env: &Env, input: &str) -> (Option<i32>, serde_json::Value, String) {
     provide_with(env, input, &[])
 }
 
 /// As [`provide`], with `vars` in the provider's environment (the kubelet passes the `env` of
 /// its CredentialProviderConfig entry on).
-pub(super) fn provide_with(
+pub(crate) fn provide_with(
     env: &Env,
     input: &str,
     vars: &[(&str, &str)],
@@ -212,7 +222,7 @@ region = "eu-west-1"
 
 /// What the container runtime does with the kubelet's credentials: skopeo pushes and inspects
 /// `image` with exactly the username and password of the provider's answer.
-pub(super) fn runtime_uses(env: &Env, image: &str, answer: &serde_json::Value, registry: &str) {
+pub(crate) fn runtime_uses(env: &Env, image: &str, answer: &serde_json::Value, registry: &str) {
     let auth = &answer["auth"][registry];
     let pair = format!(
         "{}:{}",
@@ -241,7 +251,7 @@ pub(super) fn runtime_uses(env: &Env, image: &str, answer: &serde_json::Value, r
 }
 
 /// Does the registry take this username and password?
-pub(super) fn accepted(registry: &Registry, username: &str, password: &str) -> bool {
+pub(crate) fn accepted(registry: &Registry, username: &str, password: &str) -> bool {
     reqwest::blocking::Client::new()
         .get(format!("http://{}/v2/", registry.host()))
         .basic_auth(username, Some(password))
@@ -365,16 +375,7 @@ fn a_disallowed_role_a_malformed_or_oversized_token_gets_no_auth() {
     assert!(stderr.contains(ROLE_KEY), "says which annotation: {stderr}");
 
     let image = "127.0.0.1:5999/team/app:1";
-    let foreign = {
-        // Signed by the issuer, but for another audience.
-        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        let mut claims: serde_json::Value =
-            serde_json::from_slice(&Base64UrlUnpadded::decode_vec(&parts[1]).expect("b64"))
-                .expect("claims");
-        claims["aud"] = serde_json::json!(["sts.amazonaws.com"]);
-        parts[1] = Base64UrlUnpadded::encode_string(claims.to_string().as_bytes());
-        parts.join(".")
-    };
+    let foreign = for_audience(&token, "sts.amazonaws.com");
     for (bad, why) in [
         ("not-a-jwt".to_owned(), "not a JWT"),
         (format!("{token}{}", "A".repeat(17 * 1024)), "bytes"),
@@ -389,6 +390,60 @@ fn a_disallowed_role_a_malformed_or_oversized_token_gets_no_auth() {
         assert!(!stderr.contains(&bad[..40.min(bad.len())]), "never echoed");
     }
     assert_eq!(federation.count("/exchange"), 0, "nothing bad is sent on");
+}
+
+/// `token` with its audience replaced (its signature no longer matches, which only the issuer's
+/// relying parties check: coffer must refuse it before any of them sees it).
+fn for_audience(token: &str, audience: &str) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&Base64UrlUnpadded::decode_vec(&parts[1]).expect("b64"))
+            .expect("claims");
+    claims["aud"] = serde_json::json!([audience]);
+    parts[1] = Base64UrlUnpadded::encode_string(claims.to_string().as_bytes());
+    parts.join(".")
+}
+
+#[test]
+fn without_an_audience_setting_only_tokens_for_coffer_are_exchanged() {
+    require("curl");
+    let env = Env::new();
+    let issuer = Issuer::start();
+    let password = "web-3c8d1e-minted".to_owned();
+    let federation = federation(
+        issuer.fixture.url(),
+        BTreeMap::from([(
+            "system:serviceaccount:apps:web".to_owned(),
+            password.clone(),
+        )]),
+    );
+    let host = "127.0.0.1:5998";
+    configure(&env, host, &federation, "");
+    // The node's config.toml names no audience.
+    let path = env.coffer_home().join("config.toml");
+    let config = std::fs::read_to_string(&path).expect("config");
+    let without = config.replace(&format!("audience = \"{AUDIENCE}\"\n"), "");
+    assert_ne!(config, without);
+    std::fs::write(&path, without).expect("config");
+    let image = format!("{host}/team/app:1");
+    let token = issuer.token("apps", "web", 600);
+    // A token the kubelet got for the API server, as a kubelet without tokenAttributes'
+    // audience would pass on: never exchanged.
+    let api_server = for_audience(&token, "https://kubernetes.default.svc.cluster.local");
+    let (code, answer, stderr) = provide(
+        &env,
+        &request(&image, Some(&api_server), serde_json::json!({})),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(answer["auth"], serde_json::json!({}));
+    assert!(stderr.contains("audience \"coffer\""), "{stderr}");
+    assert_eq!(federation.count("/exchange"), 0, "nothing is sent on");
+    // One for coffer's default audience is.
+    let (code, answer, stderr) =
+        provide(&env, &request(&image, Some(&token), serde_json::json!({})));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(answer["auth"][host]["password"], password.as_str());
+    assert_eq!(federation.count("/exchange"), 1);
 }
 
 #[test]

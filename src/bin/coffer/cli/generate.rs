@@ -9,6 +9,7 @@ use clap::{Arg, ArgAction, Command, CommandFactory, ValueEnum};
 use clap_complete::Shell;
 use clap_mangen::roff::{Roff, bold, roman};
 
+use coffer::files;
 use coffer::protocol::PROGRAM;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -54,10 +55,15 @@ pub fn run(what: What, dir: &Path) -> anyhow::Result<()> {
         }
         What::Completions => {
             for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-                clap_complete::generate_to(shell, &mut without_hidden_verbs(), "coffer", dir)
-                    .with_context(written)?;
-                clap_complete::generate_to(shell, &mut helper_command(), PROGRAM, dir)
-                    .with_context(written)?;
+                for (mut command, name) in [
+                    (without_hidden_verbs(), "coffer"),
+                    (helper_command(), PROGRAM),
+                ] {
+                    let mut script = Vec::new();
+                    clap_complete::generate(shell, &mut command, name, &mut script);
+                    let file = clap_complete::Generator::file_name(&shell, name);
+                    write(dir, &file, &script).with_context(written)?;
+                }
             }
         }
     }
@@ -124,7 +130,13 @@ fn write_page(dir: &Path, command: Command, subcommands: Subcommands) -> std::io
     if command.get_version().is_some() {
         man.render_version_section(&mut out)?;
     }
-    std::fs::write(dir.join(man.get_filename()), out)
+    write(dir, &man.get_filename(), &out)
+}
+
+/// One generated file in `dir`, readable by all as man pages and completions are; a link
+/// already at its name is replaced, never written through (see [`files::replace_atomic`]).
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    files::replace_atomic(&dir.join(name), bytes, 0o644).map_err(std::io::Error::other)
 }
 
 /// The command's after-help as man sections: "Examples:" heads a section of that name; a
@@ -249,6 +261,30 @@ mod tests {
                 assert!(text.contains(section), "{page} has no {section}");
             }
             assert!(text.contains("vault.coffer") && text.contains("COFFER_PASSPHRASE_FILE"));
+        }
+    }
+
+    #[test]
+    fn a_link_already_in_the_folder_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("mkdir");
+        let victim = dir.path().join("profile");
+        std::fs::write(&victim, "export PATH\n").expect("victim");
+        for (what, name) in [(What::Man, "coffer.1"), (What::Completions, "coffer.bash")] {
+            let link = out.join(name);
+            std::os::unix::fs::symlink(&victim, &link).expect("link");
+            run(what, &out).expect("generate");
+            assert_eq!(
+                std::fs::read_to_string(&victim).expect("read"),
+                "export PATH\n"
+            );
+            let written = std::fs::symlink_metadata(&link).expect("stat");
+            assert!(written.is_file(), "{name} is a file of its own now");
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&written.permissions()) & 0o777,
+                0o644
+            );
         }
     }
 

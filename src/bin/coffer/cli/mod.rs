@@ -509,7 +509,8 @@ fn write_export(output: export::Output, out: Option<&Path>) -> anyhow::Result<()
         (export::Output::PerRegistry(documents), Some(dir)) => {
             files::ensure_private_dir(dir)?;
             for (name, bytes) in documents {
-                files::write_atomic(&dir.join(name), &bytes)?;
+                // Names coffer chose, in a folder it was given: a link there is replaced.
+                files::replace_atomic(&dir.join(name), &bytes, 0o600)?;
             }
         }
         (export::Output::PerRegistry(documents), None) => {

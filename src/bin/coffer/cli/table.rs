@@ -9,22 +9,13 @@ use coffer::token::state::TokenSummary;
 /// A cell longer than this is cut, with an ellipsis.
 const MAX_CELL: usize = 200;
 
-/// `text` with control characters and bidirectional overrides escaped (`\n`, `\u{1b}`), cut
-/// to [`MAX_CELL`] characters.
+/// `text` cut to [`MAX_CELL`] characters, with every character that does not show as itself
+/// escaped (`\n`, `\u{1b}`, `\u{200f}`: see [`coffer::printable`]).
 pub fn printable(text: &str) -> String {
-    let mut shown = String::new();
-    for (count, c) in text.chars().enumerate() {
-        if count == MAX_CELL {
-            shown.push('…');
-            break;
-        }
-        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
+    match text.char_indices().nth(MAX_CELL) {
+        Some((cut, _)) => format!("{}…", coffer::printable::escaped(&text[..cut])),
+        None => coffer::printable::escaped(text),
     }
-    shown
 }
 
 /// Prints `rows` (the first is the header) in columns two spaces apart; the last column is not

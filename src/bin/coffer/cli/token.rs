@@ -111,26 +111,23 @@ fn identity(request: &coffer::token::chain::Request) -> Result<String, String> {
 }
 
 /// A host a pattern covers, to describe the pattern's identity: `*` as an account number and
-/// a region for ECR, as a name elsewhere.
+/// a region for ECR, as a name elsewhere (`*-docker` as `sample-docker`).
 #[cfg(feature = "cloud")]
 fn sample_host(pattern: &str, mode: Mode) -> String {
     let mut first = true;
     pattern
         .split('.')
-        .map(|label| match (label, mode, first) {
-            ("*", Mode::Ecr, true) => {
-                first = false;
-                "000000000000"
-            }
-            ("*", Mode::Ecr, false) => "us-east-1",
-            ("*", _, _) => {
-                first = false;
-                "sample"
-            }
-            (other, _, _) => {
-                first = false;
-                other
-            }
+        .map(|label| {
+            let sample = match (label, mode, first) {
+                ("*", Mode::Ecr, true) => "000000000000".to_owned(),
+                ("*", Mode::Ecr, false) => "us-east-1".to_owned(),
+                (other, _, _) => match other.strip_prefix('*') {
+                    Some(end) => format!("sample{end}"),
+                    None => other.to_owned(),
+                },
+            };
+            first = false;
+            sample
         })
         .collect::<Vec<_>>()
         .join(".")
@@ -225,7 +222,7 @@ fn section_of(registry: &str) -> anyhow::Result<String> {
     }
     if !coffer::token::settings::valid_pattern(registry) {
         bail!(
-            "`{registry}` is not a registry pattern: `*` stands for one whole label of a host name, as in `*.dkr.ecr.*.amazonaws.com`"
+            "`{registry}` is not a registry pattern: `*` stands for one whole label of a host name (`*.dkr.ecr.*.amazonaws.com`) or the start of one (`*-docker.pkg.dev`), beside at least two literal labels"
         );
     }
     Ok(registry.to_ascii_lowercase())
