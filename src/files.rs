@@ -167,7 +167,7 @@ pub fn is_own_private_dir(dir: &Path) -> std::io::Result<bool> {
 /// reading a file that is not there.
 pub fn open_own(path: &Path, write: bool) -> std::io::Result<Option<File>> {
     let refused = |why: &str| std::io::Error::new(ErrorKind::PermissionDenied, why.to_owned());
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = folder_of(path);
     if !is_own_private_dir(dir)? {
         return Err(refused("its folder is not yours alone"));
     }
@@ -253,7 +253,7 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// names inside a folder it is given (man pages, completions, rkt's `auth.d` documents),
 /// where a link someone left there must not send the write to a file of the user's.
 pub fn replace_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = folder_of(path);
     let temp = temp_path(path);
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -277,12 +277,21 @@ pub fn replace_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     })
 }
 
+/// The folder `path` is in: `.` for a bare file name such as `--out docker.tar.gz`, whose
+/// `parent()` is the empty path, which no system call opens.
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Removes temp files left by writers that were killed. Call only while holding the lock.
 pub fn remove_stale_temps(path: &Path) {
     let Ok(path) = write_target(path) else {
         return;
     };
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+    let (dir, Some(name)) = (folder_of(&path), path.file_name().and_then(|n| n.to_str())) else {
         return;
     };
     let prefix = format!("{name}{TEMP_MARK}");
