@@ -10,6 +10,7 @@ mod contract;
 mod crash;
 mod descriptions;
 mod docker_py;
+mod docs;
 mod e2e_docker;
 mod e2e_engine;
 mod e2e_podman;

@@ -1,0 +1,226 @@
+//! Every shell example of README.md and docs/ runs here, as written, so that a renamed flag or
+//! a changed message cannot leave a wrong example behind (docs/testing.md, "The examples").
+//!
+//! A fence whose language is `sh`, `bash`, `shell` or `console` is an example. The line before
+//! it says how it runs:
+//! - nothing: on a machine where `coffer setup docker` has run and two logins are stored
+//!   (`registry.example.com` as alice, `ghcr.io` as bob; [`machine`]), with the built binaries
+//!   first on PATH;
+//! - `<!-- run here on a fresh machine -->`: in an empty home, with no passphrase set;
+//! - `<!-- not run here: REASON -->`: not at all (a real EKS node, a registry to log in to);
+//!   the reason is required, and any other comment there fails the test.
+//!
+//! An `sh` example must exit 0 under `bash -euo pipefail`. In a `console` example each `$ `
+//! line is a command and the lines after it are what it prints (stdout and stderr, as a
+//! terminal shows them), compared by snapbox: `[..]` matches within a line, `...` whole lines.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{Env, Run};
+
+/// What every example may use: a passphrase, a password in a file and in `$TOKEN`, and a
+/// kubelet's request.
+const TOKEN: &str = "example-token";
+const KUBELET_REQUEST: &str = r#"{"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": "registry.example.com/team/app:1.2"}"#;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum How {
+    WithLogins,
+    Fresh,
+    NotHere,
+}
+
+#[derive(Debug)]
+struct Example {
+    /// `README.md:54`: where the fence opens.
+    place: String,
+    language: String,
+    body: String,
+    how: How,
+}
+
+fn pages() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages: Vec<PathBuf> = fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|x| x == "md"))
+        .collect();
+    pages.sort();
+    pages.insert(0, root.join("README.md"));
+    pages
+}
+
+/// The examples of one page, with a failure for each fence whose marker is not one of ours.
+fn examples_of(page: &Path, wrong: &mut Vec<String>) -> Vec<Example> {
+    let text = fs::read_to_string(page).expect("page");
+    let name = page
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(page)
+        .display()
+        .to_string()
+        .trim_start_matches('/')
+        .to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut examples = Vec::new();
+    let mut at = 0;
+    while at < lines.len() {
+        let Some(language) = lines[at].strip_prefix("```") else {
+            at += 1;
+            continue;
+        };
+        let end = (at + 1..lines.len())
+            .find(|&i| lines[i].starts_with("```"))
+            .unwrap_or(lines.len());
+        let place = format!("{name}:{}", at + 1);
+        let before = if at == 0 { "" } else { lines[at - 1].trim() };
+        let how = match before {
+            "<!-- run here on a fresh machine -->" => How::Fresh,
+            marker if marker.starts_with("<!-- not run here: ") && marker.len() > 24 => {
+                How::NotHere
+            }
+            marker if marker.starts_with("<!--") => {
+                wrong.push(format!("{place}: unknown marker {marker}"));
+                How::NotHere
+            }
+            _ => How::WithLogins,
+        };
+        if ["sh", "bash", "shell", "console"].contains(&language) {
+            examples.push(Example {
+                place,
+                language: language.to_owned(),
+                body: lines[at + 1..end].join("\n"),
+                how,
+            });
+        }
+        at = end + 1;
+    }
+    examples
+}
+
+/// A home for one example: `HOME`'s own defaults (no `COFFER_HOME`, no `DOCKER_CONFIG`), and
+/// unless fresh, docker set up, a passphrase in `~/.config/coffer/passphrase` and two logins.
+fn machine(how: How) -> (Env, PathBuf) {
+    let env = Env::empty();
+    fs::remove_file(env.passphrase_file()).expect("rm passphrase");
+    let work = env.root().join("work");
+    fs::create_dir(&work).expect("mkdir");
+    env.write_private(&work.join("token.txt"), &format!("{TOKEN}\n"));
+    env.write_private(&work.join("password.txt"), &format!("{TOKEN}\n"));
+    fs::write(work.join("request.json"), KUBELET_REQUEST).expect("request");
+    if how == How::WithLogins {
+        run(&env, &work, how, "coffer setup docker").success();
+        let config = env.home().join(".config/coffer");
+        fs::create_dir_all(&config).expect("mkdir");
+        env.write_private(
+            &config.join("passphrase"),
+            &format!("{}\n", crate::harness::PASSPHRASE),
+        );
+        for (registry, user) in [("registry.example.com", "alice"), ("ghcr.io", "bob")] {
+            run(
+                &env,
+                &work,
+                how,
+                &format!("coffer login {registry} --username {user} --password-stdin < token.txt"),
+            )
+            .success();
+        }
+    }
+    (env, work)
+}
+
+fn run(env: &Env, work: &Path, how: How, script: &str) -> Run {
+    let mut cmd: Command = env.command("bash");
+    cmd.env_remove("COFFER_HOME")
+        .env_remove("DOCKER_CONFIG")
+        .env("TOKEN", TOKEN)
+        .current_dir(work)
+        .args(["-euo", "pipefail", "-c", script]);
+    if how == How::WithLogins {
+        cmd.env(
+            "COFFER_PASSPHRASE_FILE",
+            env.home().join(".config/coffer/passphrase"),
+        );
+    }
+    Run::of(&mut cmd, "")
+}
+
+/// `$ ` lines and what follows each, up to the next.
+fn console_steps(body: &str) -> Vec<(String, String)> {
+    let mut steps: Vec<(String, String)> = Vec::new();
+    for line in body.lines() {
+        match line.strip_prefix("$ ") {
+            Some(command) => steps.push((command.to_owned(), String::new())),
+            None => {
+                if let Some((_, shown)) = steps.last_mut() {
+                    shown.push_str(line);
+                    shown.push('\n');
+                }
+            }
+        }
+    }
+    steps
+}
+
+fn check(example: &Example) -> Result<(), String> {
+    let (env, work) = machine(example.how);
+    if example.language != "console" {
+        let done = run(&env, &work, example.how, &example.body);
+        return match done.code() {
+            Some(0) => Ok(()),
+            code => Err(format!(
+                "{} exited {code:?}:\n{}\n--- stdout\n{}--- stderr\n{}",
+                example.place,
+                example.body,
+                done.stdout(),
+                done.stderr()
+            )),
+        };
+    }
+    for (command, shown) in console_steps(&example.body) {
+        let done = run(&env, &work, example.how, &format!("{command} 2>&1"));
+        let actual = done.stdout();
+        snapbox::Assert::new()
+            .palette(snapbox::report::Palette::plain())
+            .try_eq(
+                Some(&example.place),
+                actual.clone().into(),
+                shown.clone().into(),
+            )
+            .map_err(|e| format!("{}: `{command}` printed otherwise: {e}", example.place))?;
+        if done.code() != Some(0) {
+            return Err(format!("{}: `{command}` failed:\n{actual}", example.place));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_shell_example_of_the_docs_runs() {
+    let mut wrong = Vec::new();
+    let examples: Vec<Example> = pages()
+        .iter()
+        .flat_map(|page| examples_of(page, &mut wrong))
+        .collect();
+    let run_here: Vec<&Example> = examples.iter().filter(|e| e.how != How::NotHere).collect();
+    assert!(
+        run_here.len() >= 20,
+        "only {} examples run: {examples:#?}",
+        run_here.len()
+    );
+    for example in &run_here {
+        if let Err(failure) = check(example) {
+            wrong.push(failure);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} examples are wrong:\n\n{}",
+        wrong.len(),
+        run_here.len(),
+        wrong.join("\n\n")
+    );
+}
