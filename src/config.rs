@@ -73,6 +73,7 @@ impl Backend {
 /// A settings file is a few hundred bytes; a larger one is a mistake, never read whole.
 const MAX_SIZE: u64 = 1 << 20;
 
+/// `config.toml`: every setting, with its default and meaning, is in [`SETTINGS`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -99,6 +100,488 @@ pub struct Config {
     #[serde(skip_serializing_if = "crate::unlock::cache::UnlockConfig::is_default")]
     pub unlock: crate::unlock::cache::UnlockConfig,
 }
+
+/// One setting of `config.toml`, as the reference (`man coffer-config`, written by
+/// `coffer generate man`) shows it. [`SETTINGS`] is the one list; a test parses each entry's
+/// `example` with [`Config::parse`], so the list cannot name a key the parser refuses.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The TOML table it sits in (`""` for the top of the file), as a header would name it.
+    pub table: &'static str,
+    pub key: &'static str,
+    /// A value it can take, in TOML.
+    pub example: &'static str,
+    /// Other lines the table needs for the example to parse (`mode = "ecr"` for `region`).
+    pub with: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn setting(
+    table: &'static str,
+    key: &'static str,
+    example: &'static str,
+    with: &'static str,
+    default: &'static str,
+    meaning: &'static str,
+) -> Setting {
+    Setting {
+        table,
+        key,
+        example,
+        with,
+        default,
+        meaning,
+    }
+}
+
+const REGISTRY: &str = "registries.\"registry.example.com\"";
+const POD: &str = "kubelet.registries.\"registry.example.com\"";
+
+/// Every setting of `config.toml` (in `~/.config/coffer/`, or beside the vault when
+/// `COFFER_HOME` is set; a profile's in `profiles/NAME/`).
+pub const SETTINGS: &[Setting] = &[
+    setting(
+        "",
+        "backend",
+        "\"file\"",
+        "",
+        "chosen and written at the first store",
+        "Where credentials are kept: \"file\" (the vault file), \"keychain\" (one OS keychain item per entry) or \"openbao\" (the central store). Written by coffer init, the first store and coffer migrate; COFFER_BACKEND overrides it for one process.",
+    ),
+    setting(
+        "",
+        "default_description",
+        "\"ci-runner-7, team payments\"",
+        "",
+        "none",
+        "The description an entry stored without one gets (docker login gives none): one line, at most 200 characters.",
+    ),
+    setting(
+        "unlock",
+        "timeout",
+        "\"8h\"",
+        "",
+        "15m",
+        "How long coffer unlock keeps the vault open; \"0\" until coffer lock or logout.",
+    ),
+    setting(
+        "tokens",
+        "min_margin",
+        "\"10m\"",
+        "",
+        "10m",
+        "A token is renewed once less than max(lifetime / 2, min_margin) is left.",
+    ),
+    setting(
+        "tokens",
+        "connect_timeout",
+        "\"5s\"",
+        "",
+        "5s",
+        "The bound on each connection of a token exchange.",
+    ),
+    setting(
+        "tokens",
+        "timeout",
+        "\"10s\"",
+        "",
+        "10s",
+        "The bound on a whole exchange, every request together.",
+    ),
+    setting(
+        "tokens",
+        "retry_after",
+        "\"30s\"",
+        "",
+        "30s",
+        "After a failed renewal, how long the cached token is served without trying again.",
+    ),
+    setting(
+        REGISTRY,
+        "mode",
+        "\"oauth2\"",
+        "",
+        "basic",
+        "basic, oauth2, auto (the token vault), ecr, google, azure or exec (cloud registries). HOST is the registry as clients name it, or a pattern whose * stands for one label (\"*.azurecr.io\").",
+    ),
+    setting(
+        REGISTRY,
+        "ca_file",
+        "\"/etc/ssl/private-ca.pem\"",
+        "",
+        "none",
+        "PEM certificates trusted for this registry's token exchanges, besides the system's.",
+    ),
+    setting(
+        REGISTRY,
+        "allow_http",
+        "true",
+        "",
+        "false",
+        "Allow plain HTTP beyond loopback.",
+    ),
+    setting(
+        REGISTRY,
+        "redirect_origins",
+        "[\"https://auth.example.com:8443\"]",
+        "",
+        "[]",
+        "Other origins a token request may be redirected to; any other redirect to another origin is refused.",
+    ),
+    setting(
+        REGISTRY,
+        "profile",
+        "\"dev\"",
+        "mode = \"ecr\"",
+        "none",
+        "ecr: mint with this AWS profile (chain mode).",
+    ),
+    setting(
+        REGISTRY,
+        "role_arn",
+        "\"arn:aws:iam::123456789012:role/puller\"",
+        "mode = \"ecr\"",
+        "none",
+        "ecr: assume this role with the identity found (chain mode).",
+    ),
+    setting(
+        REGISTRY,
+        "region",
+        "\"eu-central-1\"",
+        "mode = \"ecr\"",
+        "from the host name",
+        "ecr: the region of the ECR API.",
+    ),
+    setting(
+        REGISTRY,
+        "endpoint",
+        "\"https://api.ecr.eu-west-1.amazonaws.com\"",
+        "mode = \"ecr\"",
+        "the region's",
+        "ecr: the ECR API (a VPC endpoint); azure: where /oauth2/exchange is.",
+    ),
+    setting(
+        REGISTRY,
+        "public",
+        "true",
+        "mode = \"ecr\"",
+        "false",
+        "ecr: ECR Public's API, for a mirror of public.ecr.aws.",
+    ),
+    setting(
+        REGISTRY,
+        "tenant",
+        "\"TENANT_ID\"",
+        "mode = \"azure\"",
+        "none",
+        "azure: the AAD tenant (required for a service principal).",
+    ),
+    setting(
+        REGISTRY,
+        "authority",
+        "\"https://login.microsoftonline.com\"",
+        "mode = \"azure\"",
+        "AAD's public cloud",
+        "azure: another cloud's AAD.",
+    ),
+    setting(
+        REGISTRY,
+        "client_id",
+        "\"CLIENT_ID\"",
+        "mode = \"azure\"",
+        "none",
+        "azure: a user-assigned managed identity or the federated application (chain mode).",
+    ),
+    setting(
+        REGISTRY,
+        "impersonate",
+        "\"puller@project.iam.gserviceaccount.com\"",
+        "mode = \"google\"",
+        "none",
+        "google: a service account whose token is minted with the identity found.",
+    ),
+    setting(
+        REGISTRY,
+        "command",
+        "[\"gh\", \"auth\", \"token\"]",
+        "mode = \"exec\"\nusername = \"x-access-token\"",
+        "required",
+        "exec: the program and its arguments, run without a shell; its one line of stdout is the secret.",
+    ),
+    setting(
+        REGISTRY,
+        "username",
+        "\"x-access-token\"",
+        "mode = \"exec\"\ncommand = [\"gh\"]",
+        "required",
+        "exec: the username handed out with the command's output.",
+    ),
+    setting(
+        REGISTRY,
+        "lifetime",
+        "\"1h\"",
+        "mode = \"exec\"\ncommand = [\"gh\"]\nusername = \"x\"",
+        "1h",
+        "exec: how long the command's secret is used (at least 4s).",
+    ),
+    setting(
+        REGISTRY,
+        "timeout",
+        "\"20s\"",
+        "mode = \"exec\"\ncommand = [\"gh\"]\nusername = \"x\"",
+        "[tokens] timeout",
+        "exec: the bound on the command; it is killed with everything it started.",
+    ),
+    setting(
+        REGISTRY,
+        "env",
+        "[\"GH_CONFIG_DIR\"]",
+        "mode = \"exec\"\ncommand = [\"gh\"]\nusername = \"x\"",
+        "[]",
+        "exec: variables passed on besides PATH and HOME.",
+    ),
+    setting(
+        REGISTRY,
+        "show_stderr",
+        "true",
+        "mode = \"exec\"\ncommand = [\"gh\"]\nusername = \"x\"",
+        "false",
+        "exec: let the command's stderr through (it may print secrets).",
+    ),
+    setting(
+        "kubelet",
+        "audience",
+        "\"coffer\"",
+        "",
+        "coffer",
+        "The only audience a pod's service-account token may have.",
+    ),
+    setting(
+        "kubelet",
+        "fallback",
+        "\"none\"",
+        "",
+        "node",
+        "A request without a token, or for a registry with no [kubelet.registries] section: \"node\" answers from the node's store, \"none\" answers nothing.",
+    ),
+    setting(
+        POD,
+        "exchange",
+        "\"exec\"",
+        "command = [\"federate\"]\nusername = \"x\"",
+        "required",
+        "What a pod's token is traded for: aws, google, azure, exec or openbao; any setting of the same registry mode may follow.",
+    ),
+    setting(
+        POD,
+        "allowed",
+        "[\"arn:aws:iam::123456789012:role/pull-*\"]",
+        "exchange = \"aws\"",
+        "[]",
+        "The identities pods may name (exact, or a prefix ending in *).",
+    ),
+    setting(
+        POD,
+        "default",
+        "\"arn:aws:iam::123456789012:role/pull\"",
+        "exchange = \"aws\"\nallowed = [\"arn:aws:iam::123456789012:role/pull\"]",
+        "none",
+        "The identity of service accounts that name none.",
+    ),
+    setting(
+        POD,
+        "workload_identity_provider",
+        "\"//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k\"",
+        "exchange = \"google\"",
+        "required for google",
+        "google: the workload identity pool provider.",
+    ),
+    setting(
+        POD,
+        "token_url",
+        "\"https://sts.googleapis.com/v1/token\"",
+        "exchange = \"google\"\nworkload_identity_provider = \"//iam.googleapis.com/x\"",
+        "Google STS",
+        "google: the STS endpoint.",
+    ),
+    setting(
+        "openbao",
+        "addresses",
+        "[\"https://bao-1.internal:8200\"]",
+        "",
+        "BAO_ADDR",
+        "The servers, tried in order.",
+    ),
+    setting(
+        "openbao",
+        "ca_cert",
+        "\"/etc/coffer/bao-ca.pem\"",
+        "",
+        "the system's roots",
+        "A PEM file of CA certificates for the servers.",
+    ),
+    setting(
+        "openbao",
+        "ca_path",
+        "\"/etc/coffer/bao-ca.d\"",
+        "",
+        "none",
+        "A folder of CA certificates.",
+    ),
+    setting(
+        "openbao",
+        "namespace",
+        "\"team-a\"",
+        "",
+        "none",
+        "The Vault Enterprise / OpenBao namespace.",
+    ),
+    setting(
+        "openbao",
+        "mount",
+        "\"secret\"",
+        "",
+        "secret",
+        "The KV engine's mount.",
+    ),
+    setting(
+        "openbao",
+        "prefix",
+        "\"coffer/registries\"",
+        "",
+        "coffer/registries",
+        "Where entries live under the mount, one per registry.",
+    ),
+    setting(
+        "openbao",
+        "allow_http",
+        "true",
+        "",
+        "false",
+        "Allow plain HTTP beyond loopback.",
+    ),
+    setting(
+        "openbao",
+        "timeout",
+        "\"2s\"",
+        "",
+        "2s",
+        "The bound on each request to the server.",
+    ),
+    setting(
+        "openbao",
+        "cache_for",
+        "\"30s\"",
+        "",
+        "30s",
+        "How long an entry read is served from memory without asking.",
+    ),
+    setting(
+        "openbao",
+        "stale_for",
+        "\"10m\"",
+        "",
+        "10m",
+        "How long a cached entry still serves while no server answers.",
+    ),
+    setting(
+        "openbao.auth",
+        "method",
+        "\"jwt\"",
+        "role = \"pull\"\njwt_file = \"/run/token\"",
+        "token",
+        "How a node logs in: token, jwt, kubernetes, approle or cert.",
+    ),
+    setting(
+        "openbao.auth",
+        "token_file",
+        "\"/etc/coffer/bao-token\"",
+        "method = \"token\"",
+        "BAO_TOKEN, then ~/.vault-token",
+        "token: a file holding the token.",
+    ),
+    setting(
+        "openbao.auth",
+        "role",
+        "\"pull\"",
+        "method = \"kubernetes\"",
+        "required",
+        "jwt, kubernetes: the role to log in as.",
+    ),
+    setting(
+        "openbao.auth",
+        "jwt_file",
+        "\"/var/run/secrets/tokens/bao\"",
+        "method = \"jwt\"\nrole = \"pull\"",
+        "the pod's token (kubernetes)",
+        "jwt, kubernetes: the JWT, read again at every login.",
+    ),
+    setting(
+        "openbao.auth",
+        "mount",
+        "\"k8s-prod\"",
+        "method = \"kubernetes\"\nrole = \"pull\"",
+        "the method's name",
+        "Where the auth method is mounted.",
+    ),
+    setting(
+        "openbao.auth",
+        "role_id",
+        "\"ROLE_ID\"",
+        "method = \"approle\"\nsecret_id_file = \"/etc/coffer/secret-id\"",
+        "none",
+        "approle: the role-id (or role_id_file).",
+    ),
+    setting(
+        "openbao.auth",
+        "role_id_file",
+        "\"/etc/coffer/role-id\"",
+        "method = \"approle\"\nsecret_id_file = \"/etc/coffer/secret-id\"",
+        "none",
+        "approle: a file holding the role-id.",
+    ),
+    setting(
+        "openbao.auth",
+        "secret_id_file",
+        "\"/etc/coffer/secret-id\"",
+        "method = \"approle\"\nrole_id = \"R\"",
+        "required",
+        "approle: the secret-id's file.",
+    ),
+    setting(
+        "openbao.auth",
+        "secret_id_wrapped",
+        "true",
+        "method = \"approle\"\nrole_id = \"R\"\nsecret_id_file = \"/s\"",
+        "false",
+        "approle: the file holds a wrapping token, unwrapped once.",
+    ),
+    setting(
+        "openbao.auth",
+        "client_cert",
+        "\"/etc/coffer/node.pem\"",
+        "method = \"cert\"\nclient_key = \"/etc/coffer/node.key\"",
+        "required",
+        "cert: the client certificate (BAO_CLIENT_CERT overrides it).",
+    ),
+    setting(
+        "openbao.auth",
+        "client_key",
+        "\"/etc/coffer/node.key\"",
+        "method = \"cert\"\nclient_cert = \"/etc/coffer/node.pem\"",
+        "required",
+        "cert: its key (BAO_CLIENT_KEY overrides it).",
+    ),
+    setting(
+        "openbao.auth",
+        "name",
+        "\"node\"",
+        "method = \"cert\"\nclient_cert = \"/c\"\nclient_key = \"/k\"",
+        "none",
+        "cert: the certificate role to log in with.",
+    ),
+];
 
 impl Config {
     pub fn load(paths: &Paths) -> Result<Config> {
@@ -177,6 +660,28 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_setting_of_the_reference_parses_and_none_is_listed_twice() {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in SETTINGS {
+            assert!(
+                seen.insert((s.table, s.key)),
+                "{}.{} listed twice",
+                s.table,
+                s.key
+            );
+            let header = if s.table.is_empty() {
+                String::new()
+            } else {
+                format!("[{}]\n", s.table)
+            };
+            let text = format!("{header}{} = {}\n{}\n", s.key, s.example, s.with);
+            if let Err(problem) = Config::parse(&text) {
+                panic!("{}.{}: {text}\n{problem}", s.table, s.key);
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -224,3 +224,46 @@ fn every_shell_example_of_the_docs_runs() {
         wrong.join("\n\n")
     );
 }
+
+/// `man coffer-config` lists every setting of the library's one list, and every key that a
+/// `toml` example of the docs sets is in that list, so neither the page nor an example can
+/// name a setting coffer does not have.
+#[test]
+fn the_config_page_lists_every_setting_the_docs_use() {
+    let env = Env::empty();
+    let man = env.root().join("man");
+    env.coffer(&["generate", "man", man.to_str().expect("utf-8")])
+        .success();
+    let page = fs::read_to_string(man.join("coffer-config.1")).expect("coffer-config.1");
+    let known: Vec<&str> = coffer::config::SETTINGS.iter().map(|s| s.key).collect();
+    for setting in coffer::config::SETTINGS {
+        let line = format!("{} = {}", setting.key, setting.example).replace('-', "\\-");
+        assert!(
+            page.contains(&line),
+            "coffer-config.1 lacks {line}:\n{page}"
+        );
+    }
+    let mut unknown = Vec::new();
+    for path in pages() {
+        let text = fs::read_to_string(&path).expect("page");
+        let mut in_toml = false;
+        for (at, line) in text.lines().enumerate() {
+            if line.starts_with("```") {
+                in_toml = line == "```toml";
+                continue;
+            }
+            let Some((key, _)) = line.split_once(" = ").filter(|_| in_toml) else {
+                continue;
+            };
+            let key = key.trim();
+            if !key.starts_with('#') && !known.contains(&key) {
+                unknown.push(format!("{}:{}: {key}", path.display(), at + 1));
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "settings missing from coffer::config::SETTINGS:\n{}",
+        unknown.join("\n")
+    );
+}

@@ -52,6 +52,7 @@ pub fn run(what: What, dir: &Path) -> anyhow::Result<()> {
                 super::FILES
             ));
             write_page(dir, helper, Subcommands::Actions).with_context(written)?;
+            write_config_page(dir).with_context(written)?;
         }
         What::Completions => {
             for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
@@ -131,6 +132,44 @@ fn write_page(dir: &Path, command: Command, subcommands: Subcommands) -> std::io
         man.render_version_section(&mut out)?;
     }
     write(dir, &man.get_filename(), &out)
+}
+
+/// `coffer-config.1`: every setting of config.toml, from the library's one list of them
+/// ([`coffer::config::SETTINGS`]), grouped by table.
+fn write_config_page(dir: &Path) -> std::io::Result<()> {
+    let mut roff = Roff::new();
+    let version = format!("coffer {}", env!("CARGO_PKG_VERSION"));
+    roff.control("TH", ["coffer-config", "1", "", version.as_str()]);
+    roff.control("SH", ["NAME"]);
+    roff.text([roman(
+        "coffer-config - the settings of coffer's config.toml",
+    )]);
+    roff.control("SH", ["DESCRIPTION"]);
+    roff.text([roman(
+        "config.toml is in ~/.config/coffer/, beside the vault when COFFER_HOME is set, and in \
+         profiles/NAME/ for a profile. Only you may be able to change it and its folder (0600, \
+         0700); a key coffer does not know is refused when the file is read.",
+    )]);
+    let mut table = None;
+    for setting in coffer::config::SETTINGS {
+        if table != Some(setting.table) {
+            table = Some(setting.table);
+            let header = match setting.table {
+                "" => "TOP OF THE FILE".to_owned(),
+                name => format!("[{name}]"),
+            };
+            roff.control("SH", [header.as_str()]);
+        }
+        roff.control("TP", []);
+        roff.text([bold(format!("{} = {}", setting.key, setting.example))]);
+        roff.text([roman(format!(
+            "{} Default: {}.",
+            setting.meaning, setting.default
+        ))]);
+    }
+    let mut out = Vec::new();
+    roff.to_writer(&mut out)?;
+    write(dir, "coffer-config.1", &out)
 }
 
 /// One generated file in `dir`, readable by all as man pages and completions are; a link

@@ -241,7 +241,7 @@ pub(crate) const FILES: &str = "Files:
   ~/.local/share/coffer/vault.coffer   the vault (COFFER_HOME/vault.coffer), 0600 in a 0700 folder
   ~/.local/share/coffer/access.log     one line per credential action, never a secret (`coffer log`)
   ~/.local/share/coffer/erase-pending.json  logouts the vault was locked for, finished later
-  ~/.config/coffer/config.toml         settings: store, unlock timeout, registry modes
+  ~/.config/coffer/config.toml         settings: every one in `man coffer-config`
   ~/.config/coffer/setup.json          what `coffer setup` replaced, for --undo
   ~/.docker/config.json                docker's configuration (DOCKER_CONFIG/config.json)
   config.json.<time>.bak               a backup made by setup; .plaintext.bak when it holds secrets
