@@ -267,3 +267,168 @@ fn the_config_page_lists_every_setting_the_docs_use() {
         unknown.join("\n")
     );
 }
+
+/// The code's messages: the format string of every `#[error(...)]`, `bail!`, `anyhow!`,
+/// `.context`/`.with_context` and `Warning::new(format!(...))` in `src/`, outside tests.
+fn messages_in_code() -> Vec<(String, String)> {
+    const NEEDLES: [&str; 5] = [
+        "#[error(",
+        "bail!(",
+        "anyhow!(",
+        "context(",
+        "Warning::new(format!(",
+    ];
+    let mut messages = Vec::new();
+    for (file, text) in sources() {
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for needle in NEEDLES {
+            for (at, _) in text.match_indices(needle) {
+                let after = &text[at + needle.len()..];
+                if after.trim_start().starts_with("transparent") {
+                    continue;
+                }
+                if let Some(literal) = first_literal(after) {
+                    messages.push((file.clone(), literal));
+                }
+            }
+        }
+    }
+    messages
+}
+
+/// Every `.rs` file under `src/`, by path, with its text.
+fn sources() -> Vec<(String, String)> {
+    fn walk(dir: &Path, found: &mut Vec<(String, String)>) {
+        for entry in fs::read_dir(dir).expect("src/").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                let text = fs::read_to_string(&path).expect("source");
+                found.push((path.display().to_string(), text));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
+    found
+}
+
+/// The first string literal in `text`, unescaped (`\"`, `\\`, `\n`, and a `\` at a line's
+/// end that joins the next line without its indent).
+fn first_literal(text: &str) -> Option<String> {
+    let start = text.find('"')?;
+    // Only a literal that opens the macro: not one in a later argument of a bare `{0}`.
+    if text[..start].contains(')') {
+        return None;
+    }
+    let mut chars = text[start + 1..].chars().peekable();
+    let mut literal = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(literal),
+            '\\' => match chars.next()? {
+                '\n' => while chars.next_if(|c| c.is_whitespace()).is_some() {},
+                'n' => literal.push('\n'),
+                other => literal.push(other),
+            },
+            c => literal.push(c),
+        }
+    }
+    None
+}
+
+/// Text as compared: no backticks or backslashes (Markdown's code spans and escapes), one
+/// space for any run of white space.
+fn plain(text: &str) -> String {
+    text.replace(['`', '\\'], "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The pieces of a message that are the same every time: between placeholders (`{…}` in the
+/// code, `…` on the page), trimmed, of at least three words. A message with none (`{0}`,
+/// `sealed`) is only ever shown inside another one.
+fn fixed_pieces(message: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut rest = message;
+    loop {
+        let cut = rest.find(['{', '…']).unwrap_or(rest.len());
+        let piece = plain(&rest[..cut]);
+        let piece = piece.trim_matches(|c: char| c == ' ' || c == ':' || c == ';' || c == ',');
+        if piece.split(' ').count() >= 3 {
+            pieces.push(piece.to_owned());
+        }
+        if cut == rest.len() {
+            return pieces;
+        }
+        rest = &rest[cut..];
+        let skip = if rest.starts_with('{') {
+            rest.find('}').map_or(rest.len(), |end| end + 1)
+        } else {
+            '…'.len_utf8()
+        };
+        rest = &rest[skip..];
+    }
+}
+
+/// docs/troubleshooting.md lists every message the code can stop or warn with, and every
+/// message it lists is still in the code: a changed message changes the page.
+#[test]
+fn troubleshooting_lists_every_message_and_only_those() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/troubleshooting.md");
+    let page = fs::read_to_string(&path).expect("troubleshooting.md");
+    let catalogue = page
+        .split_once("## Every message")
+        .expect("troubleshooting.md: ## Every message")
+        .1;
+    let listed = plain(catalogue);
+    let messages = messages_in_code();
+    assert!(
+        messages.len() > 150,
+        "only {} messages found",
+        messages.len()
+    );
+    let mut missing: Vec<String> = Vec::new();
+    for (file, message) in &messages {
+        for piece in fixed_pieces(message) {
+            if !listed.contains(&piece) {
+                missing.push(format!("{file}: {piece:?}"));
+            }
+        }
+    }
+    let code = plain(
+        &sources()
+            .iter()
+            .map(|(_, text)| text.replace("\\\n", "").replace("\\\"", "\""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let mut gone: Vec<String> = Vec::new();
+    for row in catalogue.lines().filter(|l| l.starts_with("| ")) {
+        let message = row
+            .split(" | ")
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("| ");
+        if message == "message" {
+            continue;
+        }
+        for piece in fixed_pieces(message) {
+            if !code.contains(&piece) {
+                gone.push(format!("{message:?}: {piece:?}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty() && gone.is_empty(),
+        "messages in the code but not in docs/troubleshooting.md:\n{}\n\n\
+         messages in docs/troubleshooting.md but not in the code:\n{}",
+        missing.join("\n"),
+        gone.join("\n")
+    );
+}
