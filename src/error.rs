@@ -49,7 +49,8 @@ pub enum Error {
     /// An erase that could not be done now; it is recorded and finished later.
     #[error(
         "{registry} was NOT erased: {cause}; the erase is recorded and the next coffer command \
-         that opens the vault finishes it (`coffer unlock` does it now)"
+         that opens the vault finishes it (`coffer unlock` does it now); see: \
+         docs/troubleshooting.md#a-logout-the-vault-refuses"
     )]
     ErasePending {
         registry: String,
@@ -114,7 +115,7 @@ pub enum Error {
     /// are, and that `coffer unlock` in the desktop session opens them for every session.
     #[error(
         "coffer's credentials are in {}, sealed by a key in the OS keychain, which cannot be \
-         reached here: {why}; {}",
+         reached here: {why}; {}; see: docs/storage.md#the-store-chosen-once",
         path.display(),
         if why.absent() {
             "run `coffer unlock` in your desktop session: it opens the vault for every \
@@ -163,7 +164,7 @@ pub enum Error {
     /// The recorded item store, in a context that cannot reach the keychain.
     #[error(
         "coffer's credentials are in the OS keychain ({by}), which cannot be reached here: \
-         {why}; {}",
+         {why}; {}; see: docs/storage.md#the-store-chosen-once",
         if why.absent() {
             "use coffer from your desktop session, or there run `coffer migrate --to file` \
              (a vault sealed by the keychain, open to every session of yours while unlocked)"

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 #[error(
     "coffer is running as root, but {var} ({}) belongs to {user}: files written there now \
      would be root's and lock {user} out. Run it as {user} (`sudo -u {sudo_user} coffer ...`), \
-     or with root's own home (`sudo -H coffer ...`)",
+     or with root's own home (`sudo -H coffer ...`); see: \
+     docs/troubleshooting.md#root-and-a-users-home",
     path.display()
 )]
 pub struct ForeignHome {

@@ -432,3 +432,68 @@ fn troubleshooting_lists_every_message_and_only_those() {
         gone.join("\n")
     );
 }
+
+/// Every `see: docs/PAGE.md#ANCHOR` and `see: man coffer-PAGE` in a message of the code names
+/// a page that exists and, for an anchor, a heading of that page.
+#[test]
+fn every_pointer_in_a_message_names_a_page_that_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pointers = Vec::new();
+    for (path, text) in sources() {
+        for (_, rest) in text
+            .match_indices("see: ")
+            .map(|(at, _)| text.split_at(at + 5))
+        {
+            let rest = rest.trim_start_matches(['\\', '\n', ' ']);
+            let (man, rest) = match rest.strip_prefix("man ") {
+                Some(page) => ("man ", page),
+                None => ("", rest),
+            };
+            let page: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !"\"`),;".contains(*c))
+                .collect();
+            let target = format!("{man}{page}");
+            pointers.push((path.clone(), target));
+        }
+    }
+    let env = Env::empty();
+    let man = env.root().join("man");
+    env.coffer(&["generate", "man", man.to_str().expect("utf-8")])
+        .success();
+    let slug = |heading: &str| -> String {
+        heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect()
+    };
+    let mut wrong = Vec::new();
+    for (file, target) in &pointers {
+        let found = if let Some(page) = target.strip_prefix("man ") {
+            man.join(format!("{page}.1")).is_file()
+        } else if let Some(doc) = target.strip_prefix("docs/") {
+            let (page, anchor) = doc.split_once('#').unwrap_or((doc, ""));
+            fs::read_to_string(root.join("docs").join(page)).is_ok_and(|text| {
+                anchor.is_empty()
+                    || text
+                        .lines()
+                        .filter_map(|l| l.strip_prefix('#'))
+                        .any(|h| slug(h.trim_start_matches('#')) == anchor)
+            })
+        } else {
+            false
+        };
+        if !found {
+            wrong.push(format!("{file}: see: {target}"));
+        }
+    }
+    assert!(pointers.len() >= 4, "{pointers:?}");
+    assert!(
+        wrong.is_empty(),
+        "pointers to nothing:\n{}",
+        wrong.join("\n")
+    );
+}
