@@ -24,13 +24,13 @@ pub enum Error {
     Vault { path: PathBuf, source: VaultError },
     #[error(
         "the vault is locked and no passphrase is available: run `coffer unlock` in a terminal, \
-         or set COFFER_PASSPHRASE_FILE to a 0600 file holding the passphrase"
+         or set COFFER_PASSPHRASE_FILE to a 0600 file holding the passphrase; see: docs/unlocking.md"
     )]
     Locked,
     /// A first run with nothing to seal a new vault with: the way forward is creating it.
     #[error(
         "no vault yet at {} and no passphrase to create one: set COFFER_PASSPHRASE_FILE to a 0600 \
-         file holding a new passphrase, or run `coffer init` in a terminal",
+         file holding a new passphrase, or run `coffer init` in a terminal; see: docs/unlocking.md",
         path.display()
     )]
     NoPassphraseForNewVault { path: PathBuf },
@@ -38,7 +38,7 @@ pub enum Error {
     /// the same source again, so the advice names the source.
     #[error(
         "{}: cannot unlock the vault: the passphrase is wrong, or the vault header is damaged; \
-         the passphrase came from {from}: {fix}",
+         the passphrase came from {from}: {fix}; see: docs/unlocking.md",
         path.display()
     )]
     WrongPassphrase {
@@ -192,7 +192,8 @@ pub enum Error {
     )]
     VaultBesideKeychain { config: PathBuf },
     #[error(
-        "the OS keychain {why}; {}, or choose `--sealing passphrase`",
+        "the OS keychain {why}; {}, or choose `--sealing passphrase`; see: \
+         docs/storage.md#the-store-chosen-once",
         why.fix()
     )]
     SealingUndecidable {
@@ -202,7 +203,8 @@ pub enum Error {
     /// No store chosen yet, and a keychain that is there but locked or failing.
     #[error(
         "coffer has not chosen where to keep credentials yet, and the OS keychain {why}; {}, or \
-         choose a passphrase-sealed vault with `coffer init --sealing passphrase`",
+         choose a passphrase-sealed vault with `coffer init --sealing passphrase`; see: \
+         docs/storage.md#the-store-chosen-once",
         why.fix()
     )]
     Undecidable {

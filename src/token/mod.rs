@@ -149,14 +149,17 @@ pub enum TokenError {
     /// A chain-mode failure as `coffer token mint` reported it (already one full line).
     #[error("{0}")]
     Identity(String),
-    #[error("no {cloud} identity here: tried {tried}; {fix}")]
+    #[error(
+        "no {cloud} identity here: tried {tried}; {fix}; see: \
+         docs/cloud.md#no-key-at-all-the-machines-or-workloads-own-identity"
+    )]
     NoIdentity {
         cloud: &'static str,
         tried: String,
         fix: String,
     },
     #[error(
-        "{registry}'s issuer has refused the stored credential since {since} ({reason}); coffer does not try it again: store a new one with `coffer login {registry}`, or `coffer refresh {registry} --force` once it is valid again"
+        "{registry}'s issuer has refused the stored credential since {since} ({reason}); coffer does not try it again: store a new one with `coffer login {registry}`, or `coffer refresh {registry} --force` once it is valid again; see: docs/usage.md#whose-credential-is-this"
     )]
     Refused {
         registry: String,

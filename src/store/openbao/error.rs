@@ -127,7 +127,7 @@ pub enum BaoError {
     )]
     Conflict { path: String, tries: u32 },
     #[error(
-        "no OpenBao token: set BAO_TOKEN, run `bao login` (it writes ~/.vault-token), or choose a login method under [openbao.auth]"
+        "no OpenBao token: set BAO_TOKEN, run `bao login` (it writes ~/.vault-token), or choose a login method under [openbao.auth]; see: docs/central-store.md#logging-in"
     )]
     NoToken,
 }
