@@ -343,7 +343,9 @@ impl Store for Undecided {
 pub enum Sealing {
     /// The OS keychain where one answers and is unlocked, else a passphrase.
     Auto,
+    /// A key from the passphrase by Argon2id: works anywhere, asks for the passphrase.
     Passphrase,
+    /// A random key kept in the OS keychain: no passphrase, while the keychain is reachable.
     Keychain,
 }
 

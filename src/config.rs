@@ -51,7 +51,9 @@ pub enum Problem {
 pub enum Backend {
     /// Not chosen yet: the first entry chooses.
     Auto,
+    /// One OS keychain item per entry.
     Keychain,
+    /// The vault file (`vault.coffer`).
     File,
     /// The central store: KV entries in OpenBao or HashiCorp Vault (`[openbao]`).
     #[value(name = "openbao")]

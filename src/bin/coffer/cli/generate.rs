@@ -256,6 +256,40 @@ pub fn helper_command() -> Command {
 mod tests {
     use super::*;
 
+    /// Every flag, argument and value of every command says what it does: `--help` and the man
+    /// pages are the reference, and docs/ do not repeat them.
+    #[test]
+    fn every_flag_argument_and_value_is_described() {
+        fn walk(command: &Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                let values = arg.get_possible_values();
+                let shown: Vec<_> = values.iter().filter(|v| !v.is_hide_set()).collect();
+                let described = arg.get_help().is_some() || arg.get_long_help().is_some();
+                let values_described =
+                    !shown.is_empty() && shown.iter().all(|v| v.get_help().is_some());
+                if !described && !values_described {
+                    missing.push(format!("{path} {id}"));
+                }
+                if shown.iter().any(|v| v.get_help().is_some()) {
+                    for value in shown.iter().filter(|v| v.get_help().is_none()) {
+                        missing.push(format!("{path} {id} {}", value.get_name()));
+                    }
+                }
+            }
+            for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::super::Cli::command(), "coffer", &mut missing);
+        walk(&helper_command(), PROGRAM, &mut missing);
+        assert!(missing.is_empty(), "undescribed:\n{}", missing.join("\n"));
+    }
+
     #[test]
     fn helper_page_names_exactly_the_protocols_actions() {
         let usage = coffer::protocol::usage();

@@ -42,7 +42,10 @@ pub enum Source {
     Secretservice,
     /// The store of any docker-credential-NAME helper (osxkeychain, wincred, ...).
     #[command(after_help = "Example:\n  coffer import helper osxkeychain")]
-    Helper { name: String },
+    Helper {
+        /// The helper's name: NAME of docker-credential-NAME, found on PATH.
+        name: String,
+    },
 }
 
 pub fn run(paths: &Paths, source: Source) -> anyhow::Result<()> {

@@ -97,6 +97,7 @@ enum Command {
         after_help = "Examples:\n  coffer migrate --to keychain\n  coffer migrate --to file\n  coffer migrate --to openbao --dry-run"
     )]
     Migrate {
+        /// The store to move to.
         #[arg(long, value_enum)]
         to: coffer::config::Backend,
         /// With --to openbao: say what would be added or replaced in the central store, and
