@@ -512,9 +512,9 @@ fn slug(heading: &str) -> String {
         .collect()
 }
 
-/// Pages the README already links that another branch brings (issue 24's Windows and macOS
-/// page); an entry goes once its page is on main.
-const COMING: &[&str] = &["docs/platforms.md"];
+/// Pages the README already links that another branch brings; an entry goes once its page is
+/// on main.
+const COMING: &[&str] = &[];
 
 /// Every relative link of README.md and docs/ (`[text](path)`, `[text](path#anchor)`,
 /// `[text](#anchor)`) leads to a file of the repository and, for an anchor, to a heading.
